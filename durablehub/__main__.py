@@ -1,0 +1,3 @@
+from durablehub.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``durablehub`` command line (typer)."""

@@ -1,0 +1,247 @@
+"""The ``durablehub`` command: the root app, ``azurite`` and ``hub`` commands.
+
+Errors are one readable line on stderr and a non-zero exit code, never a traceback: a
+``DurableHubError`` says what is wrong, an unreachable endpoint or a refused credential is
+named as such (without echoing the connection string).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+from durablehub.errors import DurableHubError
+
+app = typer.Typer(
+    name="durablehub",
+    help="Durable Functions in pure Python on an Azure Storage task hub.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+hub_app = typer.Typer(help="Create, inspect and delete task hubs.", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+
+T = TypeVar("T")
+
+TaskHubOption = Annotated[
+    str | None,
+    typer.Option(
+        "--task-hub", "-t", envvar="DURABLEHUB_TASK_HUB", help="Task hub name (DURABLEHUB_TASK_HUB)."
+    ),
+]
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection-string",
+        "-c",
+        envvar="AzureWebJobsStorage",
+        show_envvar=True,
+        show_default=False,
+        help="Storage connection string (AzureWebJobsStorage); AzureWebJobsStorage__* also work.",
+    ),
+]
+PartitionsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions",
+        "-p",
+        envvar="DURABLEHUB_PARTITION_COUNT",
+        help="Control-queue partitions, 1-16 (default 4).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line and exit code 1."""
+    try:
+        yield
+    except DurableHubError as exc:
+        raise fail(str(exc)) from None
+    except ClientAuthenticationError as exc:
+        raise fail(
+            f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
+            "SAS token or identity"
+        ) from None
+    except ServiceRequestError as exc:
+        raise fail(
+            f"cannot reach the storage account: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    except HttpResponseError as exc:
+        if exc.status_code in (401, 403):
+            raise fail(
+                f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
+                "SAS token or identity"
+            ) from None
+        raise fail(
+            f"storage request failed (HTTP {exc.status_code}, {exc.error_code or 'no error code'})"
+        ) from None
+
+
+def load_settings(task_hub: str | None, connection_string: str | None, partitions: int | None) -> Any:
+    from durablehub.settings import TaskHubSettings
+
+    values: dict[str, Any] = {"retry_total": 1}  # an interactive command should fail fast
+    if task_hub:
+        values["task_hub"] = task_hub
+    if connection_string:
+        values["connection_string"] = connection_string
+    if partitions is not None:
+        values["partition_count"] = partitions
+    with storage_errors():
+        return TaskHubSettings(**values)
+
+
+def with_hub(settings: Any, action: Callable[[Any], T]) -> T:
+    from durablehub.taskhub.hub import TaskHub
+
+    with storage_errors(), TaskHub(settings) as hub:
+        return action(hub)
+
+
+@app.command()
+def azurite(
+    location: Annotated[Path, typer.Option(help="Data folder (persistent across restarts).")] = Path(
+        ".azurite"
+    ),
+    in_memory: Annotated[
+        bool, typer.Option("--in-memory", help="Keep data in memory (stalls under queue load).")
+    ] = False,
+    blob_port: Annotated[int, typer.Option(help="Blob port (0 = any free port).")] = 10000,
+    queue_port: Annotated[int, typer.Option(help="Queue port.")] = 10001,
+    table_port: Annotated[int, typer.Option(help="Table port.")] = 10002,
+) -> None:
+    """Run the pinned Azurite on 127.0.0.1 until Ctrl-C, and print its connection string."""
+    from durablehub.azurite import AzuriteProcess
+
+    process = AzuriteProcess(
+        location=None if in_memory else location,
+        in_memory=in_memory,
+        blob_port=blob_port,
+        queue_port=queue_port,
+        table_port=table_port,
+    )
+    with storage_errors():
+        try:
+            process.start()
+        except (RuntimeError, TimeoutError) as exc:
+            raise fail(str(exc)) from None
+    typer.echo(f"Azurite is running (data: {'memory' if in_memory else location}). Connection string:\n")
+    typer.echo(f"export AzureWebJobsStorage='{process.connection_string}'\n")
+    typer.echo("Press Ctrl-C to stop.")
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        code = process.wait()
+        raise fail(f"Azurite exited with code {code}:\n{process.log_tail()}")
+    except KeyboardInterrupt:
+        typer.echo("\nstopping Azurite ...")
+    finally:
+        process.stop()
+    typer.echo("stopped.")
+
+
+@hub_app.command("create")
+def hub_create(
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    partitions: PartitionsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the task hub's queues, tables and containers (idempotent)."""
+    settings = load_settings(task_hub, connection_string, partitions)
+    info = with_hub(settings, lambda hub: hub.create())
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "taskHub": info.task_hub_name,
+                    "partitionCount": info.partition_count,
+                    "createdAt": info.created_at.isoformat(),
+                }
+            )
+        )
+    else:
+        typer.echo(
+            f"task hub {info.task_hub_name!r} is ready: {info.partition_count} partitions, "
+            f"created {info.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+
+@hub_app.command("info")
+def hub_info(
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    partitions: PartitionsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a task hub's resources and queue lengths."""
+    settings = load_settings(task_hub, connection_string, partitions)
+    description = with_hub(settings, lambda hub: hub.describe())
+    names = description.names
+    data = {
+        "taskHub": names.hub,
+        "partitionCount": description.info.partition_count,
+        "createdAt": description.info.created_at.isoformat(),
+        "controlQueues": names.control_queues,
+        "workItemQueue": names.work_item_queue,
+        "historyTable": names.history_table,
+        "instancesTable": names.instances_table,
+        "leasesContainer": names.leases_container,
+        "largeMessagesContainer": names.large_messages_container,
+        "queueLengths": description.queue_lengths,
+    }
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(
+        f"task hub        {names.hub} ({description.info.partition_count} partitions, "
+        f"created {description.info.created_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+    typer.echo(f"tables          {names.history_table}, {names.instances_table}")
+    typer.echo(f"containers      {names.leases_container}, {names.large_messages_container}")
+    typer.echo("queues")
+    for queue, length in description.queue_lengths.items():
+        typer.echo(f"  {queue:<40} {length:>8} messages")
+
+
+@hub_app.command("delete")
+def hub_delete(
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every resource of a task hub, with all its instances and history."""
+    settings = load_settings(task_hub, connection_string, None)
+    if not yes:
+        typer.confirm(f"Delete task hub {settings.task_hub!r} and all its instances?", abort=True)
+    with_hub(settings, lambda hub: hub.delete())
+    typer.echo(f"task hub {settings.task_hub!r} deleted.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""What the runtime must write and send for one episode: a pure translation of its actions.
+
+``plan_episode`` turns an ``EpisodeResult`` into the history events to append after the
+episode's own new events (``OrchestratorStarted`` and the incoming events, which the runtime
+already holds), and the messages to send, the way DurableTask.Core's orchestration
+dispatcher does:
+
+=======================  =====================================  ==========================================
+action                   history (``event_id`` = action id)     message
+=======================  =====================================  ==========================================
+ScheduleTask             TaskScheduled                          the same TaskScheduled → work-item queue
+CreateTimer              TimerCreated                           TimerFired(timer_id) → own control queue,
+                                                                visible at fire_at
+CreateSubOrchestration   SubOrchestrationInstanceCreated        ExecutionStarted(parent_instance with
+                                                                task_schedule_id = id) → child, new
+                                                                execution id
+SendEvent                EventSent                              EventRaised → target instance
+complete / fail /        ExecutionCompleted, then               SubOrchestrationInstanceCompleted or
+terminate                OrchestratorCompleted                  ...Failed(task_scheduled_id) → parent,
+                                                                if this is a sub-orchestration
+continue as new          ContinueAsNew (no OrchestratorCom-     ExecutionStarted (new execution id,
+                         pleted: the generation ends here)      generation + 1) and the carried-over
+                                                                EventRaised → this instance
+=======================  =====================================  ==========================================
+
+Messages addressed to this instance's next execution (continue-as-new) may be run in the same
+work item instead of being enqueued, as DurableTask.Core does: see ``EpisodePlan.next_generation``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from durablehub.engine import history as ev
+from durablehub.engine.actions import (
+    Action,
+    CompleteOrchestration,
+    CreateSubOrchestration,
+    CreateTimer,
+    ScheduleTask,
+    SendEvent,
+)
+from durablehub.engine.replay import EpisodeResult
+from durablehub.models import OrchestrationStatus
+
+__all__ = ["EpisodePlan", "OutboundMessage", "new_execution_id", "plan_episode"]
+
+
+def new_execution_id() -> str:
+    """A fresh execution id, formatted as DurableTask.Core does (``Guid.ToString("N")``)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundMessage:
+    """One message to send; the runtime picks the queue and wraps it in the wire envelope."""
+
+    target_instance_id: str
+    target_execution_id: str | None
+    """The execution the message belongs to; ``None`` for whichever is current (raised events)."""
+    event: ev.HistoryEvent
+    visible_at: datetime | None = None
+    """For timers: keep the message invisible until then (chained below 7 days by the engine)."""
+    to_work_items: bool = False
+    """True for activities (the shared work-item queue); else the target's control queue."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodePlan:
+    """History to append and messages to send for one episode."""
+
+    history: tuple[ev.HistoryEvent, ...]
+    messages: tuple[OutboundMessage, ...]
+    runtime_status: OrchestrationStatus
+    """The instance's status after the episode (RUNNING, SUSPENDED, or how it ended)."""
+    completion: CompleteOrchestration | None = None
+    next_execution_id: str | None = None
+    """The execution id of the next generation after a continue-as-new."""
+
+    @property
+    def next_generation(self) -> tuple[OutboundMessage, ...]:
+        """The messages that start the next generation (continue-as-new), in order."""
+        if self.next_execution_id is None:
+            return ()
+        return tuple(m for m in self.messages if m.target_execution_id == self.next_execution_id)
+
+
+def plan_episode(
+    result: EpisodeResult,
+    *,
+    started: ev.ExecutionStarted,
+    now: datetime,
+    new_execution_id: Callable[[], str] = new_execution_id,
+) -> EpisodePlan:
+    """Translate ``result`` for the execution that ``started`` began.
+
+    Args:
+        result: the executor's episode result.
+        started: this execution's ``ExecutionStarted`` (identity, parent, name, version, tags).
+        now: the timestamp of the new events, as timezone-aware UTC.
+        new_execution_id: makes execution ids for started children and the next generation.
+    """
+    planner = _Planner(started, now, new_execution_id)
+    for action in result.actions:
+        planner.add(action)
+    completion = result.completion
+    if completion is not None:
+        status = completion.status
+    else:
+        status = OrchestrationStatus.SUSPENDED if result.is_suspended else OrchestrationStatus.RUNNING
+    if completion is None or completion.status is not OrchestrationStatus.CONTINUED_AS_NEW:
+        planner.history.append(ev.OrchestratorCompleted(timestamp=now))
+    return EpisodePlan(
+        history=tuple(planner.history),
+        messages=tuple(planner.messages),
+        runtime_status=status,
+        completion=completion,
+        next_execution_id=planner.next_execution_id,
+    )
+
+
+class _Planner:
+    def __init__(
+        self, started: ev.ExecutionStarted, now: datetime, new_execution_id: Callable[[], str]
+    ) -> None:
+        self._started = started
+        self._self = started.orchestration_instance
+        self._now = now
+        self._new_execution_id = new_execution_id
+        self.history: list[ev.HistoryEvent] = []
+        self.messages: list[OutboundMessage] = []
+        self.next_execution_id: str | None = None
+
+    def add(self, action: Action) -> None:
+        match action:
+            case ScheduleTask():
+                self._schedule_task(action)
+            case CreateTimer():
+                self._create_timer(action)
+            case CreateSubOrchestration():
+                self._create_sub_orchestration(action)
+            case SendEvent():
+                self._send_event(action)
+            case CompleteOrchestration() if action.status is OrchestrationStatus.CONTINUED_AS_NEW:
+                self._continue_as_new(action)
+            case CompleteOrchestration():
+                self._complete(action)
+            case _:
+                raise TypeError(f"not an orchestrator action: {action!r}")
+
+    def _send(
+        self,
+        instance_id: str,
+        execution_id: str | None,
+        event: ev.HistoryEvent,
+        *,
+        visible_at: datetime | None = None,
+        to_work_items: bool = False,
+    ) -> None:
+        self.messages.append(
+            OutboundMessage(
+                target_instance_id=instance_id,
+                target_execution_id=execution_id,
+                event=event,
+                visible_at=visible_at,
+                to_work_items=to_work_items,
+            )
+        )
+
+    def _schedule_task(self, action: ScheduleTask) -> None:
+        event = ev.TaskScheduled(
+            event_id=action.id,
+            timestamp=self._now,
+            name=action.name,
+            version=action.version,
+            input=action.input,
+            tags=action.tags,
+        )
+        self.history.append(event)
+        self._send(self._self.instance_id, self._self.execution_id, event, to_work_items=True)
+
+    def _create_timer(self, action: CreateTimer) -> None:
+        self.history.append(ev.TimerCreated(event_id=action.id, timestamp=self._now, fire_at=action.fire_at))
+        fired = ev.TimerFired(timestamp=self._now, timer_id=action.id, fire_at=action.fire_at)
+        self._send(self._self.instance_id, self._self.execution_id, fired, visible_at=action.fire_at)
+
+    def _create_sub_orchestration(self, action: CreateSubOrchestration) -> None:
+        self.history.append(
+            ev.SubOrchestrationInstanceCreated(
+                event_id=action.id,
+                timestamp=self._now,
+                name=action.name,
+                instance_id=action.instance_id,
+                version=action.version,
+                input=action.input,
+            )
+        )
+        child = ev.OrchestrationInstance(
+            instance_id=action.instance_id, execution_id=self._new_execution_id()
+        )
+        parent = ev.ParentInstance(
+            name=self._started.name,
+            orchestration_instance=self._self,
+            task_schedule_id=action.id,
+            version=self._started.version,
+        )
+        start = ev.ExecutionStarted(
+            timestamp=self._now,
+            orchestration_instance=child,
+            name=action.name,
+            version=action.version,
+            input=action.input,
+            parent_instance=parent,
+        )
+        self._send(child.instance_id, child.execution_id, start)
+
+    def _send_event(self, action: SendEvent) -> None:
+        self.history.append(
+            ev.EventSent(
+                event_id=action.id,
+                timestamp=self._now,
+                instance_id=action.instance_id,
+                name=action.name,
+                input=action.data,
+            )
+        )
+        self._send(
+            action.instance_id, None, ev.EventRaised(timestamp=self._now, name=action.name, input=action.data)
+        )
+
+    def _complete(self, action: CompleteOrchestration) -> None:
+        self.history.append(
+            ev.ExecutionCompleted(
+                event_id=action.id,
+                timestamp=self._now,
+                orchestration_status=action.status,
+                result=action.result,
+                failure_details=action.failure_details,
+            )
+        )
+        parent = self._started.parent_instance
+        if parent is None:
+            return
+        notice: ev.HistoryEvent
+        if action.status is OrchestrationStatus.COMPLETED:
+            notice = ev.SubOrchestrationInstanceCompleted(
+                timestamp=self._now, task_scheduled_id=parent.task_schedule_id, result=action.result
+            )
+        else:  # FAILED or TERMINATED; DTFx reports both as a failure, the reason being the result
+            details = action.failure_details
+            notice = ev.SubOrchestrationInstanceFailed(
+                timestamp=self._now,
+                task_scheduled_id=parent.task_schedule_id,
+                reason=details.message if details is not None else action.result,
+                details=details.stack_trace if details is not None else None,
+                failure_details=details,
+            )
+        target = parent.orchestration_instance
+        self._send(target.instance_id, target.execution_id, notice)
+
+    def _continue_as_new(self, action: CompleteOrchestration) -> None:
+        self.history.append(
+            ev.ContinueAsNew(event_id=action.id, timestamp=self._now, result=action.new_input)
+        )
+        execution_id = self._new_execution_id()
+        self.next_execution_id = execution_id
+        started = self._started
+        start = ev.ExecutionStarted(
+            timestamp=self._now,
+            orchestration_instance=ev.OrchestrationInstance(
+                instance_id=self._self.instance_id, execution_id=execution_id
+            ),
+            name=started.name,
+            version=action.new_version if action.new_version is not None else started.version,
+            input=action.new_input,
+            parent_instance=started.parent_instance,
+            tags=dict(started.tags) if started.tags else None,
+            generation=(started.generation or 0) + 1,
+        )
+        self._send(self._self.instance_id, execution_id, start)
+        for carried in action.carryover_events:
+            self._send(self._self.instance_id, execution_id, carried)

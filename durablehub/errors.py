@@ -1,0 +1,110 @@
+"""Every public durablehub exception, in one tree.
+
+    DurableHubError
+    ├── ConfigurationError          bad settings, connection string, hub name, partition count
+    │   └── PartitionCountMismatchError
+    ├── PayloadError                a value that is not JSON-serializable, or too large
+    ├── TaskHubNotFoundError        the hub's resources do not exist
+    ├── CheckpointConflictError     another worker committed this instance first (sentinel ETag)
+    ├── LeaseLostError              a partition lease was taken by another worker
+    ├── MalformedMessageError       a queue message that is not a MessageData envelope
+    ├── OrchestrationNotFoundError  an operation on an unknown instance
+    ├── OrchestrationAlreadyExistsError
+    ├── OrchestrationStateError     an operation that makes no sense in the instance's state
+    ├── NonDeterminismError         replay diverged from history
+    └── TaskFailedError             an activity / sub-orchestration / entity call failed (in orchestrators)
+
+Errors carry the ids they concern as attributes and say what to do.
+"""
+
+from __future__ import annotations
+
+from durablehub.models import FailureDetails
+
+
+class DurableHubError(Exception):
+    """Base class of every durablehub error."""
+
+
+class ConfigurationError(DurableHubError, ValueError):
+    """Settings that cannot work: a malformed connection string, an invalid hub name, ..."""
+
+
+class PartitionCountMismatchError(ConfigurationError):
+    """The hub exists with another partition count than the one configured."""
+
+    def __init__(self, task_hub: str, existing: int, configured: int) -> None:
+        super().__init__(
+            f"task hub {task_hub!r} exists with {existing} partitions, but {configured} are configured; "
+            f"set partition_count={existing} (DURABLEHUB_PARTITION_COUNT) or use another hub"
+        )
+        self.task_hub = task_hub
+        self.existing = existing
+        self.configured = configured
+
+
+class PayloadError(DurableHubError, TypeError):
+    """A payload (input, output, event data, custom status) that cannot be stored."""
+
+
+class TaskHubNotFoundError(DurableHubError):
+    """The task hub's resources do not exist; create it with ``durablehub hub create``."""
+
+
+class CheckpointConflictError(DurableHubError):
+    """Another writer moved the instance's sentinel row: this worker's episode is void."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            f"history of instance {instance_id!r} was changed by another worker "
+            "(sentinel ETag mismatch); this episode is abandoned"
+        )
+        self.instance_id = instance_id
+
+
+class LeaseLostError(DurableHubError):
+    """The lease on a partition is no longer ours."""
+
+    def __init__(self, partition_id: str, detail: str = "") -> None:
+        super().__init__(f"lease on partition {partition_id!r} was lost{': ' + detail if detail else ''}")
+        self.partition_id = partition_id
+
+
+class MalformedMessageError(DurableHubError, ValueError):
+    """A queue message that durablehub cannot read as a ``MessageData`` envelope."""
+
+
+class OrchestrationNotFoundError(DurableHubError, LookupError):
+    """No orchestration instance with that id exists."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"no orchestration instance with id {instance_id!r}")
+        self.instance_id = instance_id
+
+
+class OrchestrationAlreadyExistsError(DurableHubError):
+    """An instance with that id exists and the reuse policy does not allow replacing it."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"orchestration instance {instance_id!r} already exists with status {status}; "
+            "pass a reuse policy that allows replacing it in that state, or choose another id"
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class OrchestrationStateError(DurableHubError):
+    """An operation that makes no sense in the instance's current state."""
+
+
+class NonDeterminismError(DurableHubError):
+    """The orchestrator, replayed, did something other than its history records."""
+
+
+class TaskFailedError(DurableHubError):
+    """Raised inside an orchestrator when an awaited task failed; ``details`` says why."""
+
+    def __init__(self, message: str, details: FailureDetails) -> None:
+        super().__init__(message)
+        self.details = details

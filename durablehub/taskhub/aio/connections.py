@@ -1,0 +1,106 @@
+"""AsyncStorageClients: the blob, queue and table service clients of one account.
+
+Built from TaskHubSettings: an account key or SAS from the connection string, otherwise a
+token credential from azure-identity (ManagedIdentityCredential when
+``AzureWebJobsStorage__credential=managedidentity``, else DefaultAzureCredential). Every
+client shares the request counter and fails fast on an unreachable endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+from azure.data.tables.aio import TableServiceClient
+from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.accounts import StorageAccount
+from durablehub.taskhub.metering import RequestCounter
+
+
+def make_token_credential(settings: TaskHubSettings) -> Any:
+    """The azure-identity credential the identity-based settings ask for."""
+    if settings.credential == "managedidentity":
+        if settings.client_id:
+            return ManagedIdentityCredential(client_id=settings.client_id)
+        return ManagedIdentityCredential()
+    if settings.client_id:
+        return DefaultAzureCredential(managed_identity_client_id=settings.client_id)
+    return DefaultAzureCredential()
+
+
+class AsyncStorageClients:
+    """Service clients for one storage account. Close it (or use ``async with``) when done."""
+
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        *,
+        counter: RequestCounter | None = None,
+        token_credential: Any = None,
+        **client_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.account: StorageAccount = settings.storage_account()
+        self.counter = counter or RequestCounter()
+        self._owned_credential = None
+        if self.account.account_key is not None:
+            credential: Any = AzureNamedKeyCredential(
+                self.account.account_name, self.account.account_key.get_secret_value()
+            )
+        elif self.account.sas_token is not None:
+            credential = AzureSasCredential(self.account.sas_token.get_secret_value())
+        else:
+            credential = token_credential
+            if credential is None:
+                credential = self._owned_credential = make_token_credential(settings)
+        self.credential = credential
+        common: dict[str, Any] = {
+            "connection_timeout": settings.connection_timeout_seconds,
+            "read_timeout": settings.read_timeout_seconds,
+            "retry_total": settings.retry_total,
+            **({"connection_verify": settings.ca_bundle} if settings.ca_bundle else {}),
+            **client_options,
+        }
+        # The storage SDKs' default back-off starts at 15 s: an unreachable endpoint would hang
+        # for a minute. Start at 1 s (then 3 s, 5 s) so a wrong endpoint fails within seconds.
+        storage_retry = {"initial_backoff": 1, "increment_base": 2}
+        self.blob = BlobServiceClient(
+            self.account.blob_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("blob"),
+            **storage_retry,
+            **common,
+        )
+        self.queue = QueueServiceClient(
+            self.account.queue_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("queue"),
+            **storage_retry,
+            **common,
+        )
+        self.table = TableServiceClient(
+            endpoint=self.account.table_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("table"),
+            **common,
+        )
+
+    async def close(self) -> None:
+        await self.blob.close()
+        await self.queue.close()
+        await self.table.close()
+        if self._owned_credential is not None:
+            await self._owned_credential.close()
+
+    async def __aenter__(self) -> AsyncStorageClients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.account!r})"

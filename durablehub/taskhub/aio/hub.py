@@ -1,0 +1,141 @@
+"""AsyncTaskHub: one task hub's storage resources, created, opened, described and deleted.
+
+Creating a hub makes exactly what the reference's blob-lease partition manager makes
+(taskhub-layout.md §1): the control queues, the work-item queue, the History and Instances
+tables, the lease container with ``taskhub.json`` and one lease blob per partition, and the
+large-message container. Creation is idempotent; a hub that exists with another partition
+count is refused, naming both counts, because changing it would strand messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from durablehub.errors import PartitionCountMismatchError, TaskHubNotFoundError
+from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.aio.connections import AsyncStorageClients
+from durablehub.taskhub.aio.history_table import AsyncHistoryTable
+from durablehub.taskhub.aio.instances_table import AsyncInstancesTable
+from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
+from durablehub.taskhub.aio.leases import AsyncPartitionLeaseStore, TaskHubInfo
+from durablehub.taskhub.aio.queues import AsyncTaskHubQueue
+from durablehub.taskhub.metering import RequestCounter
+from durablehub.taskhub.names import TaskHubNames, partition_index
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHubDescription:
+    """What ``durablehub hub info`` shows."""
+
+    info: TaskHubInfo
+    names: TaskHubNames
+    queue_lengths: dict[str, int]
+
+
+class AsyncTaskHub:
+    """The adapters of one hub over one set of clients. Use ``async with`` or ``close()``."""
+
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        *,
+        clients: AsyncStorageClients | None = None,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.names = settings.names
+        self._owns_clients = clients is None
+        self.clients = clients or AsyncStorageClients(settings, counter=counter)
+        self.large_messages = AsyncLargeMessageStore(self.clients, self.names)
+        self.history = AsyncHistoryTable(self.clients, self.names, self.large_messages)
+        self.instances = AsyncInstancesTable(self.clients, self.names, self.large_messages)
+        self.leases = AsyncPartitionLeaseStore(self.clients, self.names)
+        self.control_queues = [
+            AsyncTaskHubQueue(self.clients, name, self.large_messages) for name in self.names.control_queues
+        ]
+        self.work_items = AsyncTaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
+        self.poison = AsyncTaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
+
+    @property
+    def counter(self) -> RequestCounter:
+        return self.clients.counter
+
+    def control_queue_for(self, instance_id: str) -> AsyncTaskHubQueue:
+        return self.control_queues[partition_index(instance_id, self.names.partition_count)]
+
+    async def create(self) -> TaskHubInfo:
+        """Create every resource that is missing; return the hub's ``taskhub.json``.
+
+        Raises:
+            PartitionCountMismatchError: the hub exists with another partition count.
+        """
+        existing = await self.leases.read_task_hub_info()
+        if existing is not None and existing.partition_count != self.names.partition_count:
+            raise PartitionCountMismatchError(
+                self.names.hub, existing.partition_count, self.names.partition_count
+            )
+        await self.leases.create(self.names.control_queues)
+        info = existing or TaskHubInfo(
+            task_hub_name=self.names.hub,
+            created_at=datetime.now(UTC),
+            partition_count=self.names.partition_count,
+        )
+        if existing is None:
+            await self.leases.write_task_hub_info(info)
+        await self.history.create()
+        await self.instances.create()
+        await self.work_items.create()
+        for queue in self.control_queues:
+            await queue.create()
+        await self.large_messages.create()
+        return info
+
+    async def open(self) -> TaskHubInfo:
+        """Check the hub exists with the configured partition count.
+
+        Raises:
+            TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``.
+            PartitionCountMismatchError: it exists with another partition count.
+        """
+        info = await self.leases.read_task_hub_info()
+        if info is None:
+            raise TaskHubNotFoundError(
+                f"task hub {self.names.hub!r} does not exist in this storage account "
+                f"(no {self.names.leases_container}/taskhub.json); create it with 'durablehub hub create'"
+            )
+        if info.partition_count != self.names.partition_count:
+            raise PartitionCountMismatchError(
+                self.names.hub, info.partition_count, self.names.partition_count
+            )
+        return info
+
+    async def describe(self) -> TaskHubDescription:
+        info = await self.open()
+        lengths = {q.name: await q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
+
+    async def delete(self) -> None:
+        """Delete every resource of the hub (idempotent). Its instances and history are gone."""
+        info = await self.leases.read_task_hub_info()
+        count = max(self.names.partition_count, info.partition_count if info else 0)
+        control = [
+            AsyncTaskHubQueue(self.clients, name, self.large_messages)
+            for name in TaskHubNames(self.names.hub, count).control_queues
+        ]
+        for queue in [*control, self.work_items, self.poison]:
+            await queue.delete()
+        await self.history.delete_table()
+        await self.instances.delete_table()
+        await self.large_messages.delete_container()
+        await self.leases.delete_container()
+
+    async def close(self) -> None:
+        if self._owns_clients:
+            await self.clients.close()
+
+    async def __aenter__(self) -> AsyncTaskHub:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

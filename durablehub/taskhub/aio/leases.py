@@ -1,0 +1,208 @@
+"""AsyncPartitionLeaseStore: blob leases on partitions, and ``taskhub.json``, in ``{hub}-leases``.
+
+The layout of the reference's blob partition manager (legacy, v1 lease set ``default/``):
+one blob per control queue whose content is ``{PartitionId, Owner, Token, Epoch}``. ``Token``
+is the current blob-lease id; publishing it is what lets another worker steal the lease with
+ChangeLease. ``Epoch`` grows on every acquire or steal.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob.aio import BlobClient, BlobLeaseClient
+
+from durablehub.errors import LeaseLostError
+from durablehub.taskhub import wire
+from durablehub.taskhub.aio.connections import AsyncStorageClients
+from durablehub.taskhub.names import TaskHubNames
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHubInfo:
+    """Content of ``taskhub.json`` (Newtonsoft defaults: PascalCase, ISO date)."""
+
+    task_hub_name: str
+    created_at: datetime
+    partition_count: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "TaskHubName": self.task_hub_name,
+                "CreatedAt": wire.format_datetime(self.created_at),
+                "PartitionCount": self.partition_count,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskHubInfo:
+        data = json.loads(text)
+        return cls(
+            task_hub_name=data["TaskHubName"],
+            created_at=wire.parse_datetime(data["CreatedAt"]),
+            partition_count=int(data["PartitionCount"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartitionLease:
+    """A lease blob's content. ``token`` is the blob-lease id while someone owns it."""
+
+    partition_id: str
+    owner: str | None = None
+    token: str | None = None
+    epoch: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"PartitionId": self.partition_id, "Owner": self.owner, "Token": self.token, "Epoch": self.epoch},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PartitionLease:
+        data = json.loads(text)
+        return cls(
+            partition_id=data["PartitionId"],
+            owner=data.get("Owner"),
+            token=data.get("Token"),
+            epoch=int(data.get("Epoch") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseState:
+    """A lease blob as seen by a balancer: its content and whether a blob lease is held."""
+
+    lease: PartitionLease
+    leased: bool
+
+    @property
+    def is_available(self) -> bool:
+        """Free to acquire: no live blob lease (expired or released) or no owner recorded."""
+        return not self.leased or not self.lease.owner
+
+
+def _lease_conflict(exc: HttpResponseError) -> bool:
+    return exc.status_code in (409, 412)
+
+
+class AsyncPartitionLeaseStore:
+    def __init__(self, clients: AsyncStorageClients, names: TaskHubNames) -> None:
+        self._names = names
+        self._container = clients.blob.get_container_client(names.leases_container)
+        self.container_name = names.leases_container
+
+    def _blob(self, partition_id: str) -> BlobClient:
+        return self._container.get_blob_client(self._names.lease_blob(partition_id))
+
+    async def create(self, partition_ids: list[str]) -> None:
+        """Create the container and a lease blob per partition; existing ones are kept."""
+        try:
+            await self._container.create_container()
+        except ResourceExistsError:
+            pass
+        for partition_id in partition_ids:
+            try:
+                await self._blob(partition_id).upload_blob(
+                    PartitionLease(partition_id=partition_id).to_json(), overwrite=False
+                )
+            except ResourceExistsError:
+                pass
+
+    async def delete_container(self) -> None:
+        try:
+            await self._container.delete_container()
+        except ResourceNotFoundError:
+            pass
+
+    async def read_task_hub_info(self) -> TaskHubInfo | None:
+        try:
+            stream = await self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB).download_blob()
+        except ResourceNotFoundError:
+            return None
+        return TaskHubInfo.from_json((await stream.readall()).decode("utf-8"))
+
+    async def write_task_hub_info(self, info: TaskHubInfo) -> None:
+        blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
+        await blob.upload_blob(info.to_json(), overwrite=True)
+
+    async def get(self, partition_id: str) -> LeaseState:
+        blob = self._blob(partition_id)
+        stream = await blob.download_blob()
+        content = PartitionLease.from_json((await stream.readall()).decode("utf-8"))
+        leased = stream.properties.lease.state == "leased"
+        return LeaseState(lease=content, leased=leased)
+
+    async def list(self) -> list[LeaseState]:
+        states = []
+        for index in range(self._names.partition_count):
+            states.append(await self.get(self._names.control_queue(index)))
+        return states
+
+    async def acquire(self, partition_id: str, owner: str, *, duration: timedelta) -> PartitionLease | None:
+        """Take a free partition. None if another worker holds its blob lease."""
+        blob = self._blob(partition_id)
+        lease_client = BlobLeaseClient(blob)
+        try:
+            await lease_client.acquire(lease_duration=int(duration.total_seconds()))
+        except HttpResponseError as exc:
+            if _lease_conflict(exc):
+                return None
+            raise
+        return await self._take(partition_id, owner, lease_client.id)
+
+    async def steal(self, partition_id: str, owner: str, *, duration: timedelta) -> PartitionLease | None:
+        """Take a partition another worker holds, with ChangeLease from its published token."""
+        state = await self.get(partition_id)
+        if not state.leased:
+            return await self.acquire(partition_id, owner, duration=duration)
+        if not state.lease.token:
+            return None
+        lease_client = BlobLeaseClient(self._blob(partition_id), lease_id=state.lease.token)
+        try:
+            await lease_client.change(proposed_lease_id=str(uuid.uuid4()))
+        except HttpResponseError as exc:
+            if _lease_conflict(exc):
+                return None  # the token moved on: someone else won the race
+            raise
+        return await self._take(partition_id, owner, lease_client.id, epoch=state.lease.epoch)
+
+    async def _take(
+        self, partition_id: str, owner: str, lease_id: str, *, epoch: int | None = None
+    ) -> PartitionLease:
+        blob = self._blob(partition_id)
+        if epoch is None:
+            stream = await blob.download_blob(lease=lease_id)
+            epoch = PartitionLease.from_json((await stream.readall()).decode("utf-8")).epoch
+        lease = PartitionLease(partition_id=partition_id, owner=owner, token=lease_id, epoch=epoch + 1)
+        await blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)
+        return lease
+
+    async def renew(self, lease: PartitionLease) -> None:
+        """Renew our blob lease. Raises LeaseLostError if it was stolen or expired and retaken."""
+        assert lease.token is not None
+        try:
+            await BlobLeaseClient(self._blob(lease.partition_id), lease_id=lease.token).renew()
+        except HttpResponseError as exc:
+            if _lease_conflict(exc):
+                raise LeaseLostError(lease.partition_id, "another worker holds it now") from exc
+            raise
+
+    async def release(self, lease: PartitionLease) -> None:
+        """Hand the partition back at once (graceful stop, balancing). A lost lease is no error."""
+        assert lease.token is not None
+        blob = self._blob(lease.partition_id)
+        released = PartitionLease(partition_id=lease.partition_id, owner=None, token=None, epoch=lease.epoch)
+        try:
+            await blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)
+            await BlobLeaseClient(blob, lease_id=lease.token).release()
+        except HttpResponseError as exc:
+            if not _lease_conflict(exc):
+                raise

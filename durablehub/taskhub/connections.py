@@ -1,0 +1,107 @@
+# Generated from durablehub/taskhub/aio/connections.py by scripts/unasync.py: edit that file instead.
+"""StorageClients: the blob, queue and table service clients of one account.
+
+Built from TaskHubSettings: an account key or SAS from the connection string, otherwise a
+token credential from azure-identity (ManagedIdentityCredential when
+``AzureWebJobsStorage__credential=managedidentity``, else DefaultAzureCredential). Every
+client shares the request counter and fails fast on an unreachable endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+from azure.data.tables import TableServiceClient
+from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.accounts import StorageAccount
+from durablehub.taskhub.metering import RequestCounter
+
+
+def make_token_credential(settings: TaskHubSettings) -> Any:
+    """The azure-identity credential the identity-based settings ask for."""
+    if settings.credential == "managedidentity":
+        if settings.client_id:
+            return ManagedIdentityCredential(client_id=settings.client_id)
+        return ManagedIdentityCredential()
+    if settings.client_id:
+        return DefaultAzureCredential(managed_identity_client_id=settings.client_id)
+    return DefaultAzureCredential()
+
+
+class StorageClients:
+    """Service clients for one storage account. Close it (or use ``with``) when done."""
+
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        *,
+        counter: RequestCounter | None = None,
+        token_credential: Any = None,
+        **client_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.account: StorageAccount = settings.storage_account()
+        self.counter = counter or RequestCounter()
+        self._owned_credential = None
+        if self.account.account_key is not None:
+            credential: Any = AzureNamedKeyCredential(
+                self.account.account_name, self.account.account_key.get_secret_value()
+            )
+        elif self.account.sas_token is not None:
+            credential = AzureSasCredential(self.account.sas_token.get_secret_value())
+        else:
+            credential = token_credential
+            if credential is None:
+                credential = self._owned_credential = make_token_credential(settings)
+        self.credential = credential
+        common: dict[str, Any] = {
+            "connection_timeout": settings.connection_timeout_seconds,
+            "read_timeout": settings.read_timeout_seconds,
+            "retry_total": settings.retry_total,
+            **({"connection_verify": settings.ca_bundle} if settings.ca_bundle else {}),
+            **client_options,
+        }
+        # The storage SDKs' default back-off starts at 15 s: an unreachable endpoint would hang
+        # for a minute. Start at 1 s (then 3 s, 5 s) so a wrong endpoint fails within seconds.
+        storage_retry = {"initial_backoff": 1, "increment_base": 2}
+        self.blob = BlobServiceClient(
+            self.account.blob_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("blob"),
+            **storage_retry,
+            **common,
+        )
+        self.queue = QueueServiceClient(
+            self.account.queue_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("queue"),
+            **storage_retry,
+            **common,
+        )
+        self.table = TableServiceClient(
+            endpoint=self.account.table_url,
+            credential=credential,
+            raw_request_hook=self.counter.hook("table"),
+            **common,
+        )
+
+    def close(self) -> None:
+        self.blob.close()
+        self.queue.close()
+        self.table.close()
+        if self._owned_credential is not None:
+            self._owned_credential.close()
+
+    def __enter__(self) -> StorageClients:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.account!r})"

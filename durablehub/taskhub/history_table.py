@@ -1,0 +1,189 @@
+# Generated from durablehub/taskhub/aio/history_table.py by scripts/unasync.py: edit that file instead.
+"""HistoryTable: the ``{Hub}History`` table, one partition per instance.
+
+Every commit writes at most 99 event rows plus the ``sentinel`` row in one entity-group
+transaction. The sentinel is inserted on an instance's first commit and merged under its
+last ETag afterwards, so a worker that lost its partition cannot overwrite a newer history:
+its transaction fails with 409/412 and becomes CheckpointConflictError.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
+
+from durablehub.engine import history as ev
+from durablehub.errors import CheckpointConflictError
+from durablehub.taskhub import rows
+from durablehub.taskhub.connections import StorageClients
+from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.names import TaskHubNames, escape_partition_key
+
+MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
+MAX_BATCH_ESTIMATE_BYTES = 3 * 1024 * 1024  # the reference's estimate; the hard limit is 4 MiB
+
+
+def _is_lost_race(exc: HttpResponseError) -> bool:
+    # Azurite answers a duplicate insert with 409 and no error code; the service with
+    # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved).
+    return exc.status_code in (409, 412)
+
+
+class HistoryTable:
+    def __init__(
+        self, clients: StorageClients, names: TaskHubNames, large_messages: LargeMessageStore
+    ) -> None:
+        self._table = clients.table.get_table_client(names.history_table)
+        self.table_name = names.history_table
+        self._blobs = large_messages
+
+    def create(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def delete_table(self) -> None:
+        try:
+            self._table.delete_table()
+        except ResourceNotFoundError:
+            pass
+
+    def load(self, instance_id: str, execution_id: str | None = None) -> rows.HistoryPage:
+        """The current generation's events (or ``execution_id``'s) and the sentinel's ETag."""
+        pk = escape_partition_key(instance_id)
+        if execution_id is None:
+            query = "PartitionKey eq @pk"
+            params: dict[str, Any] = {"pk": pk}
+        else:
+            # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
+            query = "PartitionKey eq @pk and ( RowKey eq 'sentinel' or ExecutionId eq @eid )"
+            params = {"pk": pk, "eid": execution_id}
+        raw = [entity for entity in self._table.query_entities(query, parameters=params)]
+        current, selected, sentinel = rows.select_generation(raw, execution_id)
+        events = []
+        for row in selected:
+            events.append(rows.row_to_event(self._with_blobs_downloaded(row)))
+        return rows.HistoryPage(
+            instance_id=instance_id,
+            execution_id=current,
+            events=tuple(events),
+            sentinel_etag=sentinel.metadata["etag"] if sentinel is not None else None,
+            checkpoint_complete=bool(sentinel.get("IsCheckpointComplete", True)) if sentinel else True,
+        )
+
+    def _with_blobs_downloaded(self, row: Any) -> dict[str, Any]:
+        data = dict(row)
+        for column in list(data):
+            if column.endswith(rows.BLOB_NAME_SUFFIX) and data[column]:
+                prop = column[: -len(rows.BLOB_NAME_SUFFIX)]
+                data[prop] = self._blobs.download(data[column])
+        return data
+
+    def commit(
+        self,
+        instance_id: str,
+        execution_id: str,
+        new_events: Sequence[ev.HistoryEvent],
+        *,
+        first_sequence_number: int,
+        sentinel_etag: str | None,
+    ) -> str:
+        """Append ``new_events`` (numbered from ``first_sequence_number``); return the new ETag.
+
+        Raises:
+            CheckpointConflictError: the sentinel changed since ``sentinel_etag`` was read.
+        """
+        entities = [
+            self._offload_large_properties(
+                rows.event_to_row(
+                    event, instance_id=instance_id, execution_id=execution_id, sequence_number=n
+                ),
+                instance_id,
+            )
+            for n, event in enumerate(new_events, start=first_sequence_number)
+        ]
+        batches: list[list[dict[str, Any]]] = [[]]
+        size = 0
+        for entity in entities:
+            estimate = rows.estimated_row_size(entity)
+            if batches[-1] and (
+                len(batches[-1]) >= MAX_EVENTS_PER_BATCH or size + estimate > MAX_BATCH_ESTIMATE_BYTES
+            ):
+                batches.append([])
+                size = 0
+            batches[-1].append(entity)
+            size += estimate
+        etag = sentinel_etag
+        for i, batch in enumerate(batches):
+            final = i == len(batches) - 1
+            sentinel = rows.sentinel_row(instance_id, execution_id, complete=final, now=datetime.now(UTC))
+            ops: list[Any] = [
+                (TransactionOperation.UPSERT, entity, {"mode": UpdateMode.REPLACE}) for entity in batch
+            ]
+            if etag is None:
+                ops.append((TransactionOperation.CREATE, sentinel))
+            else:
+                ops.append(
+                    (
+                        TransactionOperation.UPDATE,
+                        sentinel,
+                        {
+                            "mode": UpdateMode.MERGE,
+                            "etag": etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+            try:
+                result = self._table.submit_transaction(ops)
+            except TableTransactionError as exc:
+                if _is_lost_race(exc):
+                    raise CheckpointConflictError(instance_id) from exc
+                raise
+            except HttpResponseError as exc:
+                if _is_lost_race(exc):
+                    raise CheckpointConflictError(instance_id) from exc
+                raise
+            etag = result[-1]["etag"]
+        assert etag is not None
+        return etag
+
+    def _offload_large_properties(self, row: dict[str, Any], instance_id: str) -> dict[str, Any]:
+        for prop in rows.oversized_properties(row):
+            name = rows.history_blob_name(
+                instance_id, row["RowKey"], row["EventType"], random.getrandbits(32), prop
+            )
+            self._blobs.upload(name, row[prop])
+            row[prop] = ""
+            row[prop + rows.BLOB_NAME_SUFFIX] = name
+        return row
+
+    def list_rows(self, instance_id: str) -> list[dict[str, Any]]:
+        """Every raw row of an instance, sentinel included (for tools and tests)."""
+        params = {"pk": escape_partition_key(instance_id)}
+        return [dict(e) for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
+
+    def delete_instance(self, instance_id: str) -> int:
+        """Delete every row of one instance, in transactions of up to 100; return the count."""
+        params = {"pk": escape_partition_key(instance_id)}
+        keys = [
+            {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}
+            for e in self._table.query_entities(
+                "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey"]
+            )
+        ]
+        for start in range(0, len(keys), 100):
+            chunk = keys[start : start + 100]
+            try:
+                self._table.submit_transaction([(TransactionOperation.DELETE, key) for key in chunk])
+            except (TableTransactionError, ResourceNotFoundError):
+                for key in chunk:  # someone else deleted some rows: fall back to single deletes
+                    self._table.delete_entity(key["PartitionKey"], key["RowKey"])
+        return len(keys)

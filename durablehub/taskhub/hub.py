@@ -1,0 +1,142 @@
+# Generated from durablehub/taskhub/aio/hub.py by scripts/unasync.py: edit that file instead.
+"""TaskHub: one task hub's storage resources, created, opened, described and deleted.
+
+Creating a hub makes exactly what the reference's blob-lease partition manager makes
+(taskhub-layout.md §1): the control queues, the work-item queue, the History and Instances
+tables, the lease container with ``taskhub.json`` and one lease blob per partition, and the
+large-message container. Creation is idempotent; a hub that exists with another partition
+count is refused, naming both counts, because changing it would strand messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from durablehub.errors import PartitionCountMismatchError, TaskHubNotFoundError
+from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.connections import StorageClients
+from durablehub.taskhub.history_table import HistoryTable
+from durablehub.taskhub.instances_table import InstancesTable
+from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.leases import PartitionLeaseStore, TaskHubInfo
+from durablehub.taskhub.queues import TaskHubQueue
+from durablehub.taskhub.metering import RequestCounter
+from durablehub.taskhub.names import TaskHubNames, partition_index
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHubDescription:
+    """What ``durablehub hub info`` shows."""
+
+    info: TaskHubInfo
+    names: TaskHubNames
+    queue_lengths: dict[str, int]
+
+
+class TaskHub:
+    """The adapters of one hub over one set of clients. Use ``with`` or ``close()``."""
+
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        *,
+        clients: StorageClients | None = None,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.names = settings.names
+        self._owns_clients = clients is None
+        self.clients = clients or StorageClients(settings, counter=counter)
+        self.large_messages = LargeMessageStore(self.clients, self.names)
+        self.history = HistoryTable(self.clients, self.names, self.large_messages)
+        self.instances = InstancesTable(self.clients, self.names, self.large_messages)
+        self.leases = PartitionLeaseStore(self.clients, self.names)
+        self.control_queues = [
+            TaskHubQueue(self.clients, name, self.large_messages) for name in self.names.control_queues
+        ]
+        self.work_items = TaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
+        self.poison = TaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
+
+    @property
+    def counter(self) -> RequestCounter:
+        return self.clients.counter
+
+    def control_queue_for(self, instance_id: str) -> TaskHubQueue:
+        return self.control_queues[partition_index(instance_id, self.names.partition_count)]
+
+    def create(self) -> TaskHubInfo:
+        """Create every resource that is missing; return the hub's ``taskhub.json``.
+
+        Raises:
+            PartitionCountMismatchError: the hub exists with another partition count.
+        """
+        existing = self.leases.read_task_hub_info()
+        if existing is not None and existing.partition_count != self.names.partition_count:
+            raise PartitionCountMismatchError(
+                self.names.hub, existing.partition_count, self.names.partition_count
+            )
+        self.leases.create(self.names.control_queues)
+        info = existing or TaskHubInfo(
+            task_hub_name=self.names.hub,
+            created_at=datetime.now(UTC),
+            partition_count=self.names.partition_count,
+        )
+        if existing is None:
+            self.leases.write_task_hub_info(info)
+        self.history.create()
+        self.instances.create()
+        self.work_items.create()
+        for queue in self.control_queues:
+            queue.create()
+        self.large_messages.create()
+        return info
+
+    def open(self) -> TaskHubInfo:
+        """Check the hub exists with the configured partition count.
+
+        Raises:
+            TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``.
+            PartitionCountMismatchError: it exists with another partition count.
+        """
+        info = self.leases.read_task_hub_info()
+        if info is None:
+            raise TaskHubNotFoundError(
+                f"task hub {self.names.hub!r} does not exist in this storage account "
+                f"(no {self.names.leases_container}/taskhub.json); create it with 'durablehub hub create'"
+            )
+        if info.partition_count != self.names.partition_count:
+            raise PartitionCountMismatchError(
+                self.names.hub, info.partition_count, self.names.partition_count
+            )
+        return info
+
+    def describe(self) -> TaskHubDescription:
+        info = self.open()
+        lengths = {q.name: q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
+
+    def delete(self) -> None:
+        """Delete every resource of the hub (idempotent). Its instances and history are gone."""
+        info = self.leases.read_task_hub_info()
+        count = max(self.names.partition_count, info.partition_count if info else 0)
+        control = [
+            TaskHubQueue(self.clients, name, self.large_messages)
+            for name in TaskHubNames(self.names.hub, count).control_queues
+        ]
+        for queue in [*control, self.work_items, self.poison]:
+            queue.delete()
+        self.history.delete_table()
+        self.instances.delete_table()
+        self.large_messages.delete_container()
+        self.leases.delete_container()
+
+    def close(self) -> None:
+        if self._owns_clients:
+            self.clients.close()
+
+    def __enter__(self) -> TaskHub:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,114 @@
+# Generated from durablehub/taskhub/aio/instances_table.py by scripts/unasync.py: edit that file instead.
+"""InstancesTable: the ``{Hub}Instances`` table, one row per instance (RowKey ``""``).
+
+Values over 60 KiB of UTF-16 (``Input``, ``Output``, ``CustomStatus``) go to the
+large-message container and the column holds the blob's full URL, as the reference does.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
+
+from durablehub.taskhub import rows
+from durablehub.taskhub.connections import StorageClients
+from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+
+_URL_COLUMNS = ("Input", "Output", "CustomStatus")
+
+
+class InstancesTable:
+    def __init__(
+        self, clients: StorageClients, names: TaskHubNames, large_messages: LargeMessageStore
+    ) -> None:
+        self._table = clients.table.get_table_client(names.instances_table)
+        self.table_name = names.instances_table
+        self._blobs = large_messages
+
+    def create(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def delete_table(self) -> None:
+        try:
+            self._table.delete_table()
+        except ResourceNotFoundError:
+            pass
+
+    def get(self, instance_id: str, *, resolve_blobs: bool = True) -> dict[str, Any] | None:
+        """The instance's row with large values downloaded, or None. ``etag`` is in ``["_etag"]``."""
+        try:
+            entity = self._table.get_entity(escape_partition_key(instance_id), "")
+        except ResourceNotFoundError:
+            return None
+        row = dict(entity)
+        row["_etag"] = entity.metadata["etag"]
+        if resolve_blobs:
+            for column in _URL_COLUMNS:
+                value = row.get(column)
+                blob = self._blobs.blob_name_from_url(value) if isinstance(value, str) else None
+                if blob is not None:
+                    row[column] = self._blobs.download(blob)
+        return row
+
+    def _offload(self, row: dict[str, Any]) -> dict[str, Any]:
+        instance_id = unescape_partition_key(row["PartitionKey"])
+        for column in _URL_COLUMNS:
+            value = row.get(column)
+            if isinstance(value, str) and rows.utf16_size(value) > rows.MAX_PROPERTY_UTF16_BYTES:
+                name = rows.history_blob_name(instance_id, "", column, random.getrandbits(32), column)
+                self._blobs.upload(name, value)
+                row[column] = self._blobs.url(name)
+        return row
+
+    def insert(self, row: dict[str, Any]) -> str:
+        """Insert a new row; ResourceExistsError if the instance already has one. Returns the ETag."""
+        result = self._table.create_entity(self._offload(dict(row)))
+        return result["etag"]
+
+    def replace(self, row: dict[str, Any], *, etag: str) -> str:
+        """Replace the whole row if it still has ``etag`` (ResourceModifiedError otherwise)."""
+        result = self._table.update_entity(
+            self._offload(dict(row)),
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        return result["etag"]
+
+    def upsert_merge(self, row: dict[str, Any]) -> str:
+        """InsertOrMerge, what every checkpoint does."""
+        result = self._table.upsert_entity(self._offload(dict(row)), mode=UpdateMode.MERGE)
+        return result["etag"]
+
+    def delete(self, instance_id: str) -> bool:
+        """Delete the row; False if there was none. (``delete_entity`` hides a 404, a one-op
+        transaction does not, and costs the same single request.)"""
+        key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
+        try:
+            self._table.submit_transaction([(TransactionOperation.DELETE, key)])
+        except (TableTransactionError, ResourceNotFoundError) as exc:
+            if getattr(exc, "status_code", 404) == 404:
+                return False
+            raise
+        return True
+
+    def query(
+        self,
+        filter: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        select: list[str] | None = None,
+        results_per_page: int | None = None,
+    ) -> list[dict[str, Any]]:
+        pager = self._table.query_entities(
+            filter, parameters=parameters, select=select, results_per_page=results_per_page
+        )
+        return [dict(e) for e in pager]

@@ -1,0 +1,156 @@
+# Generated from durablehub/taskhub/aio/queues.py by scripts/unasync.py: edit that file instead.
+"""TaskHubQueue: a control queue, the work-item queue or the poison queue.
+
+Sends ``MessageData`` envelopes as raw UTF-8 JSON with an infinite TTL, offloading bodies
+over 45 KiB to the large-message container. Receives in one request per batch; a message
+that cannot be read is returned with its ``error`` set instead of raising, so one bad
+message never blocks the queue and the caller can quarantine it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from durablehub.errors import MalformedMessageError
+from durablehub.taskhub import envelope
+from durablehub.taskhub.connections import StorageClients
+from durablehub.taskhub.large_messages import LargeMessageStore
+
+# Azure rejects a visibility delay of 7 days or more; longer timers are chained by the engine.
+MAX_VISIBILITY_DELAY = timedelta(days=6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceivedMessage:
+    """A dequeued message: the envelope (or why it could not be read) and its receipt."""
+
+    message_id: str
+    pop_receipt: str
+    dequeue_count: int
+    inserted_on: datetime | None
+    next_visible_on: datetime | None
+    body: str
+    message: envelope.MessageData | None = None
+    error: MalformedMessageError | None = None
+
+
+def _seconds(delay: timedelta | None) -> int | None:
+    if delay is None:
+        return None
+    if delay > MAX_VISIBILITY_DELAY:
+        raise ValueError(
+            f"queue visibility delay {delay} exceeds {MAX_VISIBILITY_DELAY}; chain shorter timers"
+        )
+    return max(0, int(delay.total_seconds()))
+
+
+class TaskHubQueue:
+    def __init__(
+        self, clients: StorageClients, name: str, large_messages: LargeMessageStore
+    ) -> None:
+        self.name = name
+        self._queue = clients.queue.get_queue_client(name)
+        self._blobs = large_messages
+
+    def create(self) -> None:
+        try:
+            self._queue.create_queue()
+        except ResourceExistsError:
+            pass
+
+    def delete(self) -> None:
+        try:
+            self._queue.delete_queue()
+        except ResourceNotFoundError:
+            pass
+
+    def exists(self) -> bool:
+        try:
+            self._queue.get_queue_properties()
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def approximate_count(self) -> int:
+        props = self._queue.get_queue_properties()
+        return int(props.approximate_message_count or 0)
+
+    def send(self, message: envelope.MessageData, *, visible_after: timedelta | None = None) -> None:
+        """Enqueue ``message``, invisible for ``visible_after`` (a timer), never expiring."""
+        body = envelope.encode(message)
+        if envelope.needs_offload(body):
+            blob_name = envelope.large_message_blob_name(message)
+            self._blobs.upload(blob_name, body)
+            body = envelope.encode(envelope.wrapper_for(blob_name))
+        self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
+
+    def send_raw(self, body: str, *, visible_after: timedelta | None = None) -> None:
+        """Enqueue a body as is (to requeue a quarantined message, or in tests)."""
+        self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
+
+    def receive(
+        self, *, max_messages: int = 32, visibility_timeout: timedelta
+    ) -> list[ReceivedMessage]:
+        """Dequeue up to ``max_messages`` (at most 32) in a single request."""
+        pager = self._queue.receive_messages(
+            messages_per_page=min(max_messages, 32), visibility_timeout=_seconds(visibility_timeout)
+        )
+        received: list[ReceivedMessage] = []
+        for page in pager.by_page():
+            for item in page:
+                received.append(self._read(item))
+            break  # one request per batch: the pager would otherwise poll again
+        return received
+
+    def _read(self, item: object) -> ReceivedMessage:
+        body = item.content if isinstance(item.content, str) else str(item.content)  # type: ignore[attr-defined]
+        base = ReceivedMessage(
+            message_id=item.id,  # type: ignore[attr-defined]
+            pop_receipt=item.pop_receipt,  # type: ignore[attr-defined]
+            dequeue_count=int(item.dequeue_count or 0),  # type: ignore[attr-defined]
+            inserted_on=item.inserted_on,  # type: ignore[attr-defined]
+            next_visible_on=item.next_visible_on,  # type: ignore[attr-defined]
+            body=body,
+        )
+        try:
+            message = envelope.decode(body)
+            blob_name = message.compressed_blob_name
+            if blob_name:
+                try:
+                    full = self._blobs.download(blob_name)
+                except ResourceNotFoundError as exc:
+                    raise MalformedMessageError(f"large message blob {blob_name!r} does not exist") from exc
+                # Keep the blob's name on the real message, so purge and poison tools can find it.
+                message = replace(envelope.decode(full), compressed_blob_name=blob_name)
+        except (MalformedMessageError, json.JSONDecodeError) as exc:
+            error = exc if isinstance(exc, MalformedMessageError) else MalformedMessageError(str(exc))
+            return replace(base, error=error)
+        return replace(base, message=message)
+
+    def update_visibility(
+        self, received: ReceivedMessage, visibility_timeout: timedelta
+    ) -> ReceivedMessage:
+        """Extend (renew) or shorten (abandon) the message's invisibility; returns the new receipt."""
+        result = self._queue.update_message(
+            received.message_id, received.pop_receipt, visibility_timeout=_seconds(visibility_timeout)
+        )
+        return replace(received, pop_receipt=result.pop_receipt, next_visible_on=result.next_visible_on)
+
+    def delete_message(self, received: ReceivedMessage) -> bool:
+        """Delete a consumed message; False if it was already gone or its receipt is stale."""
+        try:
+            self._queue.delete_message(received.message_id, received.pop_receipt)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):  # pop receipt mismatch: someone else holds it now
+                return False
+            raise
+        return True
+
+    def clear(self) -> None:
+        self._queue.clear_messages()

@@ -1,0 +1,67 @@
+"""Blob-lease primitives for partitions: acquire, renew, release, steal, epochs."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from durablehub.errors import LeaseLostError
+from durablehub.taskhub.hub import TaskHub
+
+pytestmark = pytest.mark.azurite
+LEASE = timedelta(seconds=15)
+
+
+def test_acquire_publishes_owner_token_and_epoch(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[0]
+    lease = hub.leases.acquire(pid, "worker-a", duration=LEASE)
+    assert lease is not None and lease.owner == "worker-a" and lease.epoch == 1 and lease.token
+    state = hub.leases.get(pid)
+    assert state.leased and state.lease == lease and not state.is_available
+    assert hub.leases.acquire(pid, "worker-b", duration=LEASE) is None  # held: no double ownership
+    hub.leases.renew(lease)
+
+
+def test_release_hands_the_partition_back_at_once(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[1]
+    lease = hub.leases.acquire(pid, "worker-a", duration=LEASE)
+    hub.leases.release(lease)
+    state = hub.leases.get(pid)
+    assert not state.leased and state.lease.owner is None and state.lease.token is None and state.is_available
+    again = hub.leases.acquire(pid, "worker-b", duration=LEASE)
+    assert again is not None and again.epoch == 2 and again.owner == "worker-b"
+
+
+def test_steal_changes_the_lease_and_the_victim_loses_it(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[2]
+    victim = hub.leases.acquire(pid, "worker-a", duration=LEASE)
+    thief = hub.leases.steal(pid, "worker-b", duration=LEASE)
+    assert thief is not None and thief.owner == "worker-b" and thief.epoch == victim.epoch + 1
+    assert thief.token != victim.token
+    with pytest.raises(LeaseLostError, match=pid):
+        hub.leases.renew(victim)
+    hub.leases.release(victim)  # a stale release is harmless ...
+    assert hub.leases.get(pid).lease.owner == "worker-b"  # ... and does not free the thief's lease
+    hub.leases.renew(thief)
+    assert hub.leases.steal(pid, "worker-c", duration=LEASE) is not None
+
+
+def test_expired_lease_of_a_dead_worker_can_be_taken(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[3]
+    dead = hub.leases.acquire(pid, "dead-worker", duration=LEASE)
+    assert hub.leases.acquire(pid, "worker-b", duration=LEASE) is None
+    time.sleep(LEASE.total_seconds() + 1)
+    state = hub.leases.get(pid)
+    assert not state.leased and state.lease.owner == "dead-worker" and state.is_available
+    taken = hub.leases.acquire(pid, "worker-b", duration=LEASE)
+    assert taken is not None and taken.epoch == dead.epoch + 1
+    with pytest.raises(LeaseLostError):
+        hub.leases.renew(dead)
+
+
+def test_list_returns_every_partition(hub: TaskHub) -> None:
+    states = hub.leases.list()
+    assert [s.lease.partition_id for s in states] == hub.names.control_queues
+    assert all(s.is_available and s.lease.epoch == 0 for s in states)

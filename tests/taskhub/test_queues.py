@@ -1,0 +1,107 @@
+"""Control and work-item queues against Azurite: raw bodies, large messages, visibility, bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from azure.storage.queue import QueueClient
+
+from durablehub.engine import history as ev
+from durablehub.taskhub import envelope
+from durablehub.taskhub.hub import TaskHub
+
+pytestmark = pytest.mark.azurite
+TARGET = ev.OrchestrationInstance(instance_id="q-1", execution_id="e1")
+
+
+def message(payload: str = '"x"') -> envelope.MessageData:
+    return envelope.MessageData(
+        task_message=envelope.TaskMessage(
+            event=ev.TaskScheduled(event_id=0, name="Act", input=payload), orchestration_instance=TARGET
+        )
+    )
+
+
+def raw_queue(hub: TaskHub, name: str) -> QueueClient:
+    return QueueClient.from_connection_string(hub.settings.connection_string.get_secret_value(), name)
+
+
+def test_body_is_raw_utf8_json_and_round_trips(hub: TaskHub) -> None:
+    sent = message('{"city":"Zürich"}')
+    hub.work_items.send(sent)
+    peeked = raw_queue(hub, hub.names.work_item_queue).peek_messages(max_messages=1)[0]
+    assert peeked.content.startswith('{"$type":"DurableTask.AzureStorage.MessageData"')
+    assert "Zürich" in peeked.content
+    [received] = hub.work_items.receive(visibility_timeout=timedelta(seconds=30))
+    assert received.message == sent and received.error is None and received.dequeue_count == 1
+    assert hub.work_items.delete_message(received) is True
+    assert hub.work_items.delete_message(received) is False  # already gone: not an error
+    assert hub.work_items.receive(visibility_timeout=timedelta(seconds=30)) == []
+
+
+def test_messages_over_45_kib_go_to_a_gzip_blob(hub: TaskHub) -> None:
+    big = json.dumps("y" * 60_000)
+    sent = message(big)
+    hub.control_queues[0].send(sent)
+    peeked = json.loads(raw_queue(hub, hub.names.control_queues[0]).peek_messages(max_messages=1)[0].content)
+    assert peeked["TaskMessage"] is None and peeked["ActivityId"] == "00000000-0000-0000-0000-000000000000"
+    assert peeked["CompressedBlobName"] == f"q-1/message-{sent.activity_id.hex}-TaskScheduled.json.gz"
+    [received] = hub.control_queues[0].receive(visibility_timeout=timedelta(seconds=30))
+    assert received.message is not None and received.message.event.input == big
+    assert received.message.compressed_blob_name == peeked["CompressedBlobName"]
+    assert hub.large_messages.list_instance_blobs("q-1") == [peeked["CompressedBlobName"]]
+
+
+def test_base64_bodies_from_v1_workers_are_read(hub: TaskHub) -> None:
+    sent = message()
+    body = base64.b64encode(envelope.encode(sent).encode()).decode()
+    hub.control_queues[1].send_raw(body)
+    [received] = hub.control_queues[1].receive(visibility_timeout=timedelta(seconds=30))
+    assert received.message == sent
+
+
+def test_malformed_message_is_returned_with_its_error_not_raised(hub: TaskHub) -> None:
+    q = hub.control_queues[2]
+    q.send_raw("this is not a durable task message")
+    q.send(message())
+    received = q.receive(visibility_timeout=timedelta(seconds=30))
+    bad = [r for r in received if r.error is not None]
+    good = [r for r in received if r.message is not None]
+    assert len(bad) == 1 and len(good) == 1
+    assert (
+        "neither JSON nor Base64" in str(bad[0].error) and bad[0].body == "this is not a durable task message"
+    )
+
+
+def test_timer_messages_stay_invisible_until_due_and_renewal_extends(hub: TaskHub) -> None:
+    q = hub.control_queues[3]
+    q.send(message(), visible_after=timedelta(seconds=2))
+    assert q.receive(visibility_timeout=timedelta(seconds=30)) == []
+    time.sleep(2.5)
+    [received] = q.receive(visibility_timeout=timedelta(seconds=1))
+    renewed = q.update_visibility(received, timedelta(seconds=30))
+    assert renewed.pop_receipt != received.pop_receipt
+    time.sleep(1.5)
+    assert q.receive(visibility_timeout=timedelta(seconds=30)) == []  # still ours after the renewal
+    assert q.delete_message(renewed)
+
+
+def test_delays_over_six_days_are_refused() -> None:
+    from durablehub.taskhub.queues import _seconds
+
+    with pytest.raises(ValueError, match="chain shorter timers"):
+        _seconds(timedelta(days=6, seconds=1))
+
+
+def test_one_receive_is_one_request(hub: TaskHub) -> None:
+    for _ in range(3):
+        hub.work_items.send(message())
+    before = hub.counter.snapshot()
+    got = hub.work_items.receive(max_messages=32, visibility_timeout=timedelta(seconds=30))
+    after = hub.counter.snapshot()
+    assert len(got) == 3
+    assert after.get("queue.receive", 0) - before.get("queue.receive", 0) == 1
