@@ -5,6 +5,8 @@ talks to storage, ``durablehub.engine`` replays orchestrations without I/O.
 """
 
 from durablehub.app import App
+from durablehub.async_client import AsyncDurableClient
+from durablehub.client import DurableClient
 from durablehub.errors import (
     CheckpointConflictError,
     ConfigurationError,
@@ -13,6 +15,7 @@ from durablehub.errors import (
     MalformedMessageError,
     NonDeterminismError,
     OrchestrationAlreadyExistsError,
+    OrchestrationFailedError,
     OrchestrationNotFoundError,
     OrchestrationStateError,
     PartitionCountMismatchError,
@@ -21,14 +24,19 @@ from durablehub.errors import (
     TaskHubNotFoundError,
 )
 from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
+from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
 from durablehub.task import ActivityContext, OrchestrationContext, RetryPolicy, Task, when_all, when_any
+from durablehub.worker import Worker
 
 __all__ = [
     "ActivityContext",
     "App",
+    "AsyncDurableClient",
     "CheckpointConflictError",
     "ConfigurationError",
+    "DurableClient",
     "DurableHubError",
     "FailureDetails",
     "LeaseLostError",
@@ -36,7 +44,10 @@ __all__ = [
     "NonDeterminismError",
     "OrchestrationAlreadyExistsError",
     "OrchestrationContext",
+    "OrchestrationFailedError",
+    "OrchestrationIdReusePolicy",
     "OrchestrationNotFoundError",
+    "OrchestrationState",
     "OrchestrationStateError",
     "OrchestrationStatus",
     "PartitionCountMismatchError",
@@ -46,6 +57,8 @@ __all__ = [
     "TaskFailedError",
     "TaskHubNotFoundError",
     "TaskHubSettings",
+    "Worker",
+    "WorkerOptions",
     "when_all",
     "when_any",
 ]

@@ -11,6 +11,7 @@
     ├── OrchestrationNotFoundError  an operation on an unknown instance
     ├── OrchestrationAlreadyExistsError
     ├── OrchestrationStateError     an operation that makes no sense in the instance's state
+    ├── OrchestrationFailedError    OrchestrationState.raise_if_failed() on a Failed instance
     ├── NonDeterminismError         replay diverged from history
     └── TaskFailedError             an activity / sub-orchestration / entity call failed (in orchestrators)
 
@@ -96,6 +97,19 @@ class OrchestrationAlreadyExistsError(DurableHubError):
 
 class OrchestrationStateError(DurableHubError):
     """An operation that makes no sense in the instance's current state."""
+
+    def __init__(self, message: str, *, instance_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.status = status
+
+
+class OrchestrationFailedError(DurableHubError):
+    """Raised by ``OrchestrationState.raise_if_failed()``; ``failure_details`` says why."""
+
+    def __init__(self, message: str, failure_details: FailureDetails) -> None:
+        super().__init__(message)
+        self.failure_details = failure_details
 
 
 class NonDeterminismError(DurableHubError):

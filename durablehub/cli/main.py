@@ -236,6 +236,69 @@ def hub_delete(
     typer.echo(f"task hub {settings.task_hub!r} deleted.")
 
 
+def import_app(target: str) -> Any:
+    """Import ``module:attribute`` (or ``module``, finding its only App)."""
+    import importlib
+
+    from durablehub.app import App
+
+    module_name, _, attribute = target.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise fail(f"cannot import {module_name!r}: {exc}") from None
+    if attribute:
+        found = getattr(module, attribute, None)
+        if not isinstance(found, App):
+            raise fail(f"{target!r} is not a durablehub.App (got {type(found).__name__})")
+        return found
+    apps = [value for value in vars(module).values() if isinstance(value, App)]
+    if len(apps) != 1:
+        raise fail(
+            f"module {module_name!r} has {len(apps)} durablehub.App objects; name one as {module_name}:app"
+        )
+    return apps[0]
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Argument(help="The app to run, as module:attribute (e.g. myapp:app).")],
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    partitions: PartitionsOption = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Run a worker for an App until Ctrl-C or SIGTERM, then stop gracefully (leases released)."""
+    import asyncio
+    import logging
+
+    from durablehub.worker import Worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    user_app = import_app(target)
+    settings = load_settings(task_hub, connection_string, partitions)
+    settings = settings.model_copy(update={"retry_total": 3})
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with Worker(user_app, settings) as running:
+            typer.echo(
+                f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it"
+            )
+            await stop.wait()
+            typer.echo("stopping: finishing in-flight work and releasing partitions ...")
+
+    with storage_errors():
+        asyncio.run(run())
+    typer.echo("stopped.")
+
+
 def main() -> None:
     try:
         app()

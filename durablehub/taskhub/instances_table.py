@@ -14,12 +14,21 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
-from durablehub.taskhub import rows
+from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
+# A client whose start message went to a blob points Input at that message blob (the
+# reference's CreateTaskOrchestrationAsync); the input is the message's ExecutionStarted.Input.
+_START_MESSAGE_BLOB_SUFFIX = "ExecutionStarted.json.gz"
+
+
+def _payload_of(column: str, blob_name: str, text: str) -> str | None:
+    if column == "Input" and blob_name.endswith(_START_MESSAGE_BLOB_SUFFIX):
+        return envelope.decode(text).event.input
+    return text
 
 
 class InstancesTable:
@@ -55,7 +64,7 @@ class InstancesTable:
                 value = row.get(column)
                 blob = self._blobs.blob_name_from_url(value) if isinstance(value, str) else None
                 if blob is not None:
-                    row[column] = self._blobs.download(blob)
+                    row[column] = _payload_of(column, blob, self._blobs.download(blob))
         return row
 
     def _offload(self, row: dict[str, Any]) -> dict[str, Any]:

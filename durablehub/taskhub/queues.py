@@ -10,6 +10,7 @@ message never blocks the queue and the caller can quarantine it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -38,6 +39,15 @@ class ReceivedMessage:
     error: MalformedMessageError | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentMessage:
+    """What ``send`` enqueued: enough to withdraw it again (``delete_sent``)."""
+
+    message_id: str
+    pop_receipt: str
+    blob_name: str | None = None  # set when the body went to the large-message container
+
+
 def _seconds(delay: timedelta | None) -> int | None:
     if delay is None:
         return None
@@ -45,7 +55,8 @@ def _seconds(delay: timedelta | None) -> int | None:
         raise ValueError(
             f"queue visibility delay {delay} exceeds {MAX_VISIBILITY_DELAY}; chain shorter timers"
         )
-    return max(0, int(delay.total_seconds()))
+    # Rounded up: a timer must never fire early (the queue counts whole seconds).
+    return max(0, math.ceil(delay.total_seconds()))
 
 
 class TaskHubQueue:
@@ -79,14 +90,34 @@ class TaskHubQueue:
         props = self._queue.get_queue_properties()
         return int(props.approximate_message_count or 0)
 
-    def send(self, message: envelope.MessageData, *, visible_after: timedelta | None = None) -> None:
+    def send(
+        self, message: envelope.MessageData, *, visible_after: timedelta | None = None
+    ) -> SentMessage:
         """Enqueue ``message``, invisible for ``visible_after`` (a timer), never expiring."""
         body = envelope.encode(message)
+        blob_name = None
         if envelope.needs_offload(body):
             blob_name = envelope.large_message_blob_name(message)
             self._blobs.upload(blob_name, body)
             body = envelope.encode(envelope.wrapper_for(blob_name))
-        self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
+        sent = self._queue.send_message(
+            body, visibility_timeout=_seconds(visible_after), time_to_live=-1
+        )
+        return SentMessage(message_id=sent.id, pop_receipt=sent.pop_receipt, blob_name=blob_name)
+
+    def delete_sent(self, sent: SentMessage) -> bool:
+        """Withdraw a message this process sent (and its blob); False if a reader holds it now."""
+        try:
+            self._queue.delete_message(sent.message_id, sent.pop_receipt)
+        except ResourceNotFoundError:
+            return False
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):  # dequeued meanwhile: the pop receipt changed
+                return False
+            raise
+        if sent.blob_name is not None:
+            self._blobs.delete(sent.blob_name)
+        return True
 
     def send_raw(self, body: str, *, visible_after: timedelta | None = None) -> None:
         """Enqueue a body as is (to requeue a quarantined message, or in tests)."""

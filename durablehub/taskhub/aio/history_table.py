@@ -77,6 +77,17 @@ class AsyncHistoryTable:
             checkpoint_complete=bool(sentinel.get("IsCheckpointComplete", True)) if sentinel else True,
         )
 
+    async def find_events(
+        self, instance_id: str, execution_id: str, event_type: ev.EventType
+    ) -> list[ev.HistoryEvent]:
+        """One generation's events of one type, in order, without reading the rest of its history
+        (the client reads a failed instance's ExecutionCompleted this way)."""
+        query = "PartitionKey eq @pk and ExecutionId eq @eid and EventType eq @et"
+        params = {"pk": escape_partition_key(instance_id), "eid": execution_id, "et": event_type.name}
+        found = [entity async for entity in self._table.query_entities(query, parameters=params)]
+        found.sort(key=lambda row: row["RowKey"])
+        return [rows.row_to_event(await self._with_blobs_downloaded(row)) for row in found]
+
     async def _with_blobs_downloaded(self, row: Any) -> dict[str, Any]:
         data = dict(row)
         for column in list(data):

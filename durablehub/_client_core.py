@@ -1,0 +1,436 @@
+"""Everything the orchestration clients do without I/O, written once for both of them.
+
+``DurableClient`` and ``AsyncDurableClient`` only move what this module builds to and from
+storage: argument checks, the ExecutionStarted and EventRaised envelopes, the Pending
+Instances row, the reuse-policy decision, Instances row → ``OrchestrationState``, and the
+polling schedule of the ``wait_*`` methods.
+
+Starting an instance follows the reference (taskhub-layout.md §3, item 1): read the existing
+row, enqueue the ExecutionStarted message, then insert the Pending row (or replace the old one
+under its ETag, Generation + 1). If the insert or replace loses a race (409/412/404), the row
+is read again: carrying our ExecutionId means a worker dequeued the message and checkpointed
+before our insert, and the start succeeded; otherwise another start won, our message is
+withdrawn and the decision is taken again on the new row (``START_ATTEMPTS`` times at most).
+If a worker dequeued our message before we could withdraw it, its ExecutionId matches no row
+and the worker's ExecutionStarted de-dupe (taskhub-layout.md §6.4) discards it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from durablehub.engine import history as ev
+from durablehub.engine.codec import JSON_CODEC
+from durablehub.errors import (
+    OrchestrationAlreadyExistsError,
+    OrchestrationNotFoundError,
+    OrchestrationStateError,
+)
+from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
+from durablehub.task import get_name
+from durablehub.taskhub import rows
+from durablehub.taskhub.envelope import MessageData, TaskMessage
+
+MAX_INSTANCE_ID_LENGTH = 256  # Durable Functions' MaxInstanceIdLength
+# A queue message can be hidden for less than 7 days; DF caps delays at 6 (taskhub-layout.md §4.5).
+MAX_START_DELAY = timedelta(days=6)
+START_ATTEMPTS = 3
+POLL_FIRST_SECONDS = 0.05
+POLL_MAX_SECONDS = 1.0
+DEFAULT_REUSE_POLICY = OrchestrationIdReusePolicy()
+# The reference's clients send as EmptySourceInstance: Sender {"InstanceId":"","ExecutionId":""}.
+CLIENT_SENDER = ev.OrchestrationInstance(instance_id="", execution_id="")
+COMPLETION_EVENT = ev.EventType.ExecutionCompleted
+_LOST_RACE_STATUS = frozenset({404, 409, 412})  # row deleted, inserted or changed since we read it
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------- argument checks
+
+
+def check_instance_id(instance_id: Any) -> str:
+    """An id to look up: any non-empty string (ids written by other clients may use any character)."""
+    if not isinstance(instance_id, str) or not instance_id:
+        raise ValueError(f"instance_id must be a non-empty string, got {instance_id!r}")
+    return instance_id
+
+
+def check_new_instance_id(instance_id: Any) -> str:
+    """An id for a new instance: Durable Functions' rules for StartNewAsync."""
+    check_instance_id(instance_id)
+    if instance_id.startswith("@"):
+        raise ValueError(f"instance id {instance_id!r} starts with '@', which is reserved for entities")
+    bad = sorted({repr(ch) for ch in instance_id if ch in "/\\#?" or _is_control(ch)})
+    if bad:
+        raise ValueError(
+            f"instance id {instance_id!r} contains {', '.join(bad)}; "
+            "instance ids must not contain /, \\, #, ? or control characters"
+        )
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise ValueError(
+            f"instance id is {len(instance_id)} characters long; the limit is {MAX_INSTANCE_ID_LENGTH}"
+        )
+    return instance_id
+
+
+def _is_control(ch: str) -> bool:  # .NET char.IsControl
+    code = ord(ch)
+    return code <= 0x1F or 0x7F <= code <= 0x9F
+
+
+def check_timeout(timeout: float | timedelta | None) -> float | None:
+    """Seconds to wait (None: no limit)."""
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+    return float(seconds)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Naive datetimes are taken as UTC (datetime.utcnow() is common in Durable Functions code).
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -------------------------------------------------------------------------------------- start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartRequest:
+    """A checked ``schedule_new_orchestration`` call; the input is already JSON text."""
+
+    instance_id: str
+    name: str
+    input: str | None
+    version: str | None
+    tags: dict[str, str] | None
+    start_at: datetime | None
+    policy: OrchestrationIdReusePolicy
+
+
+def prepare_start(
+    orchestrator: Any,
+    *,
+    input: Any,
+    instance_id: str | None,
+    start_at: datetime | None,
+    reuse_id_policy: OrchestrationIdReusePolicy | None,
+    tags: Mapping[str, str] | None,
+    version: str | None,
+    now: datetime | None = None,
+) -> StartRequest:
+    """Check every argument and encode the input, before anything is written.
+
+    Raises:
+        ValueError: a bad instance id, orchestrator name or start time (more than 6 days ahead).
+        TypeError: tags, version or policy of the wrong type.
+        PayloadError: the input is not JSON-serializable.
+    """
+    name = get_name(orchestrator)
+    if not name:
+        raise ValueError("orchestrator name must be a non-empty string")
+    iid = uuid.uuid4().hex if instance_id is None else check_new_instance_id(instance_id)
+    if version is not None and not isinstance(version, str):
+        raise TypeError(f"version must be a string, got {type(version).__name__}")
+    if reuse_id_policy is not None and not isinstance(reuse_id_policy, OrchestrationIdReusePolicy):
+        raise TypeError(
+            f"reuse_id_policy must be an OrchestrationIdReusePolicy, got {type(reuse_id_policy).__name__}"
+        )
+    checked_tags: dict[str, str] | None = None
+    if tags is not None:
+        checked_tags = dict(tags)
+        wrong = [k for k, v in checked_tags.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if wrong:
+            raise TypeError(
+                f"tags must map strings to strings (as the C# reader expects); bad keys {wrong!r}"
+            )
+    if start_at is not None:
+        if not isinstance(start_at, datetime):
+            raise TypeError(f"start_at must be a datetime, got {type(start_at).__name__}")
+        start_at = _as_utc(start_at)
+        if start_at - (now or datetime.now(UTC)) > MAX_START_DELAY:
+            raise ValueError(
+                f"start_at {start_at.isoformat()} is more than {MAX_START_DELAY.days} days ahead, the "
+                "longest a queue message can wait; start the orchestration now and have it wait "
+                "with ctx.create_timer(start_at), which chains long timers"
+            )
+    encoded = JSON_CODEC.encode(input, what=f"input of orchestration {name!r}")
+    return StartRequest(
+        instance_id=iid,
+        name=name,
+        input=encoded,
+        version=version,
+        tags=checked_tags or None,
+        start_at=start_at,
+        policy=reuse_id_policy or DEFAULT_REUSE_POLICY,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartPlan:
+    """The writes of one start attempt: the message to enqueue, then the row to insert/replace."""
+
+    started: ev.ExecutionStarted
+    message: MessageData
+    visible_after: timedelta | None
+    replace_etag: str | None  # the existing row's ETag, or None to insert a new row
+
+    @property
+    def instance_id(self) -> str:
+        return self.started.orchestration_instance.instance_id
+
+    @property
+    def execution_id(self) -> str | None:
+        return self.started.orchestration_instance.execution_id
+
+
+def plan_start(
+    request: StartRequest, existing: Mapping[str, Any] | None, *, now: datetime | None = None
+) -> StartPlan:
+    """Decide against the existing Instances row and build the ExecutionStarted message.
+
+    Raises:
+        OrchestrationAlreadyExistsError: the row exists in a status the policy does not replace.
+    """
+    now = now or datetime.now(UTC)
+    generation = 0
+    if existing is not None:
+        status = status_of(existing)
+        if status is None or not request.policy.allows_replacing(status):
+            raise OrchestrationAlreadyExistsError(
+                request.instance_id, status.table_name if status else str(existing.get("RuntimeStatus"))
+            )
+        generation = int(existing.get("Generation") or 0) + 1
+    instance = ev.OrchestrationInstance(instance_id=request.instance_id, execution_id=uuid.uuid4().hex)
+    started = ev.ExecutionStarted(
+        timestamp=now,
+        orchestration_instance=instance,
+        name=request.name,
+        version=request.version,
+        input=request.input,
+        tags=request.tags,
+        scheduled_start_time=request.start_at,
+        generation=generation,  # in the message too, as the reference sets it before sending
+    )
+    delay = request.start_at - now if request.start_at is not None else None
+    return StartPlan(
+        started=started,
+        message=MessageData(
+            task_message=TaskMessage(event=started, orchestration_instance=instance), sender=CLIENT_SENDER
+        ),
+        visible_after=min(delay, MAX_START_DELAY) if delay is not None and delay > timedelta(0) else None,
+        replace_etag=existing.get("_etag") if existing is not None else None,
+    )
+
+
+def pending_row(
+    plan: StartPlan, *, task_hub: str, input_url: str | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The Pending row. When the start message went to a blob, ``Input`` is that blob's URL."""
+    row = rows.pending_instance_row(task_hub=task_hub, started=plan.started, now=now)
+    if input_url is not None:
+        row["Input"] = input_url
+    return row
+
+
+def is_lost_race(exc: BaseException) -> bool:
+    """An insert/replace that failed because the row changed since it was read."""
+    return getattr(exc, "status_code", None) in _LOST_RACE_STATUS
+
+
+def started_by_us(plan: StartPlan, current: Mapping[str, Any] | None) -> bool:
+    """After a lost race: does the row carry our execution (a worker ran ahead of our insert)?"""
+    return current is not None and current.get("ExecutionId") == plan.execution_id
+
+
+def start_gave_up(request: StartRequest) -> OrchestrationStateError:
+    return OrchestrationStateError(
+        f"could not start orchestration instance {request.instance_id!r}: its Instances row changed "
+        f"{START_ATTEMPTS} times while the start was being written; try again",
+        instance_id=request.instance_id,
+    )
+
+
+# ------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedEvent:
+    name: str
+    input: str | None
+
+
+def prepare_event(event_name: Any, data: Any) -> PreparedEvent:
+    """Check the name and encode the data, before anything is read or written."""
+    if not isinstance(event_name, str) or not event_name:
+        raise ValueError(f"event_name must be a non-empty string, got {event_name!r}")
+    return PreparedEvent(name=event_name, input=JSON_CODEC.encode(data, what=f"data of event {event_name!r}"))
+
+
+def plan_event(
+    instance_id: str, event: PreparedEvent, row: Mapping[str, Any] | None, *, now: datetime | None = None
+) -> MessageData:
+    """The EventRaised message for a live instance, addressed to no particular generation.
+
+    Raises:
+        OrchestrationNotFoundError: no such instance.
+        OrchestrationStateError: the instance has finished (the event would be discarded).
+    """
+    status = status_of(require_row(instance_id, row))
+    if status is not None and status.is_terminal:
+        raise OrchestrationStateError(
+            f"orchestration instance {instance_id!r} is {status.table_name}; events sent to a "
+            f"finished instance are discarded, so event {event.name!r} was not sent",
+            instance_id=instance_id,
+            status=status.table_name,
+        )
+    raised = ev.EventRaised(name=event.name, input=event.input, timestamp=now or datetime.now(UTC))
+    # ExecutionId None: the event joins whichever generation is current (ContinueAsNew included).
+    target = ev.OrchestrationInstance(instance_id=instance_id, execution_id=None)
+    return MessageData(
+        task_message=TaskMessage(event=raised, orchestration_instance=target), sender=CLIENT_SENDER
+    )
+
+
+def require_row(instance_id: str, row: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if row is None:
+        raise OrchestrationNotFoundError(instance_id)
+    return row
+
+
+# -------------------------------------------------------------------------------------- state
+
+
+def status_of(row: Mapping[str, Any] | None) -> OrchestrationStatus | None:
+    if row is None or not row.get("RuntimeStatus"):
+        return None
+    try:
+        return OrchestrationStatus.from_table_name(row["RuntimeStatus"])
+    except ValueError:
+        return None
+
+
+def execution_id_of(row: Mapping[str, Any]) -> str | None:
+    return row.get("ExecutionId") or None
+
+
+def failed_execution_id(row: Mapping[str, Any]) -> str | None:
+    """The execution whose ExecutionCompleted event to read for full failure details, if any."""
+    return execution_id_of(row) if status_of(row) is OrchestrationStatus.FAILED else None
+
+
+def state_from_row(
+    instance_id: str,
+    row: Mapping[str, Any],
+    *,
+    fetch_payloads: bool,
+    completion: Sequence[ev.HistoryEvent] = (),
+) -> OrchestrationState:
+    """Map an Instances row (large values already downloaded) onto ``OrchestrationState``.
+
+    A failed instance's details come from its ExecutionCompleted event (``completion``), which
+    has the stack trace and inner failures; else from ``Output`` (``"ErrorType: message"``).
+    """
+    status = status_of(row)
+    if status is None:
+        raise ValueError(
+            f"Instances row of {instance_id!r} has unknown RuntimeStatus {row.get('RuntimeStatus')!r}"
+        )
+    failure = None
+    output = _payload(row.get("Output")) if fetch_payloads else None
+    if status is OrchestrationStatus.FAILED:
+        failure = _failure_from_history(completion) or _failure_from_output(row.get("Output"))
+        output = None
+    created = _utc(row.get("CreatedTime")) or _utc(row.get("LastUpdatedTime")) or _EPOCH
+    return OrchestrationState(
+        instance_id=instance_id,
+        name=row.get("Name") or "",
+        runtime_status=status,
+        created_at=created,
+        last_updated_at=_utc(row.get("LastUpdatedTime")) or created,
+        serialized_input=_payload(row.get("Input")) if fetch_payloads else None,
+        serialized_output=output,
+        serialized_custom_status=_payload(row.get("CustomStatus")) if fetch_payloads else None,
+        failure_details=failure,
+        execution_id=execution_id_of(row),
+        scheduled_start_time=_utc(row.get("ScheduledStartTime")),
+        completed_at=_utc(row.get("CompletedTime")),
+        version=row.get("Version") or None,
+        tags=_tags(row.get("Tags")),
+    )
+
+
+def _payload(text: Any) -> str | None:
+    # "null" is how the reference stores "nothing" (merges ignore null properties, #477).
+    return text if isinstance(text, str) and text not in ("", "null") else None
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    value = _as_utc(value)
+    # A plain datetime, not the tables SDK's TablesEntityDatetime subclass.
+    return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+
+
+def _tags(text: Any) -> dict[str, str] | None:
+    if not isinstance(text, str) or text in ("", "null"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def _failure_from_history(events: Sequence[ev.HistoryEvent]) -> FailureDetails | None:
+    for event in reversed(events):
+        if isinstance(event, ev.ExecutionCompleted) and event.failure_details is not None:
+            return event.failure_details
+    return None
+
+
+def _failure_from_output(output: Any) -> FailureDetails:
+    text = output if isinstance(output, str) else ""
+    error_type, sep, message = text.partition(": ")  # FailureDetails.ToString() in DurableTask.Core
+    return (
+        FailureDetails(message=message, error_type=error_type)
+        if sep
+        else FailureDetails(message=text, error_type="")
+    )
+
+
+# -------------------------------------------------------------------------------------- waits
+
+
+def is_started(status: OrchestrationStatus | None) -> bool:
+    return status is not None and status is not OrchestrationStatus.PENDING
+
+
+def is_complete(status: OrchestrationStatus | None) -> bool:
+    # ContinuedAsNew is not complete: the instance goes on with a new generation.
+    return status is not None and status.is_terminal
+
+
+def poll_delays() -> Iterator[float]:
+    """50 ms, doubling to 1 s: fast for short orchestrations, one read a second for long ones."""
+    delay = POLL_FIRST_SECONDS
+    while True:
+        yield delay
+        delay = min(delay * 2, POLL_MAX_SECONDS)
+
+
+def wait_timed_out(
+    instance_id: str, goal: str, timeout: float, status: OrchestrationStatus | None
+) -> TimeoutError:
+    last = status.table_name if status is not None else "not found"
+    return TimeoutError(
+        f"orchestration instance {instance_id!r} did not {goal} within {timeout:g} s (last status: {last})"
+    )

@@ -1,0 +1,43 @@
+"""WorkerOptions: concurrency, leases, polling and caching of a worker, from the environment.
+
+Every field can be set as ``DURABLEHUB_<FIELD>`` (e.g. ``DURABLEHUB_MAX_CONCURRENT_ACTIVITIES``).
+Defaults favour fast takeover over request economy: a dead worker's partitions are processed
+again within ``lease_duration + balance_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerOptions(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DURABLEHUB_", extra="ignore", frozen=True)
+
+    max_concurrent_activities: int = Field(default=16, ge=1)
+    max_concurrent_orchestrations: int = Field(default=32, ge=1)
+    lease_duration_seconds: int = Field(default=15, ge=15, le=60)  # Azure blob lease bounds
+    lease_renew_seconds: float = Field(default=4.0, gt=0)
+    balance_interval_seconds: float = Field(default=3.0, gt=0)
+    control_queue_batch_size: int = Field(default=32, ge=1, le=32)
+    control_visibility_seconds: int = Field(default=20, ge=5)
+    activity_visibility_seconds: int = Field(default=30, ge=5)
+    min_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    max_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    orchestration_cache_size: int = Field(default=1000, ge=0)
+    abandon_delay_seconds: int = Field(default=1, ge=0)
+    max_early_message_dequeues: int = Field(default=20, ge=1)
+
+    @property
+    def lease_duration(self) -> timedelta:
+        return timedelta(seconds=self.lease_duration_seconds)
+
+    @property
+    def control_visibility(self) -> timedelta:
+        return timedelta(seconds=self.control_visibility_seconds)
+
+    @property
+    def activity_visibility(self) -> timedelta:
+        return timedelta(seconds=self.activity_visibility_seconds)

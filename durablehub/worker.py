@@ -1,0 +1,173 @@
+"""Worker: runs an App's orchestrations and activities against a task hub.
+
+A context manager, sync or async. The sync form runs the worker's event loop in a
+background thread, so ``with Worker(app, settings): ...`` works in plain scripts; the async
+form (``async with``) runs on the caller's loop. No protocol logic lives here: partition
+ownership is ``runtime.balancer``, each owned control queue is ``runtime.partition``,
+episodes are ``runtime.orchestrations``, activities are ``runtime.activities``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from types import TracebackType
+
+from durablehub.app import App
+from durablehub.runtime.activities import ActivityRunner
+from durablehub.runtime.balancer import PartitionBalancer
+from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.orchestrations import OrchestrationRunner
+from durablehub.runtime.partition import ControlQueueProcessor
+from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.aio.hub import AsyncTaskHub
+from durablehub.taskhub.metering import RequestCounter
+from durablehub.taskhub.names import partition_index
+
+_LOG = logging.getLogger("durablehub.worker")
+
+
+class Worker:
+    """Process orchestrations (on owned partitions) and activities (any) of ``app``."""
+
+    def __init__(
+        self,
+        app: App,
+        settings: TaskHubSettings,
+        *,
+        options: WorkerOptions | None = None,
+        worker_id: str | None = None,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.options = options or WorkerOptions()
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.counter = counter or RequestCounter()
+        self._hub: AsyncTaskHub | None = None
+        self._processors: dict[str, ControlQueueProcessor] = {}
+        self._balancer: PartitionBalancer | None = None
+        self._activities: ActivityRunner | None = None
+        self._orchestrations: OrchestrationRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ----------------------------------------------------------------------- async API
+
+    async def start_async(self) -> None:
+        hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
+        await hub.create()  # idempotent, and refuses a partition-count mismatch
+        concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
+        self._orchestrations = OrchestrationRunner(self.app, hub, self.options, wake=self._wake)
+        self._activities = ActivityRunner(self.app, hub, self.options, wake=self._wake)
+
+        async def acquired(partition_id: str) -> None:
+            index = int(partition_id.rsplit("-", 1)[1])
+            processor = ControlQueueProcessor(
+                partition_id, hub.control_queues[index], hub, self._orchestrations, self.options, concurrency
+            )  # type: ignore[arg-type]
+            self._processors[partition_id] = processor
+            processor.start()
+
+        async def lost(partition_id: str) -> None:
+            processor = self._processors.pop(partition_id, None)
+            runner = self._orchestrations
+            if runner is not None:  # cached state of a moved partition may be stale
+                index = int(partition_id.rsplit("-", 1)[1])
+                count = self.settings.partition_count
+                runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
+            if processor is not None:
+                await processor.stop(drain_timeout=5)
+
+        self._balancer = PartitionBalancer(
+            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost
+        )
+        await self._balancer.balance()  # own partitions before returning: the first start is quick
+        self._balancer.start()
+        self._activities.start()
+        _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
+
+    async def stop_async(self) -> None:
+        """Stop gracefully: finish in-flight work, hand held messages back, release leases."""
+        if self._balancer is not None:
+            await self._balancer.stop()
+        if self._activities is not None:
+            await self._activities.stop()
+        await asyncio.gather(*(p.stop() for p in self._processors.values()))
+        self._processors.clear()
+        if self._balancer is not None:
+            await self._balancer.release_all()
+        if self._hub is not None:
+            await self._hub.close()
+        _LOG.info("worker %s stopped", self.worker_id)
+
+    async def __aenter__(self) -> Worker:
+        await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop_async()
+
+    def _wake(self, instance_id: str) -> None:
+        """A message was just sent to ``instance_id``: poll its partition now if it is ours."""
+        index = partition_index(instance_id, self.settings.partition_count)
+        processor = self._processors.get(self.settings.names.control_queue(index))
+        if processor is not None:
+            processor.wake()
+
+    @property
+    def owned_partitions(self) -> list[str]:
+        return sorted(self._processors)
+
+    @property
+    def activities_executed(self) -> int:
+        return self._activities.executed if self._activities else 0
+
+    @property
+    def episodes_run(self) -> int:
+        return self._orchestrations.episodes_run if self._orchestrations else 0
+
+    # ------------------------------------------------------------------------ sync API
+
+    def start(self) -> Worker:
+        """Start on a background thread with its own event loop."""
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=loop.run_forever, name=f"durablehub-worker-{self.worker_id}", daemon=True
+        )
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.start_async(), loop).result()
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.stop_async(), self._loop).result()
+        finally:
+            self._shutdown_loop()
+
+    def _shutdown_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        loop.close()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
