@@ -9,10 +9,9 @@ import pytest
 
 from durablehub.client import DurableClient
 from durablehub.engine import history as ev
-from durablehub.errors import OrchestrationNotFoundError
+from durablehub.errors import OrchestrationFailedError, OrchestrationNotFoundError
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.settings import TaskHubSettings
-from durablehub.errors import OrchestrationFailedError
 from durablehub.taskhub import rows
 from durablehub.taskhub.envelope import MessageData, TaskMessage
 from durablehub.taskhub.hub import TaskHub

@@ -113,8 +113,11 @@ def book_trip(ctx: dh.OrchestrationContext, spec: dict[str, str]):
     except dh.TaskFailedError as failure:
         for step in reversed(done):
             yield ctx.call_activity(record, input={"path": log, "line": f"cancel {step}"})
-        return {"status": "compensated", "error": failure.details.message,
-                "error_type": failure.details.error_type}
+        return {
+            "status": "compensated",
+            "error": failure.details.message,
+            "error_type": failure.details.error_type,
+        }
     return {"status": "booked", "steps": done}
 
 
@@ -128,8 +131,11 @@ def child(ctx: dh.OrchestrationContext, n: int):
 @app.orchestrator
 def parent(ctx: dh.OrchestrationContext, values: list[int]):
     results = yield dh.when_all(
-        [ctx.call_sub_orchestrator(child, input=v, instance_id=f"{ctx.instance_id}-child-{i}")
-         for i, v in enumerate(values)])
+        [
+            ctx.call_sub_orchestrator(child, input=v, instance_id=f"{ctx.instance_id}-child-{i}")
+            for i, v in enumerate(values)
+        ]
+    )
     failures = []
     try:
         yield ctx.call_sub_orchestrator(child, input=-1)
@@ -150,8 +156,11 @@ def eternal(ctx: dh.OrchestrationContext, state: dict[str, int]):
 
 @app.orchestrator
 def retrying(ctx: dh.OrchestrationContext, spec: dict[str, Any]):
-    policy = dh.RetryPolicy(first_retry_interval=timedelta(seconds=1), max_number_of_attempts=spec["attempts"],
-                            backoff_coefficient=2.0)
+    policy = dh.RetryPolicy(
+        first_retry_interval=timedelta(seconds=1),
+        max_number_of_attempts=spec["attempts"],
+        backoff_coefficient=2.0,
+    )
     return (yield ctx.call_activity(flaky, input=spec, retry_policy=policy))
 
 
@@ -181,7 +190,7 @@ def nondeterministic(ctx: dh.OrchestrationContext, _: None):
 @app.orchestrator
 def slow_chain(ctx: dh.OrchestrationContext, spec: dict[str, Any]):
     results = []
-    for i in range(spec["steps"]):
+    for _ in range(spec["steps"]):
         results.append((yield ctx.call_activity(slow, input=spec["seconds"])))
     return len(results)
 
