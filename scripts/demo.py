@@ -1,45 +1,87 @@
-"""The main job on a local Azurite: start it, create the task hub, show what a user would see.
+"""The main job on a local Azurite: a worker runs the sample workflows, a client drives them.
 
-Run by ``scripts/quickstart.sh``. Azurite's data lives in ``.azurite/`` so the hub survives
-between runs; the emulator is stopped when the job ends.
+Run by ``scripts/quickstart.sh``. Azurite's data lives in ``.azurite/`` so the hub can be
+opened afterwards (``durablehub azurite`` + Azure Storage Explorer); the emulator is stopped
+when the job ends.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import durablehub as dh
 from durablehub.azurite import AzuriteProcess
-from durablehub.settings import TaskHubSettings
-from durablehub.taskhub.hub import TaskHub
+from durablehub.samples.workflows import app
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def show(client: dh.DurableClient, ids: list[str], seen: dict[str, str]) -> bool:
+    """Print each instance's progress when it changes; True when all have finished."""
+    finished = True
+    for iid in ids:
+        state = client.get_orchestration_state(iid)
+        if state is None:
+            finished = False
+            continue
+        line = f"{state.runtime_status.name:<10} {state.get_custom_status()}"
+        if state.runtime_status.is_terminal:
+            line += f" -> {state.get_output()}"
+        else:
+            finished = False
+        if seen.get(iid) != line:
+            seen[iid] = line
+            print(f"  {iid:<24} {line}")
+    return finished
+
+
 def main() -> None:
     with AzuriteProcess(location=ROOT / ".azurite") as azurite:
-        print(f"Azurite is running on 127.0.0.1 (queue port {azurite.ports['queue']}, data in .azurite/)")
-        settings = TaskHubSettings(task_hub="DurableHubDemo", connection_string=azurite.connection_string)
-        print(settings.describe())
-        with TaskHub(settings) as hub:
-            info = hub.create()
-            description = hub.describe()
-        print(
-            f"\ntask hub {info.task_hub_name!r} is ready ({info.partition_count} partitions, "
-            f"created {info.created_at:%Y-%m-%d %H:%M:%S} UTC):"
-        )
-        names = description.names
-        print(f"  tables      {names.history_table}, {names.instances_table}")
-        print(
-            f"  containers  {names.leases_container} (taskhub.json + {names.partition_count} lease blobs), "
-            f"{names.large_messages_container}"
-        )
-        for queue, length in description.queue_lengths.items():
-            print(f"  queue       {queue:<32} {length} messages")
-        print(
-            f"\nrequests made: {sum(hub.counter.snapshot().values())} "
-            f"({', '.join(f'{k}={v}' for k, v in sorted(hub.counter.snapshot().items()))})"
-        )
-    print("Azurite stopped.")
+        print("Azurite is running on 127.0.0.1 (data in .azurite/)")
+        settings = dh.TaskHubSettings(task_hub="DurableHubDemo", connection_string=azurite.connection_string)
+        with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:
+            print(f"worker {worker.worker_id} owns {', '.join(worker.owned_partitions)}\n")
+            started = time.monotonic()
+            suffix = str(int(time.time()))
+            ids = [
+                client.schedule_new_orchestration(
+                    "ProcessOrder", input={"id": 42, "amount": 99.5}, instance_id=f"order-42-{suffix}"
+                ),
+                client.schedule_new_orchestration(
+                    "BackupPhotoAlbum",
+                    input=[f"photo-{n:03d}.jpg" for n in range(50)],
+                    instance_id=f"album-{suffix}",
+                ),
+                client.schedule_new_orchestration(
+                    "ApproveExpense", input={"id": "EXP-7", "amount": 240}, instance_id=f"expense-7-{suffix}"
+                ),
+                client.schedule_new_orchestration(
+                    "ApproveExpense", input={"id": "EXP-8", "amount": 5000}, instance_id=f"expense-8-{suffix}"
+                ),
+            ]
+            seen: dict[str, str] = {}
+            for iid in ids[2:]:
+                client.wait_for_orchestration_start(iid, timeout=30)
+            show(client, ids, seen)
+            print("\n  (a manager approves EXP-7; EXP-8 keeps waiting for its 72-hour timeout)\n")
+            client.raise_orchestration_event(ids[2], "Approval", data={"approved": True, "by": "manager"})
+            while not show(client, ids[:3], seen) and time.monotonic() - started < 60:
+                time.sleep(0.2)
+            show(client, ids, seen)
+            waiting = client.get_orchestration_state(ids[3])
+            print(
+                f"\n{len(ids) - 1} workflows completed in {time.monotonic() - started:.1f} s; "
+                f"{ids[3]} is {waiting.runtime_status.name}: {waiting.get_custom_status()}"
+            )
+            print(
+                f"worker ran {worker.episodes_run} episodes and {worker.activities_executed} activities "
+                f"with {worker.counter.total} storage requests"
+            )
+    print(
+        "Azurite stopped. Open the hub later: durablehub azurite, then Azure Storage Explorer "
+        "(local emulator) → DurableHubDemoHistory / DurableHubDemoInstances."
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Sample apps: ``durablehub worker durablehub.samples.workflows:app`` runs them."""
