@@ -88,7 +88,8 @@ class Bench:
             )
         )
         print(
-            f"  {label:<44} {rate:>9,.1f} {unit}/s  {requests / count:6.2f} requests/{unit}  ({elapsed:.2f} s)"
+            f"  {label:<44} {rate:>9,.1f} {unit}/s  {requests / count:6.2f} requests/{unit}"
+            f"  ({elapsed:.2f} s)"
         )
         return rate
 
@@ -136,7 +137,8 @@ def main() -> None:
         print(f"durablehub benchmark on Azurite 3.37.0 ({'quick' if q else 'full'} sizes)\n")
         ceiling = asyncio.run(queue_round_trips(settings, 100 if q else 300))
         print(
-            f"  {'queue send+receive+delete round trip':<44} {ceiling:>9,.1f} trips/s  (one process, sequential)"
+            f"  {'queue send+receive+delete round trip':<44} {ceiling:>9,.1f} trips/s"
+            "  (one process, sequential)"
         )
         with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:
             bench = Bench(settings, worker, client)
