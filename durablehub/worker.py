@@ -62,8 +62,10 @@ class Worker:
         hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
         await hub.create()  # idempotent, and refuses a partition-count mismatch
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
-        self._orchestrations = OrchestrationRunner(self.app, hub, self.options, wake=self._wake)
         self._activities = ActivityRunner(self.app, hub, self.options, wake=self._wake)
+        self._orchestrations = OrchestrationRunner(
+            self.app, hub, self.options, wake=self._wake, wake_activities=self._activities.wake
+        )
 
         async def acquired(partition_id: str) -> None:
             index = int(partition_id.rsplit("-", 1)[1])

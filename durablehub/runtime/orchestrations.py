@@ -150,8 +150,10 @@ class OrchestrationRunner:
         options: WorkerOptions,
         *,
         wake: Callable[[str], None] = lambda _iid: None,
+        wake_activities: Callable[[], None] = lambda: None,
     ) -> None:
         self._app = app
+        self._wake_activities = wake_activities
         self._hub = hub
         self._options = options
         self._wake = wake
@@ -310,6 +312,7 @@ class OrchestrationRunner:
             )
             if om.to_work_items:
                 await self._hub.work_items.send(message)
+                self._wake_activities()  # a local activity runner need not wait for its next poll
                 return
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
             await self._hub.control_queue_for(om.target_instance_id).send(message, visible_after=delay)
