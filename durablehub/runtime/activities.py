@@ -22,6 +22,7 @@ from durablehub.engine import history as ev
 from durablehub.engine.codec import JSON_CODEC
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.polling import IdlePoller
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -50,18 +51,18 @@ class ActivityRunner:
         self._stopping = False
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
+        self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self.executed = 0
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._dequeue_loop(), name="activities")
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._poller.wake()
 
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
         self._stopping = True
-        self._wakeup.set()
+        self._poller.wake()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -71,7 +72,6 @@ class ActivityRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dequeue_loop(self) -> None:
-        delay = self._options.min_poll_interval_seconds
         while not self._stopping:
             if self._free <= 0:
                 await asyncio.sleep(0.01)
@@ -82,14 +82,12 @@ class ActivityRunner:
                 )
             except Exception:
                 _LOG.exception("receiving work items failed; backing off")
-                batch, delay = [], self._options.max_poll_interval_seconds
+                batch = []
+                self._poller.back_off()
             if not batch:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                delay = min(delay * 2, self._options.max_poll_interval_seconds)
+                await self._poller.idle()
                 continue
-            delay = self._options.min_poll_interval_seconds
+            self._poller.reset()
             for item in batch:
                 self._free -= 1
                 task = asyncio.create_task(self._execute(item))

@@ -62,10 +62,7 @@ class InstanceState:
     answered: set[int] = field(default_factory=set)
     episodes: int = 0
     final_status: OrchestrationStatus | None = None
-
-    @property
-    def started(self) -> ev.ExecutionStarted | None:
-        return next((e for e in self.history if isinstance(e, ev.ExecutionStarted)), None)
+    started: ev.ExecutionStarted | None = None  # kept, not searched for: it is read per message
 
     @property
     def execution_id(self) -> str | None:
@@ -85,6 +82,8 @@ class InstanceState:
                 self.answered.add(rid)
             elif isinstance(event, ev.OrchestratorStarted):
                 self.episodes += 1
+            elif isinstance(event, ev.ExecutionStarted) and self.started is None:
+                self.started = event
             elif isinstance(event, (ev.ExecutionCompleted, ev.ContinueAsNew)):
                 self.final_status = event.orchestration_status
 

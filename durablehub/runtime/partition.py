@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
+from durablehub.runtime.polling import IdlePoller
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 
@@ -43,7 +44,7 @@ class ControlQueueProcessor:
         self._pending: dict[str, dict[str, ReceivedMessage]] = {}  # instance → messages not yet run
         self._sessions: dict[str, asyncio.Task[None]] = {}
         self._receipts = asyncio.Lock()  # renewals and deletes must not race on a pop receipt
-        self._wakeup = asyncio.Event()
+        self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -54,12 +55,12 @@ class ControlQueueProcessor:
         ]
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._poller.wake()
 
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
         """Stop dequeuing, let running episodes finish, hand the rest back at once."""
         self._stopping = True
-        self._wakeup.set()
+        self._poller.wake()
         sessions = list(self._sessions.values())
         if sessions:
             await asyncio.wait(sessions, timeout=drain_timeout)
@@ -75,7 +76,6 @@ class ControlQueueProcessor:
             self._held.clear()
 
     async def _dequeue_loop(self) -> None:
-        delay = self._options.min_poll_interval_seconds
         while not self._stopping:
             if len(self._held) >= _BUFFER_LIMIT:
                 await asyncio.sleep(0.05)
@@ -88,20 +88,17 @@ class ControlQueueProcessor:
             except Exception:
                 _LOG.exception("receiving from %s failed; backing off", self.partition_id)
                 batch = []
-                delay = self._options.max_poll_interval_seconds
+                self._poller.back_off()
             if not batch:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                delay = min(delay * 2, self._options.max_poll_interval_seconds)
+                await self._poller.idle()
                 continue
-            delay = self._options.min_poll_interval_seconds
+            self._poller.reset()
             for message in batch:
                 await self._accept(message)
 
     async def _accept(self, message: ReceivedMessage) -> None:
         if message.error is not None or message.message is None or message.message.task_message is None:
-            await self._quarantine(message)
+            await self._hub.quarantine(self._queue, message, reason=str(message.error or "no TaskMessage"))
             return
         self._held[message.message_id] = message
         instance_id = message.message.instance_id
@@ -165,19 +162,3 @@ class ControlQueueProcessor:
                     for message_id in list(pending):
                         if message_id in self._held:
                             pending[message_id] = self._held[message_id]
-
-    async def _quarantine(self, message: ReceivedMessage) -> None:
-        """Move an unreadable message to ``{hub}-poison`` so it never blocks the queue (#553)."""
-        _LOG.error(
-            "moving unreadable message %s from %s to %s: %s",
-            message.message_id,
-            self.partition_id,
-            self._hub.poison.name,
-            message.error,
-        )
-        try:
-            await self._hub.poison.create()
-            await self._hub.poison.send_raw(message.body)
-            await self._queue.delete_message(message)
-        except Exception:
-            _LOG.exception("could not quarantine message %s", message.message_id)

@@ -10,6 +10,7 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,9 +21,11 @@ from durablehub.taskhub.history_table import HistoryTable
 from durablehub.taskhub.instances_table import InstancesTable
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.leases import PartitionLeaseStore, TaskHubInfo
-from durablehub.taskhub.queues import TaskHubQueue
+from durablehub.taskhub.queues import TaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
+
+_LOG = logging.getLogger("durablehub.taskhub")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +60,7 @@ class TaskHub:
         ]
         self.work_items = TaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
         self.poison = TaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
+        self._poison_created = False  # the poison queue is made on first use, not by create()
 
     @property
     def counter(self) -> RequestCounter:
@@ -110,6 +114,21 @@ class TaskHub:
                 self.names.hub, info.partition_count, self.names.partition_count
             )
         return info
+
+    def quarantine(self, queue: TaskHubQueue, message: ReceivedMessage, *, reason: str) -> None:
+        """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
+        blocking ``queue``; logged with the reason. A failure here leaves it where it was."""
+        _LOG.error(
+            "moving message %s from %s to %s: %s", message.message_id, queue.name, self.poison.name, reason
+        )
+        try:
+            if not self._poison_created:
+                self.poison.create()
+                self._poison_created = True
+            self.poison.send_raw(message.body)
+            queue.delete_message(message)
+        except Exception:
+            _LOG.exception("could not quarantine message %s from %s", message.message_id, queue.name)
 
     def describe(self) -> TaskHubDescription:
         info = self.open()

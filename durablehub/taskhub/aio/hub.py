@@ -9,6 +9,7 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,9 +20,11 @@ from durablehub.taskhub.aio.history_table import AsyncHistoryTable
 from durablehub.taskhub.aio.instances_table import AsyncInstancesTable
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.leases import AsyncPartitionLeaseStore, TaskHubInfo
-from durablehub.taskhub.aio.queues import AsyncTaskHubQueue
+from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
+
+_LOG = logging.getLogger("durablehub.taskhub")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +59,7 @@ class AsyncTaskHub:
         ]
         self.work_items = AsyncTaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
         self.poison = AsyncTaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
+        self._poison_created = False  # the poison queue is made on first use, not by create()
 
     @property
     def counter(self) -> RequestCounter:
@@ -109,6 +113,21 @@ class AsyncTaskHub:
                 self.names.hub, info.partition_count, self.names.partition_count
             )
         return info
+
+    async def quarantine(self, queue: AsyncTaskHubQueue, message: ReceivedMessage, *, reason: str) -> None:
+        """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
+        blocking ``queue``; logged with the reason. A failure here leaves it where it was."""
+        _LOG.error(
+            "moving message %s from %s to %s: %s", message.message_id, queue.name, self.poison.name, reason
+        )
+        try:
+            if not self._poison_created:
+                await self.poison.create()
+                self._poison_created = True
+            await self.poison.send_raw(message.body)
+            await queue.delete_message(message)
+        except Exception:
+            _LOG.exception("could not quarantine message %s from %s", message.message_id, queue.name)
 
     async def describe(self) -> TaskHubDescription:
         info = await self.open()
