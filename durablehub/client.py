@@ -1,3 +1,4 @@
+# Generated from durablehub/async_client.py by scripts/unasync.py: edit that file instead.
 """DurableClient: start orchestration instances, read their state, wait for them, raise events.
 
 Method names and parameters are durabletask-python's (``TaskHubGrpcClient``), served straight

@@ -1,7 +1,8 @@
 """Generate the sync task-hub adapters from their async source, as httpcore does.
 
-``durablehub/taskhub/aio/*.py`` is the source; ``durablehub/taskhub/<same name>.py`` is
-written from it by a handful of textual substitutions. ``--check`` exits 1 if a generated
+``durablehub/taskhub/aio/*.py`` is the source of ``durablehub/taskhub/<same name>.py``, and
+``durablehub/async_client.py`` of ``durablehub/client.py``: each is written from its source by
+a handful of textual substitutions. ``--check`` exits 1 if a generated
 file is out of date (a test runs it), so the twins cannot drift.
 
     python scripts/unasync.py          # regenerate
@@ -15,8 +16,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "durablehub" / "taskhub" / "aio"
-TARGET = ROOT / "durablehub" / "taskhub"
+ADAPTERS = ROOT / "durablehub" / "taskhub" / "aio"
+
+
+def pairs() -> list[tuple[Path, Path]]:
+    """(async source, generated sync file) for every twin."""
+    adapters = [
+        (s, ADAPTERS.parent / s.name) for s in sorted(ADAPTERS.glob("*.py")) if s.name != "__init__.py"
+    ]
+    return [*adapters, (ROOT / "durablehub" / "async_client.py", ROOT / "durablehub" / "client.py")]
+
 
 SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\bdurablehub\.taskhub\.aio\.", "durablehub.taskhub."),
@@ -36,8 +45,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
 ]
 
 
-def header(name: str) -> str:
-    return f"# Generated from durablehub/taskhub/aio/{name} by scripts/unasync.py: edit that file instead.\n"
+def header(source: Path) -> str:
+    return f"# Generated from {source.relative_to(ROOT)} by scripts/unasync.py: edit that file instead.\n"
 
 
 def convert(text: str) -> str:
@@ -49,11 +58,8 @@ def convert(text: str) -> str:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale: list[str] = []
-    for source in sorted(SOURCE.glob("*.py")):
-        if source.name == "__init__.py":
-            continue
-        target = TARGET / source.name
-        expected = header(source.name) + convert(source.read_text())
+    for source, target in pairs():
+        expected = header(source) + convert(source.read_text())
         current = target.read_text() if target.exists() else None
         if current != expected:
             stale.append(str(target.relative_to(ROOT)))

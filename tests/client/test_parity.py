@@ -58,8 +58,9 @@ def test_sync_client_is_the_async_client_without_async_and_await() -> None:
     assert spec is not None and spec.loader is not None
     unasync = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(unasync)
-    source = (ROOT / "durablehub" / "async_client.py").read_text()
-    assert (ROOT / "durablehub" / "client.py").read_text() == unasync.convert(source), (
+    source = ROOT / "durablehub" / "async_client.py"
+    expected = unasync.header(source) + unasync.convert(source.read_text())
+    assert (ROOT / "durablehub" / "client.py").read_text() == expected, (
         "durablehub/client.py drifted from durablehub/async_client.py: edit the async client and "
-        "regenerate the sync one with scripts/unasync.py's convert()"
+        "regenerate the sync one with scripts/unasync.py"
     )

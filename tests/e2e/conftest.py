@@ -72,11 +72,9 @@ class WorkerProcesses:
 
 
 @pytest.fixture
-def hub_settings(settings: TaskHubSettings) -> Iterator[TaskHubSettings]:
-    with TaskHub(settings) as hub:
-        hub.create()
-        yield settings
-        hub.delete()
+def hub_settings(hub: TaskHub) -> TaskHubSettings:
+    """The settings of a freshly created hub (the root conftest's ``hub`` fixture)."""
+    return hub.settings
 
 
 @pytest.fixture
