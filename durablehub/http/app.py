@@ -1,0 +1,127 @@
+"""``create_app``: the management API as an ASGI app, optionally running a worker beside it.
+
+FastAPI rather than bare Starlette: it checks query parameters against their types and
+writes the OpenAPI description (``/runtime/webhooks/durabletask/openapi.json``) from the
+routes themselves, so the description cannot drift from what is served. Every route, the
+description included, sits behind the authentication of ``HttpSettings``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from durablehub.app import App
+from durablehub.async_client import AsyncDurableClient
+from durablehub.http.auth import authentication
+from durablehub.http.context import ManagementContext
+from durablehub.http.errors import install_error_handlers
+from durablehub.http.logs import install_access_log_redaction
+from durablehub.http.payloads import API_PREFIX
+from durablehub.http.routes import router
+from durablehub.http.settings import HttpSettings
+from durablehub.runtime.options import WorkerOptions
+from durablehub.settings import TaskHubSettings
+
+OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
+_LOG = logging.getLogger("durablehub.http")
+
+
+def create_app(
+    settings: TaskHubSettings | None = None,
+    http_settings: HttpSettings | None = None,
+    *,
+    client: AsyncDurableClient | None = None,
+    worker_app: App | None = None,
+    worker_options: WorkerOptions | None = None,
+) -> FastAPI:
+    """The management API of one task hub (settings from the environment by default).
+
+    With ``worker_app``, a ``Worker`` for it runs while the server does, so that
+    ``POST orchestrators/{name}`` runs end to end in one process. ``client``, if given, is
+    used instead of one opened from ``settings`` (and is not closed by the app).
+
+    Raises:
+        ConfigurationError: settings that cannot work (no storage account, no key, ...).
+    """
+    settings = settings or (client.settings if client is not None else TaskHubSettings())
+    http_settings = http_settings or HttpSettings()
+    context = ManagementContext(settings, http_settings, client=client, app=worker_app)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        install_access_log_redaction()  # after uvicorn has configured its loggers
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(context.close)
+            if worker_app is not None:
+                from durablehub.worker import Worker
+
+                await stack.enter_async_context(Worker(worker_app, settings, options=worker_options))
+            _LOG.info(
+                "management API for task hub %r (auth: %s)%s",
+                settings.task_hub,
+                http_settings.auth,
+                f", with a worker for {len(worker_app.orchestrator_names)} orchestrators"
+                if worker_app
+                else "",
+            )
+            yield
+
+    app = FastAPI(
+        title="durablehub management API",
+        description=(
+            "The Durable Functions HTTP API for one task hub: start instances, query, raise events, "
+            "terminate, suspend, resume, rewind, restart, purge. "
+            + {
+                "key": "Every request carries the key: the `code` query parameter or the "
+                "`x-functions-key` header.",
+                "entra": "Every request carries a Microsoft Entra ID access token (Authorization: Bearer).",
+                "none": "Authentication is off on this server.",
+            }[http_settings.auth]
+        ),
+        version="1.0",
+        lifespan=lifespan,
+        openapi_url=None,  # served below, behind authentication
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.durablehub = context
+    install_error_handlers(app)
+    auth = authentication(http_settings)
+    dependencies = [Depends(auth)] if auth is not None else []
+    app.include_router(router, dependencies=dependencies)
+
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=dependencies)
+    async def openapi() -> JSONResponse:
+        if app.openapi_schema is None:
+            app.openapi_schema = _describe(app, authenticated=auth is not None)
+        return JSONResponse(app.openapi_schema)
+
+    return app
+
+
+def _describe(app: FastAPI, *, authenticated: bool) -> dict[str, Any]:
+    """FastAPI's description, with the codes this API answers: 400 (not 422), 401."""
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            responses["400"] = {
+                "description": "Bad input: a parameter, id or body that cannot be used",
+                **error,
+            }
+            if authenticated:
+                responses["401"] = {"description": "No credentials, or wrong ones", **error}
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Error"] = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+    return schema

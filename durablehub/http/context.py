@@ -1,0 +1,50 @@
+"""What the routes share: the hub's settings, the HTTP settings and one client, opened lazily.
+
+The client is opened on the first request (inside the server's event loop, where its storage
+sessions must live) and closed by the app's shutdown. A client passed in is used as it is and
+left to its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from durablehub.app import App
+from durablehub.async_client import AsyncDurableClient
+from durablehub.http.settings import HttpSettings
+from durablehub.settings import TaskHubSettings
+
+
+class ManagementContext:
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        http: HttpSettings,
+        *,
+        client: AsyncDurableClient | None = None,
+        app: App | None = None,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.app = app
+        self._client = client
+        self._owns_client = client is None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> AsyncDurableClient:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = AsyncDurableClient(self.settings)
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.close()
+
+    def check_orchestrator(self, name: str) -> None:
+        """When this server runs the App's worker, refuse a name the App does not have."""
+        if self.app is not None and name not in self.app.orchestrator_names:
+            known = ", ".join(self.app.orchestrator_names) or "none"
+            raise ValueError(f"no orchestrator named {name!r} is registered (known: {known})")
