@@ -5,7 +5,8 @@ security classes also puts the scheme in the OpenAPI description. Failures are 4
 reason that never repeats what the caller sent (a near-miss key must not reach a log).
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": FastAPI must read the closures' Annotated
+# parameters, whose Security(...) objects are local variables, at definition time.
 
 import hmac
 from collections.abc import Awaitable, Callable
