@@ -70,7 +70,8 @@ class CompleteOrchestration:
     """The orchestration ended in this episode.
 
     ``status`` is COMPLETED (``result`` is the output), FAILED (``failure_details``),
-    TERMINATED (``result`` is the termination reason) or CONTINUED_AS_NEW (``new_input`` is
+    TERMINATED (``result`` is the termination reason; ``terminate_children`` the running
+    sub-orchestrations a recursive termination reaches) or CONTINUED_AS_NEW (``new_input`` is
     the next generation's input, ``carryover_events`` the external events it inherits).
     """
 
@@ -81,6 +82,7 @@ class CompleteOrchestration:
     new_input: str | None = None
     new_version: str | None = None
     carryover_events: tuple[EventRaised, ...] = ()
+    terminate_children: tuple[str, ...] = ()
 
 
 Action = ScheduleTask | CreateTimer | CreateSubOrchestration | SendEvent | CompleteOrchestration

@@ -40,7 +40,7 @@ from durablehub.engine.actions import (
     SendEvent,
 )
 from durablehub.engine.codec import Codec
-from durablehub.engine.determinism import ConfirmingEvent, check_confirmation, unconfirmed_error
+from durablehub.engine.determinism import ConfirmingEvent, check_confirmation, matches, unconfirmed_error
 from durablehub.models import FailureDetails, OrchestrationStatus, qualified_name
 from durablehub.task import (
     CompletableTask,
@@ -84,6 +84,7 @@ class _Call:
     name: str
     task: CompletableTask[Any]
     retry: _Retry | None = None
+    target: str | None = None  # the child's instance id, for sub-orchestrations
 
 
 @dataclass(slots=True)
@@ -272,6 +273,14 @@ class ReplayContext(OrchestrationContext):
         action = self._pending.pop(event.event_id, None)
         check_confirmation(event, action, calls_made=self._next_id)
 
+    def try_confirm(self, event: ConfirmingEvent) -> bool:
+        """Confirm the action with the event's id if the code produced that very action."""
+        action = self._pending.get(event.event_id)
+        if action is None or not matches(event, action):
+            return False
+        del self._pending[event.event_id]
+        return True
+
     def check_all_confirmed(self) -> None:
         """At the end of a replayed episode, every action must have been confirmed.
 
@@ -373,13 +382,27 @@ class ReplayContext(OrchestrationContext):
             id=self._take_id(), status=OrchestrationStatus.FAILED, failure_details=_failure_details(error)
         )
 
-    def terminate(self, reason: str | None) -> None:
-        """Terminate with ``reason`` (JSON text); actions not yet drained are dropped."""
+    def terminate(self, reason: str | None, *, recurse: bool = False) -> None:
+        """Terminate with ``reason`` (JSON text); actions not yet drained are dropped.
+
+        With ``recurse``, the sub-orchestrations still running are terminated too: their ids
+        travel on the completion action, for the runtime to message.
+        """
         if self._completion is not None:
             return
         self._pending.clear()
+        children: tuple[str, ...] = ()
+        if recurse:
+            children = tuple(
+                call.target
+                for _, call in sorted(self._calls.items())
+                if call.kind is CallKind.SUB_ORCHESTRATION and call.target is not None
+            )
         self._completion = CompleteOrchestration(
-            id=self._take_id(), status=OrchestrationStatus.TERMINATED, result=reason
+            id=self._take_id(),
+            status=OrchestrationStatus.TERMINATED,
+            result=reason,
+            terminate_children=children,
         )
 
     def drain_actions(self) -> tuple[Action, ...]:
@@ -418,14 +441,14 @@ class ReplayContext(OrchestrationContext):
         else:
             raise TypeError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__qualname__}")
         self._pending[action.id] = action
-        self._calls[action.id] = _Call(kind, action.name, task, retry)
+        self._calls[action.id] = _Call(kind, action.name, task, retry, target=_target_of(action))
         return task
 
     def _schedule_retry(self, retry: _Retry) -> None:
         action = replace(retry.template, id=self._take_id())
         kind = CallKind.ACTIVITY if isinstance(action, ScheduleTask) else CallKind.SUB_ORCHESTRATION
         self._pending[action.id] = action
-        self._calls[action.id] = _Call(kind, action.name, retry.task, retry)
+        self._calls[action.id] = _Call(kind, action.name, retry.task, retry, target=_target_of(action))
 
     def _start_timer(self, final: datetime, *, task: TimerTask | None, retry: _Retry | None) -> None:
         now = self.current_utc_datetime
@@ -448,6 +471,10 @@ class ReplayContext(OrchestrationContext):
         events = sorted((b for queue in self._buffered.values() for b in queue), key=lambda b: b.order)
         timestamp = self.current_utc_datetime.replace(tzinfo=UTC)
         return tuple(ev.EventRaised(name=b.name, input=b.data, timestamp=timestamp) for b in events)
+
+
+def _target_of(action: ScheduleTask | CreateSubOrchestration) -> str | None:
+    return action.instance_id if isinstance(action, CreateSubOrchestration) else None
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -28,6 +28,7 @@ __all__ = [
     "check_confirmation",
     "describe_action",
     "describe_event",
+    "matches",
     "unconfirmed_error",
 ]
 
@@ -53,7 +54,7 @@ def check_confirmation(event: ConfirmingEvent, action: Action | None, *, calls_m
             f"history has {describe_event(event)} but the orchestrator made no call with id "
             f"{event.event_id} (it has made {calls_made} calls so far){_HINT}"
         )
-    if _matches(event, action):
+    if matches(event, action):
         return
     raise NonDeterminismError(
         f"history has {describe_event(event)} but the orchestrator called {describe_action(action)}{_HINT}"
@@ -101,7 +102,8 @@ def describe_action(action: Action) -> str:
     raise TypeError(f"not an action: {action!r}")
 
 
-def _matches(event: ConfirmingEvent, action: Action) -> bool:
+def matches(event: ConfirmingEvent, action: Action) -> bool:
+    """The history event records this action: same kind and name (and target)."""
     match event, action:
         case ev.TaskScheduled(), ScheduleTask():
             return event.name == action.name

@@ -17,7 +17,9 @@ CreateSubOrchestration   SubOrchestrationInstanceCreated        ExecutionStarted
 SendEvent                EventSent                              EventRaised → target instance
 complete / fail /        ExecutionCompleted, then               SubOrchestrationInstanceCompleted or
 terminate                OrchestratorCompleted                  ...Failed(task_scheduled_id) → parent,
-                                                                if this is a sub-orchestration
+                                                                if this is a sub-orchestration;
+                                                                recursive terminate: Execution-
+                                                                Terminated → each running child
 continue as new          ContinueAsNew (no OrchestratorCom-     ExecutionStarted (new execution id,
                          pleted: the generation ends here)      generation + 1) and the carried-over
                                                                 EventRaised → this instance
@@ -241,6 +243,10 @@ class _Planner:
                 failure_details=action.failure_details,
             )
         )
+        for child in action.terminate_children:
+            self._send(
+                child, None, ev.ExecutionTerminated(timestamp=self._now, input=action.result, recurse=True)
+            )
         parent = self._started.parent_instance
         if parent is None:
             return

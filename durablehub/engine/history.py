@@ -104,6 +104,9 @@ class ExecutionCompleted(HistoryEvent):
 class ExecutionTerminated(HistoryEvent):
     event_type: ClassVar[EventType] = EventType.ExecutionTerminated
     input: str | None = None  # the reason, as JSON text
+    # Terminate running sub-orchestrations too (durabletask's ``recurse``). DTFx has no such
+    # column; None, what a .NET client writes, means no.
+    recurse: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +213,8 @@ class ContinueAsNew(HistoryEvent):
 class GenericEvent(HistoryEvent):
     event_type: ClassVar[EventType] = EventType.GenericEvent
     data: str | None = None
+    # "Rewound: <EventType>" on a row that a rewind blanked out, as DTFx writes it.
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

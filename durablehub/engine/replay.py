@@ -21,7 +21,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from durablehub.engine import history as ev
 from durablehub.engine.actions import Action, CompleteOrchestration
 from durablehub.engine.codec import JSON_CODEC, Codec, is_structured_type
 from durablehub.engine.context import CallKind, ReplayContext
+from durablehub.engine.determinism import CONFIRMING_EVENTS
 from durablehub.errors import NonDeterminismError, OrchestrationStateError
 from durablehub.models import FailureDetails
 from durablehub.task import Orchestrator, Task
@@ -149,6 +150,47 @@ class OrchestrationExecutor:
         finally:
             self._ctx.set_replaying(False)
         return self.resume(new_events)
+
+    def replay_rewound(self, past_events: Sequence[ev.HistoryEvent], forget: Set[int]) -> set[int]:
+        """Cold start for a rewind: replay ``past_events`` without the positions in ``forget``.
+
+        From the first forgotten event on, the code may take another path than history
+        records, so replay is lenient there: a recorded action the code does not make again is
+        forgotten too (with the responses to it), and episode ends are not checked. Actions the
+        code makes that history does not confirm stay pending for the next ``resume``. Returns
+        every forgotten position, ``forget`` included, for the runtime to blank out.
+
+        Raises:
+            OrchestrationStateError: this executor has already processed events.
+        """
+        if self._used:
+            raise OrchestrationStateError("replay_rewound() needs a fresh executor")
+        self._used = True
+        forgotten = set(forget)
+        forgotten_ids: set[int] = set()
+        lenient = False
+        self._ctx.set_replaying(True)
+        try:
+            for position, event in enumerate(past_events):
+                if position in forget:
+                    lenient = True
+                    continue
+                if lenient:
+                    if isinstance(event, CONFIRMING_EVENTS):
+                        if not self._ctx.try_confirm(event):  # type: ignore[arg-type]
+                            forgotten.add(position)
+                            forgotten_ids.add(event.event_id)
+                        continue
+                    if isinstance(event, ev.OrchestratorCompleted):
+                        continue
+                    answer = _answered_id(event)
+                    if answer is not None and answer in forgotten_ids:
+                        forgotten.add(position)
+                        continue
+                self._apply(event)
+        finally:
+            self._ctx.set_replaying(False)
+        return forgotten
 
     def resume(self, new_events: Iterable[ev.HistoryEvent]) -> EpisodeResult:
         """Run one episode over the events that arrived since the previous one."""
@@ -279,7 +321,7 @@ class OrchestrationExecutor:
 
     def _apply_execution_terminated(self, event: ev.ExecutionTerminated) -> None:
         self._stop_generator()
-        self._ctx.terminate(event.input)
+        self._ctx.terminate(event.input, recurse=bool(event.recurse))
 
     def _apply_execution_completed(self, event: ev.ExecutionCompleted | ev.ContinueAsNew) -> None:
         self._stop_generator()
@@ -308,6 +350,22 @@ class OrchestrationExecutor:
                 type(event).__name__,
                 task_id,
             )
+
+
+def _answered_id(event: ev.HistoryEvent) -> int | None:
+    if isinstance(event, ev.TimerFired):
+        return event.timer_id
+    if isinstance(
+        event,
+        (
+            ev.TaskCompleted,
+            ev.TaskFailed,
+            ev.SubOrchestrationInstanceCompleted,
+            ev.SubOrchestrationInstanceFailed,
+        ),
+    ):
+        return event.task_scheduled_id
+    return None
 
 
 def _failure_of(event: ev.TaskFailed | ev.SubOrchestrationInstanceFailed) -> FailureDetails:

@@ -81,9 +81,12 @@ class Simulation:
             instance_id, ev.EventRaised(timestamp=self.now, name=name, input=JSON_CODEC.encode(data))
         )
 
-    def terminate(self, instance_id: str, reason: Any = None) -> None:
+    def terminate(self, instance_id: str, reason: Any = None, *, recurse: bool = False) -> None:
         self._control(
-            instance_id, ev.ExecutionTerminated(timestamp=self.now, input=JSON_CODEC.encode(reason))
+            instance_id,
+            ev.ExecutionTerminated(
+                timestamp=self.now, input=JSON_CODEC.encode(reason), recurse=recurse or None
+            ),
         )
 
     def suspend(self, instance_id: str) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.models import OrchestrationStatus
@@ -257,6 +259,19 @@ def test_terminating_a_child_fails_the_parents_call() -> None:
     sim.run()
     assert sim.status("kid") is Status.TERMINATED
     assert sim.output() == 'child ended: "no longer needed"'
+
+
+@pytest.mark.parametrize("recurse", [True, False])
+def test_a_recursive_terminate_reaches_running_children(recurse: bool) -> None:
+    sim = Simulation(misc)
+    sim.start("patient_parent")
+    sim.run()
+    sim.terminate("root", "stop everything", recurse=recurse)
+    sim.run()
+    assert sim.status("root") is Status.TERMINATED
+    assert sim.status("kid") is (Status.TERMINATED if recurse else Status.RUNNING)
+    if recurse:
+        assert sim.output("kid") == "stop everything"
 
 
 def test_suspend_and_resume() -> None:
