@@ -1,0 +1,187 @@
+"""Authentication of the management API: keys (no key, wrong key, right key in the query or the
+header) and Entra ID bearer tokens checked against a JWKS document served on loopback by a
+locally generated key pair (right token, expired, wrongly signed, other audience, other issuer)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from durablehub.errors import ConfigurationError
+from durablehub.http import OPENAPI_PATH, HttpSettings, create_app
+from durablehub.settings import TaskHubSettings
+from tests.http.conftest import API, KEY, new_id
+
+# Storage is never reached by the openapi route; the settings only need to parse.
+OFFLINE = TaskHubSettings(connection_string="UseDevelopmentStorage=true")
+AUDIENCE = "api://durablehub-tests"
+ISSUER = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/v2.0"
+KID = "test-key-1"
+
+
+def offline_client(http_settings: HttpSettings) -> httpx.AsyncClient:
+    app = create_app(OFFLINE, http_settings)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+# ---------------------------------------------------------------------------------------- keys
+
+
+async def test_every_route_needs_the_key() -> None:
+    async with offline_client(HttpSettings(key=KEY)) as http:
+        routes = [
+            ("POST", f"{API}/orchestrators/hello_cities"),
+            ("POST", f"{API}/orchestrators/hello_cities/some-id"),
+            ("GET", f"{API}/instances/some-id"),
+            ("GET", f"{API}/instances"),
+            ("DELETE", f"{API}/instances/some-id"),
+            ("DELETE", f"{API}/instances?createdTimeFrom=2024-01-01T00:00:00Z"),
+            ("POST", f"{API}/instances/some-id/raiseEvent/Approval"),
+            *(
+                ("POST", f"{API}/instances/some-id/{op}")
+                for op in ("terminate", "suspend", "resume", "rewind", "restart")
+            ),
+            ("GET", OPENAPI_PATH),
+        ]
+        for method, url in routes:
+            missing = await http.request(method, url)
+            assert missing.status_code == 401, (method, url, missing.text)
+            assert "a key is required" in missing.json()["error"]
+            wrong = await http.request(method, url, headers={"x-functions-key": KEY[:-1] + "X"})
+            assert wrong.status_code == 401 and wrong.json() == {"error": "the key is not valid"}
+            assert KEY[:-1] not in wrong.text
+        assert (await http.get(f"{OPENAPI_PATH}?code=wrong-key-wrong-key")).status_code == 401
+
+
+async def test_the_right_key_in_the_query_or_the_header() -> None:
+    async with offline_client(HttpSettings(key=KEY)) as http:
+        assert (await http.get(OPENAPI_PATH, params={"code": KEY})).status_code == 200
+        assert (await http.get(OPENAPI_PATH, headers={"x-functions-key": KEY})).status_code == 200
+
+
+@pytest.mark.azurite
+async def test_the_right_key_reaches_the_hub(http: httpx.AsyncClient) -> None:
+    iid = new_id("unknown")
+    by_query = await http.get(f"{API}/instances/{iid}", params={"code": KEY}, headers={"x-functions-key": ""})
+    assert by_query.status_code == 404
+    assert (await http.get(f"{API}/instances/{iid}")).status_code == 404  # the header
+
+
+def test_settings_refuse_a_missing_or_short_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DURABLEHUB_HTTP_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="needs a key: set DURABLEHUB_HTTP_KEY"):
+        HttpSettings()
+    with pytest.raises(ConfigurationError, match="at least 16 characters") as error:
+        HttpSettings(key="short-secret")
+    assert "short-secret" not in str(error.value)
+    monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
+    assert HttpSettings().url_key == KEY and KEY not in repr(HttpSettings())
+    assert HttpSettings(auth="none").url_key is None
+    with pytest.raises(ConfigurationError, match="ENTRA_AUDIENCE"):
+        HttpSettings(auth="entra", entra_tenant_id="t")
+
+
+async def test_auth_can_be_turned_off() -> None:
+    async with offline_client(HttpSettings(auth="none")) as http:
+        assert (await http.get(OPENAPI_PATH)).status_code == 200
+
+
+# ------------------------------------------------------------------------------------ Entra ID
+
+
+class Jwks(BaseHTTPRequestHandler):
+    document: dict[str, Any] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = json.dumps(self.document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
+    public = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    Jwks.document = {"keys": [{**public, "kid": KID, "use": "sig", "alg": "RS256"}]}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/discovery/v2.0/keys"
+    server.shutdown()
+
+
+def token(key: rsa.RSAPrivateKey, *, kid: str = KID, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "caller",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        **claims,
+    }
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture
+def entra(jwks_url: str) -> httpx.AsyncClient:
+    return offline_client(
+        HttpSettings(auth="entra", entra_audience=AUDIENCE, entra_issuer=ISSUER, entra_jwks_url=jwks_url)
+    )
+
+
+async def test_a_valid_token_is_accepted(entra: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey) -> None:
+    async with entra as http:
+        ok = await http.get(OPENAPI_PATH, headers={"Authorization": f"Bearer {token(signing_key)}"})
+        assert ok.status_code == 200
+        assert set(ok.json()["components"]["securitySchemes"]) == {"entraId"}
+        # A key is no substitute for a token in this mode.
+        assert (await http.get(OPENAPI_PATH, headers={"x-functions-key": KEY})).status_code == 401
+
+
+async def test_invalid_tokens_are_refused(entra: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey) -> None:
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    hour_ago = int(time.time()) - 3600
+    cases = {
+        "a bearer token is required": None,
+        "the token has expired": token(signing_key, iat=hour_ago - 600, nbf=hour_ago - 600, exp=hour_ago),
+        "the token's signature is not valid": token(other_key),  # signed by another key, same kid
+        "the token is not signed by a known key": token(other_key, kid="unknown-kid"),
+        "the token is for another audience": token(signing_key, aud="api://someone-else"),
+        "the token comes from another issuer": token(signing_key, iss="https://sts.windows.net/other/"),
+        "the token is not valid": "not.a.jwt",
+    }
+    async with entra as http:
+        for reason, bearer in cases.items():
+            headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            refused = await http.get(OPENAPI_PATH, headers=headers)
+            assert refused.status_code == 401, (reason, refused.text)
+            assert refused.json()["error"].startswith(reason), refused.json()
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_tenant_defaults() -> None:
+    settings = HttpSettings(auth="entra", entra_tenant_id="contoso", entra_audience=AUDIENCE)
+    assert settings.issuer == "https://login.microsoftonline.com/contoso/v2.0"
+    assert settings.jwks_url == "https://login.microsoftonline.com/contoso/discovery/v2.0/keys"
