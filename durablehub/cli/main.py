@@ -308,3 +308,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# Commands in their own modules; they import the helpers above, so they come last.
+from durablehub.cli import instances, serve  # noqa: E402
+
+app.add_typer(instances.app)
+app.add_typer(serve.app)

@@ -3,21 +3,37 @@
 Needs the ``http`` extra (``pip install 'durablehub[http]'``). ``durablehub serve`` runs
 ``create_app()`` with uvicorn; any Starlette/FastAPI app can answer start requests with
 ``create_check_status_response`` for the async HTTP API pattern.
+
+Names resolve lazily (PEP 562), so that ``durablehub.http.payloads``, which the CLI uses to
+print statuses, imports without the web framework installed.
 """
 
-from durablehub.http.app import OPENAPI_PATH, create_app
-from durablehub.http.check_status import (
-    create_check_status_response,
-    wait_for_completion_or_create_check_status_response,
-)
-from durablehub.http.payloads import API_PREFIX
-from durablehub.http.settings import HttpSettings
+from __future__ import annotations
 
-__all__ = [
-    "API_PREFIX",
-    "OPENAPI_PATH",
-    "HttpSettings",
-    "create_app",
-    "create_check_status_response",
-    "wait_for_completion_or_create_check_status_response",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from durablehub.http.app import OPENAPI_PATH, create_app
+    from durablehub.http.check_status import (
+        create_check_status_response,
+        wait_for_completion_or_create_check_status_response,
+    )
+    from durablehub.http.payloads import API_PREFIX
+    from durablehub.http.settings import HttpSettings
+
+_WHERE = {
+    "API_PREFIX": "durablehub.http.payloads",
+    "OPENAPI_PATH": "durablehub.http.app",
+    "HttpSettings": "durablehub.http.settings",
+    "create_app": "durablehub.http.app",
+    "create_check_status_response": "durablehub.http.check_status",
+    "wait_for_completion_or_create_check_status_response": "durablehub.http.check_status",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'durablehub.http' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

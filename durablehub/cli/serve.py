@@ -1,0 +1,62 @@
+"""``durablehub serve``: the HTTP management API with uvicorn, optionally with a worker."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from durablehub.cli.main import (
+    ConnectionOption,
+    PartitionsOption,
+    TaskHubOption,
+    fail,
+    import_app,
+    load_settings,
+    storage_errors,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    worker_app: Annotated[
+        str | None,
+        typer.Option("--app", help="Also run a worker for this App (module:attribute), in this process."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every one).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (7071, as the Functions host).")] = 7071,
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    partitions: PartitionsOption = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+) -> None:
+    """Serve the Durable Functions HTTP API (/runtime/webhooks/durabletask/) for the task hub.
+
+    Authentication comes from DURABLEHUB_HTTP_* variables: by default the key
+    DURABLEHUB_HTTP_KEY, sent as ?code= or the x-functions-key header.
+    """
+    try:
+        import uvicorn
+
+        from durablehub.http import HttpSettings, create_app
+    except ImportError as exc:
+        raise fail(
+            f"the HTTP API needs the http extra ({exc.name} is missing): pip install 'durablehub[http]'"
+        ) from None
+    import logging
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    user_app = import_app(worker_app) if worker_app else None
+    settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
+    with storage_errors():
+        http_settings = HttpSettings()
+        api = create_app(settings, http_settings, worker_app=user_app)
+    typer.echo(
+        f"serving task hub {settings.task_hub!r} on http://{host}:{port}/runtime/webhooks/durabletask/ "
+        f"(auth: {http_settings.auth}{', with a worker' if user_app else ''}); Ctrl-C stops it"
+    )
+    with storage_errors():
+        uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True)
