@@ -30,7 +30,14 @@ _WHERE = {
     "create_check_status_response": "durablehub.http.check_status",
     "wait_for_completion_or_create_check_status_response": "durablehub.http.check_status",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "API_PREFIX",
+    "OPENAPI_PATH",
+    "HttpSettings",
+    "create_app",
+    "create_check_status_response",
+    "wait_for_completion_or_create_check_status_response",
+]
 
 
 def __getattr__(name: str) -> Any:

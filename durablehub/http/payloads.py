@@ -145,12 +145,13 @@ def history_payload(events: Sequence[ev.HistoryEvent], *, show_output: bool) -> 
             ),
         )
     }
+    folded = {id(e) for e in scheduled.values() if e.event_id in answered}
     shown = []
     for event in events:
         if isinstance(event, _BOOKKEEPING):
             continue
-        if event in scheduled.values() and event.event_id in answered:
-            continue  # folded into its completion, as DF shows it
+        if id(event) in folded:
+            continue  # shown with its completion, as DF shows it
         item = event_payload(event, show_output=show_output)
         origin = scheduled.get(getattr(event, "task_scheduled_id", -2))
         if origin is not None:
