@@ -26,7 +26,13 @@ from durablehub.errors import (
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
-from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
+from durablehub.state import (
+    OrchestrationIdReusePolicy,
+    OrchestrationQuery,
+    OrchestrationState,
+    OrchestrationStatePage,
+    PurgeResult,
+)
 from durablehub.task import ActivityContext, OrchestrationContext, RetryPolicy, Task, when_all, when_any
 from durablehub.worker import Worker
 
@@ -47,11 +53,14 @@ __all__ = [
     "OrchestrationFailedError",
     "OrchestrationIdReusePolicy",
     "OrchestrationNotFoundError",
+    "OrchestrationQuery",
     "OrchestrationState",
     "OrchestrationStateError",
+    "OrchestrationStatePage",
     "OrchestrationStatus",
     "PartitionCountMismatchError",
     "PayloadError",
+    "PurgeResult",
     "RetryPolicy",
     "Task",
     "TaskFailedError",

@@ -36,6 +36,7 @@ from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
 from durablehub.task import get_name
 from durablehub.taskhub import rows
 from durablehub.taskhub.envelope import MessageData, TaskMessage
+from durablehub.taskhub.names import unescape_partition_key
 
 MAX_INSTANCE_ID_LENGTH = 256  # Durable Functions' MaxInstanceIdLength
 # A queue message can be hidden for less than 7 days; DF caps delays at 6 (taskhub-layout.md §4.5).
@@ -321,6 +322,19 @@ def execution_id_of(row: Mapping[str, Any]) -> str | None:
     return row.get("ExecutionId") or None
 
 
+def instance_id_of(row: Mapping[str, Any]) -> str:
+    return unescape_partition_key(row["PartitionKey"])
+
+
+def input_of(row: Mapping[str, Any]) -> str | None:
+    """The input as JSON text (large values already downloaded), None when there is none."""
+    return _payload(row.get("Input"))
+
+
+def tags_of(row: Mapping[str, Any]) -> dict[str, str] | None:
+    return _tags(row.get("Tags"))
+
+
 def failed_execution_id(row: Mapping[str, Any]) -> str | None:
     """The execution whose ExecutionCompleted event to read for full failure details, if any."""
     return execution_id_of(row) if status_of(row) is OrchestrationStatus.FAILED else None
@@ -344,7 +358,9 @@ def state_from_row(
             f"Instances row of {instance_id!r} has unknown RuntimeStatus {row.get('RuntimeStatus')!r}"
         )
     failure = None
-    output = _payload(row.get("Output")) if fetch_payloads else None
+    # Output is the output only once the instance has ended: while it lives, the column holds
+    # the reason of the last suspend or resume (the reference writes it there).
+    output = _payload(row.get("Output")) if fetch_payloads and status.is_terminal else None
     if status is OrchestrationStatus.FAILED:
         failure = _failure_from_history(completion) or _failure_from_output(row.get("Output"))
         output = None

@@ -9,22 +9,33 @@ sync and asyncio clients are the same text but for ``async``/``await`` (a test c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import dataclasses
+import logging
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 
 from durablehub import _client_core as core
+from durablehub import _management_core as mgmt
 from durablehub.engine import history as ev
 from durablehub.errors import ConfigurationError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
-from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
+from durablehub.state import (
+    OrchestrationIdReusePolicy,
+    OrchestrationQuery,
+    OrchestrationState,
+    OrchestrationStatePage,
+    PurgeResult,
+)
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 
 __all__ = ["AsyncDurableClient"]
+
+_LOG = logging.getLogger("durablehub.client")
 
 
 class AsyncDurableClient:
@@ -93,6 +104,9 @@ class AsyncDurableClient:
             tags=tags,
             version=version,
         )
+        return await self._start(request)
+
+    async def _start(self, request: core.StartRequest) -> str:
         hub = await self._open()
         queue = hub.control_queue_for(request.instance_id)
         for _ in range(core.START_ATTEMPTS):
@@ -211,3 +225,228 @@ class AsyncDurableClient:
             execution_id = core.execution_id_of(row)
         page = await hub.history.load(instance_id, execution_id)
         return list(page.events)
+
+    # --- management ---
+
+    async def terminate_orchestration(
+        self, instance_id: str, *, output: Any = None, recursive: bool = True
+    ) -> None:
+        """Terminate a live instance; ``output`` (the reason) becomes its output.
+
+        The worker that owns the instance applies it; wait for the Terminated status with
+        ``wait_for_orchestration_completion``. With ``recursive`` (the default) its running
+        sub-orchestrations are terminated too. A Pending instance whose start is scheduled
+        is marked Terminated at once; when its start comes up, it runs nothing.
+
+        Raises:
+            OrchestrationNotFoundError: no such instance.
+            OrchestrationStateError: the instance has finished already. Nothing was sent.
+            PayloadError: ``output`` is not JSON-serializable.
+        """
+        instance_id = core.check_instance_id(instance_id)
+        event = mgmt.terminate_event(output, recursive=recursive)
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=False)
+        mgmt.require_unfinished(instance_id, row, "terminate")
+        assert row is not None
+        if mgmt.is_scheduled_pending(row):
+            # A message could reach the worker before the hidden start; mark the row instead.
+            try:
+                await hub.instances.merge(mgmt.terminated_before_start(instance_id, event), etag=row["_etag"])
+                return
+            except ResourceModifiedError:  # the start ran meanwhile: message it as usual
+                mgmt.require_unfinished(
+                    instance_id, await hub.instances.get(instance_id, resolve_blobs=False), "terminate"
+                )
+        await hub.control_queue_for(instance_id).send(mgmt.control_message(instance_id, event))
+
+    async def suspend_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Suspend a live instance: it stops running; events that arrive meanwhile are kept.
+
+        Raises:
+            OrchestrationNotFoundError: no such instance.
+            OrchestrationStateError: the instance has finished. Nothing was sent.
+        """
+        await self._send_control(
+            instance_id, ev.ExecutionSuspended(reason=mgmt.check_reason(reason)), "suspend"
+        )
+
+    async def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Resume a suspended instance; the events it received while suspended are delivered.
+
+        Resuming an instance that is not suspended does nothing.
+
+        Raises:
+            OrchestrationNotFoundError: no such instance.
+            OrchestrationStateError: the instance has finished. Nothing was sent.
+        """
+        await self._send_control(instance_id, ev.ExecutionResumed(reason=mgmt.check_reason(reason)), "resume")
+
+    async def _send_control(self, instance_id: str, event: ev.HistoryEvent, operation: str) -> None:
+        instance_id = core.check_instance_id(instance_id)
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=False)
+        mgmt.require_unfinished(instance_id, row, operation)
+        await hub.control_queue_for(instance_id).send(mgmt.control_message(instance_id, event))
+
+    async def rewind_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
+        """Re-run a failed instance from its failures, keeping every result it received.
+
+        Failed activities are scheduled again, failed sub-orchestrations are rewound in turn,
+        and the orchestrator resumes where it was waiting (``durablehub.engine.rewind``). The
+        status is Pending until the worker has applied the rewind.
+
+        Raises:
+            OrchestrationNotFoundError: no such instance.
+            OrchestrationStateError: the instance is not Failed. Nothing was changed.
+        """
+        instance_id = core.check_instance_id(instance_id)
+        reason = mgmt.check_reason(reason)
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=False)
+        mgmt.require_status(instance_id, row, {OrchestrationStatus.FAILED}, "rewind")
+        assert row is not None
+        event = ev.ExecutionRewound(reason=reason, instance_id=instance_id)
+        message = mgmt.control_message(instance_id, event, execution_id=core.execution_id_of(row))
+        await hub.control_queue_for(instance_id).send(message)
+        try:  # Pending until the worker's checkpoint says Running (the reference does the same)
+            await hub.instances.merge(mgmt.pending_after_rewind(instance_id), etag=row["_etag"])
+        except ResourceModifiedError:
+            pass  # the worker has applied the rewind already
+
+    async def restart_orchestration(
+        self, instance_id: str, *, restart_with_new_instance_id: bool = False
+    ) -> str:
+        """Start the instance's orchestrator again with its original input; return the new id.
+
+        With the same id, the instance must have finished (its history is replaced); with
+        ``restart_with_new_instance_id`` it may be in any status and is left alone.
+
+        Raises:
+            OrchestrationNotFoundError: no such instance.
+            OrchestrationStateError: the instance is still live and the id would be reused.
+        """
+        instance_id = core.check_instance_id(instance_id)
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=True)
+        if restart_with_new_instance_id:
+            core.require_row(instance_id, row)
+        else:
+            mgmt.require_status(instance_id, row, mgmt.FINISHED, "restart (with the same id)")
+        assert row is not None
+        request = core.prepare_start(
+            row.get("Name") or "",
+            input=None,
+            instance_id=None if restart_with_new_instance_id else instance_id,
+            start_at=None,
+            reuse_id_policy=None,
+            tags=core.tags_of(row),
+            version=row.get("Version") or None,
+        )
+        return await self._start(dataclasses.replace(request, input=core.input_of(row)))
+
+    async def purge_orchestration(self, instance_id: str, *, recursive: bool = True) -> PurgeResult:
+        """Delete a finished instance: its Instances row, History rows and large-message blobs.
+
+        With ``recursive``, the sub-orchestrations it started are purged too (those that have
+        finished). An unknown id purges nothing (``deleted_instance_count == 0``).
+
+        Raises:
+            OrchestrationStateError: the instance is still live; terminate it first.
+        """
+        instance_id = core.check_instance_id(instance_id)
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=False)
+        if row is None:
+            return PurgeResult(0)
+        mgmt.require_status(instance_id, row, mgmt.FINISHED, "purge")
+        return await self._purge(instance_id, recursive=recursive)
+
+    async def _purge(self, instance_id: str, *, recursive: bool) -> PurgeResult:
+        hub = await self._open()
+        deleted, complete = 0, True
+        if recursive:
+            for child in mgmt.child_instance_ids(await hub.history.list_rows(instance_id)):
+                child_row = await hub.instances.get(child, resolve_blobs=False)
+                if child_row is None:
+                    continue
+                if core.status_of(child_row) not in mgmt.FINISHED:
+                    _LOG.warning(
+                        "not purging %r, a sub-orchestration of %r: it is still live", child, instance_id
+                    )
+                    complete = False
+                    continue
+                result = await self._purge(child, recursive=True)
+                deleted += result.deleted_instance_count
+                complete = complete and result.is_complete
+        # The row goes last: while it exists, the purge can be run again.
+        await hub.large_messages.delete_instance_blobs(instance_id)
+        await hub.history.delete_instance(instance_id)
+        if await hub.instances.delete(instance_id):
+            deleted += 1
+        return PurgeResult(deleted, complete)
+
+    async def purge_orchestrations_by(
+        self,
+        *,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        recursive: bool = False,
+    ) -> PurgeResult:
+        """Purge every finished instance created in the range and in one of ``runtime_status``
+        (by default: Completed, Failed, Terminated, Canceled).
+
+        Raises:
+            ValueError: ``runtime_status`` names a live status.
+        """
+        statuses = mgmt.purge_statuses(runtime_status)
+        query = OrchestrationQuery(
+            created_time_from=created_time_from,
+            created_time_to=created_time_to,
+            runtime_status=statuses,
+            page_size=1000,
+        )
+        deleted, complete = 0, True
+        for state in await self.get_all_orchestration_states(query):
+            result = await self._purge(state.instance_id, recursive=recursive)
+            deleted += result.deleted_instance_count
+            complete = complete and result.is_complete
+        return PurgeResult(deleted, complete)
+
+    async def query_orchestrations(self, query: OrchestrationQuery | None = None) -> OrchestrationStatePage:
+        """One page of the instances ``query`` selects; pass ``continuation_token`` on for the next.
+
+        Raises:
+            ValueError: the continuation token is not one a previous page returned.
+        """
+        query = query or OrchestrationQuery()
+        token = mgmt.decode_token(query.continuation_token)
+        filter, params = mgmt.query_filter(query)
+        hub = await self._open()
+        found, next_token = await hub.instances.query_page(
+            filter,
+            parameters=params,
+            select=mgmt.query_select(query),
+            page_size=query.page_size,
+            continuation_token=token,
+            resolve_blobs=query.fetch_inputs_and_outputs,
+        )
+        items = [
+            core.state_from_row(core.instance_id_of(row), row, fetch_payloads=query.fetch_inputs_and_outputs)
+            for row in found
+        ]
+        return OrchestrationStatePage(items, mgmt.encode_token(next_token))
+
+    async def get_all_orchestration_states(
+        self, query: OrchestrationQuery | None = None
+    ) -> list[OrchestrationState]:
+        """Every instance ``query`` selects, all pages read (mind the size of a large hub)."""
+        query = query or OrchestrationQuery()
+        states: list[OrchestrationState] = []
+        while True:
+            page = await self.query_orchestrations(query)
+            states.extend(page.items)
+            if page.continuation_token is None:
+                return states
+            query = dataclasses.replace(query, continuation_token=page.continuation_token)

@@ -8,7 +8,7 @@ payload the caller does not look at.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,13 @@ from durablehub.engine.codec import JSON_CODEC
 from durablehub.errors import OrchestrationFailedError
 from durablehub.models import FailureDetails, OrchestrationStatus
 
-__all__ = ["OrchestrationIdReusePolicy", "OrchestrationState"]
+__all__ = [
+    "OrchestrationIdReusePolicy",
+    "OrchestrationQuery",
+    "OrchestrationState",
+    "OrchestrationStatePage",
+    "PurgeResult",
+]
 
 _TERMINAL = frozenset(status for status in OrchestrationStatus if status.is_terminal)
 _REPR_PAYLOAD_CHARS = 200
@@ -132,3 +138,69 @@ class OrchestrationIdReusePolicy:
 
     def allows_replacing(self, status: OrchestrationStatus) -> bool:
         return status in self.replaceable_statuses
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestrationQuery:
+    """Which instances ``query_orchestrations`` / ``get_all_orchestration_states`` return.
+
+    Every filter is optional and they combine with "and": created between
+    ``created_time_from`` and ``created_time_to`` (inclusive; naive means UTC), in one of
+    ``runtime_status``, with an id starting with ``instance_id_prefix``. ``page_size`` rows per
+    page (1 to 1000, the table service's page limit); ``continuation_token`` is the opaque
+    string a previous page returned. Inputs, outputs and custom status are fetched only with
+    ``fetch_inputs_and_outputs`` (they can be large).
+    """
+
+    created_time_from: datetime | None = None
+    created_time_to: datetime | None = None
+    runtime_status: Collection[OrchestrationStatus] | None = None
+    instance_id_prefix: str | None = None
+    page_size: int = 100
+    fetch_inputs_and_outputs: bool = False
+    continuation_token: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("created_time_from", "created_time_to"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, datetime):
+                raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+        statuses = self.runtime_status
+        if statuses is not None:
+            if isinstance(statuses, (str, OrchestrationStatus)) or not isinstance(statuses, Iterable):
+                raise TypeError(
+                    f"runtime_status must be a collection of OrchestrationStatus, got {statuses!r}"
+                )
+            checked = frozenset(statuses)
+            wrong = [s for s in checked if not isinstance(s, OrchestrationStatus)]
+            if wrong:
+                raise TypeError(f"runtime_status must hold OrchestrationStatus members, got {wrong!r}")
+            object.__setattr__(self, "runtime_status", checked)
+        if self.instance_id_prefix is not None and not isinstance(self.instance_id_prefix, str):
+            raise TypeError(
+                f"instance_id_prefix must be a string, got {type(self.instance_id_prefix).__name__}"
+            )
+        if (
+            isinstance(self.page_size, bool)
+            or not isinstance(self.page_size, int)
+            or not 1 <= self.page_size <= 1000
+        ):
+            raise ValueError(f"page_size must be an integer from 1 to 1000, got {self.page_size!r}")
+        if self.continuation_token is not None and not isinstance(self.continuation_token, str):
+            raise TypeError("continuation_token must be the string a previous page returned")
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestrationStatePage:
+    """One page of a query; ``continuation_token`` is None on the last page."""
+
+    items: list[OrchestrationState]
+    continuation_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """How many instances a purge removed; ``is_complete`` is False if some were left (see the log)."""
+
+    deleted_instance_count: int
+    is_complete: bool = True

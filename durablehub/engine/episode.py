@@ -48,7 +48,7 @@ from durablehub.engine.actions import (
 from durablehub.engine.replay import EpisodeResult
 from durablehub.models import OrchestrationStatus
 
-__all__ = ["EpisodePlan", "OutboundMessage", "new_execution_id", "plan_episode"]
+__all__ = ["EpisodePlan", "OutboundMessage", "new_execution_id", "plan_episode", "sub_orchestration_start"]
 
 
 def new_execution_id() -> str:
@@ -121,6 +121,33 @@ def plan_episode(
         runtime_status=status,
         completion=completion,
         next_execution_id=planner.next_execution_id,
+    )
+
+
+def sub_orchestration_start(
+    parent: ev.ExecutionStarted,
+    *,
+    task_id: int,
+    instance_id: str,
+    name: str,
+    version: str | None,
+    input: str | None,
+    execution_id: str,
+    now: datetime,
+) -> ev.ExecutionStarted:
+    """The message that starts a child of ``parent``'s execution, for its call ``task_id``."""
+    return ev.ExecutionStarted(
+        timestamp=now,
+        orchestration_instance=ev.OrchestrationInstance(instance_id=instance_id, execution_id=execution_id),
+        name=name,
+        version=version,
+        input=input,
+        parent_instance=ev.ParentInstance(
+            name=parent.name,
+            orchestration_instance=parent.orchestration_instance,
+            task_schedule_id=task_id,
+            version=parent.version,
+        ),
     )
 
 
@@ -200,24 +227,17 @@ class _Planner:
                 input=action.input,
             )
         )
-        child = ev.OrchestrationInstance(
-            instance_id=action.instance_id, execution_id=self._new_execution_id()
-        )
-        parent = ev.ParentInstance(
-            name=self._started.name,
-            orchestration_instance=self._self,
-            task_schedule_id=action.id,
-            version=self._started.version,
-        )
-        start = ev.ExecutionStarted(
-            timestamp=self._now,
-            orchestration_instance=child,
+        start = sub_orchestration_start(
+            self._started,
+            task_id=action.id,
+            instance_id=action.instance_id,
             name=action.name,
             version=action.version,
             input=action.input,
-            parent_instance=parent,
+            execution_id=self._new_execution_id(),
+            now=self._now,
         )
-        self._send(child.instance_id, child.execution_id, start)
+        self._send(action.instance_id, start.orchestration_instance.execution_id, start)
 
     def _send_event(self, action: SendEvent) -> None:
         self.history.append(

@@ -21,11 +21,13 @@ from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.episode import EpisodePlan, plan_episode
-from durablehub.engine.replay import OrchestrationExecutor
+from durablehub.engine.episode import OutboundMessage, plan_episode
+from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
+from durablehub.engine.rewind import rewind as rewind_history
 from durablehub.errors import CheckpointConflictError
 from durablehub.models import OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.rewinding import messages_for_children
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
@@ -168,6 +170,7 @@ class OrchestrationRunner:
         accepted: list[ev.HistoryEvent] = []
         new_start: ev.ExecutionStarted | None = None
         accepted_ids: set[int] = set()
+        rewind: ev.ExecutionRewound | None = None
 
         def early(m: ReceivedMessage, why: str) -> None:
             if m.dequeue_count >= self._options.max_early_message_dequeues:
@@ -211,6 +214,13 @@ class OrchestrationRunner:
             if target_execution not in (None, current):
                 delete.append(m.message_id)  # addressed to an earlier generation
                 continue
+            if isinstance(event, ev.ExecutionRewound):
+                delete.append(m.message_id)
+                if new_start is None and state.final_status is OrchestrationStatus.FAILED and rewind is None:
+                    rewind = event
+                else:
+                    _LOG.warning("ignoring rewind of %r: it is not failed", instance_id)
+                continue
             if new_start is None and state.finished:
                 delete.append(m.message_id)  # the instance has ended: nothing will consume it
                 continue
@@ -226,6 +236,16 @@ class OrchestrationRunner:
             accepted.append(event)
             delete.append(m.message_id)
 
+        if rewind is not None:
+            try:
+                await self._rewind(state, rewind)
+            except CheckpointConflictError:
+                _LOG.warning(
+                    "instance %r was committed by another worker; abandoning its rewind", instance_id
+                )
+                return EpisodeOutcome(delete=[], abandon=[m.message_id for m in messages])
+            return EpisodeOutcome(delete=delete, abandon=abandon)
+
         if new_start is None and not accepted:
             if state.finished:
                 await self._repair_instance_row(state)
@@ -233,6 +253,10 @@ class OrchestrationRunner:
 
         if new_start is not None:
             state = InstanceState(instance_id=instance_id, sentinel_etag=state.sentinel_etag)
+            if new_start.scheduled_start_time is not None:
+                terminated = await self._terminated_before_start(new_start)
+                if terminated is not None:
+                    accepted.insert(0, terminated)
         try:
             await self._run_episode(state, new_start, accepted)
         except CheckpointConflictError:
@@ -256,17 +280,73 @@ class OrchestrationRunner:
         assert started is not None
         past = list(state.history)
         if state.executor is None:
-            try:
-                fn = self._app.get_orchestrator(started.name).fn
-            except LookupError as exc:
-                fn = _missing_orchestrator(str(exc))
-            state.executor = OrchestrationExecutor(fn)
+            state.executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
             result = await asyncio.to_thread(state.executor.execute, past, new_events)
         else:
             result = await asyncio.to_thread(state.executor.resume, new_events)
+        await self._commit(state, started, new_events, result, now=now)
+
+    async def _terminated_before_start(self, start: ev.ExecutionStarted) -> ev.ExecutionTerminated | None:
+        """A client terminates a scheduled start by marking its Pending row (a message could
+        not be ordered after the hidden start); the start then ends terminated, running nothing."""
+        oi = start.orchestration_instance
+        row = await self._hub.instances.get(oi.instance_id, resolve_blobs=True)
+        if (
+            row is None
+            or row.get("ExecutionId") != oi.execution_id
+            or row.get("RuntimeStatus") != OrchestrationStatus.TERMINATED.table_name
+        ):
+            return None
+        reason = row.get("Output")
+        return ev.ExecutionTerminated(input=reason if isinstance(reason, str) else None)
+
+    async def _rewind(self, state: InstanceState, event: ev.ExecutionRewound) -> None:
+        """Rewind a failed instance (``durablehub.engine.rewind``) and run its rewind episode."""
+        started = state.started
+        assert started is not None
+        now = datetime.now(UTC)
+        executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
+        plan = await asyncio.to_thread(rewind_history, executor, state.history, now=now)
+        new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now), event]
+        result = await asyncio.to_thread(executor.resume, new_events)
+        children = await messages_for_children(
+            self._hub.instances, plan.children, parent=started, reason=event.reason, now=now
+        )
+        rewound = InstanceState(
+            instance_id=state.instance_id, sentinel_etag=state.sentinel_etag, executor=executor
+        )
+        rewound.append(list(plan.history))
+        _LOG.info(
+            "rewinding %r: %d events forgotten, %d messages sent again",
+            state.instance_id,
+            len(plan.replaced),
+            len(plan.messages) + len(children),
+        )
+        await self._commit(
+            rewound,
+            started,
+            new_events,
+            result,
+            now=now,
+            resend=[*plan.messages, *children],
+            replaced=plan.replaced,
+        )
+
+    async def _commit(
+        self,
+        state: InstanceState,
+        started: ev.ExecutionStarted,
+        new_events: list[ev.HistoryEvent],
+        result: EpisodeResult,
+        *,
+        now: datetime,
+        resend: list[OutboundMessage] | None = None,
+        replaced: dict[int, ev.HistoryEvent] | None = None,
+    ) -> None:
+        """Record an episode in the reference's order: send, write history, merge the row."""
         plan = plan_episode(result, started=started, now=now)
         episode = state.episodes + 1
-        await self._send(plan, started, episode)
+        await self._send([*(resend or ()), *plan.messages], started, episode)
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -274,8 +354,9 @@ class OrchestrationRunner:
             state.instance_id,
             execution_id,
             written,
-            first_sequence_number=len(past),
+            first_sequence_number=len(state.history),
             sentinel_etag=state.sentinel_etag,
+            replaced=replaced,
         )
         await self._hub.instances.upsert_merge(
             rows.checkpoint_instance_row(
@@ -294,7 +375,15 @@ class OrchestrationRunner:
         else:
             self.cache.put(state)
 
-    async def _send(self, plan: EpisodePlan, started: ev.ExecutionStarted, episode: int) -> None:
+    def _orchestrator_fn(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._app.get_orchestrator(name).fn
+        except LookupError as exc:
+            return _missing_orchestrator(str(exc))
+
+    async def _send(
+        self, messages: list[OutboundMessage], started: ev.ExecutionStarted, episode: int
+    ) -> None:
         me = started.orchestration_instance
         now = datetime.now(UTC)
 
@@ -318,7 +407,7 @@ class OrchestrationRunner:
             if delay is None:
                 self._wake(om.target_instance_id)
 
-        await _bounded_gather([send_one(om) for om in plan.messages], limit=32)
+        await _bounded_gather([send_one(om) for om in messages], limit=32)
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash between the History and Instances writes leaves "Running" behind (#1252)."""

@@ -10,7 +10,7 @@ its transaction fails with 409/412 and becomes CheckpointConflictError.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,12 +105,17 @@ class HistoryTable:
         *,
         first_sequence_number: int,
         sentinel_etag: str | None,
+        replaced: Mapping[int, ev.HistoryEvent] | None = None,
     ) -> str:
         """Append ``new_events`` (numbered from ``first_sequence_number``); return the new ETag.
+
+        ``replaced`` rewrites earlier rows (sequence number → event) in the same transaction,
+        first: a rewind blanks rows out this way.
 
         Raises:
             CheckpointConflictError: the sentinel changed since ``sentinel_etag`` was read.
         """
+        numbered = [*sorted((replaced or {}).items()), *enumerate(new_events, start=first_sequence_number)]
         entities = [
             self._offload_large_properties(
                 rows.event_to_row(
@@ -118,7 +123,7 @@ class HistoryTable:
                 ),
                 instance_id,
             )
-            for n, event in enumerate(new_events, start=first_sequence_number)
+            for n, event in numbered
         ]
         batches: list[list[dict[str, Any]]] = [[]]
         size = 0

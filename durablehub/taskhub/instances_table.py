@@ -57,6 +57,9 @@ class InstancesTable:
             entity = self._table.get_entity(escape_partition_key(instance_id), "")
         except ResourceNotFoundError:
             return None
+        return self._row(entity, resolve_blobs=resolve_blobs)
+
+    def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
         if resolve_blobs:
@@ -66,6 +69,33 @@ class InstancesTable:
                 if blob is not None:
                     row[column] = _payload_of(column, blob, self._blobs.download(blob))
         return row
+
+    def query_page(
+        self,
+        filter: str,
+        *,
+        parameters: dict[str, Any],
+        select: list[str] | None,
+        page_size: int,
+        continuation_token: dict[str, Any] | None,
+        resolve_blobs: bool,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of rows (at most ``page_size``) and the token of the next page, or None."""
+        pages = self._table.query_entities(
+            filter, parameters=parameters, select=select, results_per_page=page_size
+        ).by_page(continuation_token=continuation_token)
+        found: list[dict[str, Any]] = []
+        for page in pages:
+            found = [self._row(entity, resolve_blobs=resolve_blobs) for entity in page]
+            break
+        return found, pages.continuation_token
+
+    def merge(self, row: dict[str, Any], *, etag: str) -> str:
+        """Merge columns into the row if it still has ``etag`` (ResourceModifiedError otherwise)."""
+        result = self._table.update_entity(
+            row, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+        return result["etag"]
 
     def _offload(self, row: dict[str, Any]) -> dict[str, Any]:
         instance_id = unescape_partition_key(row["PartitionKey"])

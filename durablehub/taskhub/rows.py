@@ -269,4 +269,8 @@ def checkpoint_instance_row(
             row.update(RuntimeStatus=OrchestrationStatus.SUSPENDED.table_name, Output=event.reason or "")
         elif isinstance(event, ev.ExecutionResumed):
             row.update(RuntimeStatus=OrchestrationStatus.RUNNING.table_name, Output=event.reason or "")
+        elif isinstance(event, ev.ExecutionRewound):
+            # The failure is forgotten; CompletedTime stays until the instance ends again
+            # (a merge cannot remove a column, and DTFx leaves it too).
+            row.update(RuntimeStatus=OrchestrationStatus.RUNNING.table_name, Output="null")
     return row

@@ -17,6 +17,14 @@ DURABLETASK_METHODS = {
     "wait_for_orchestration_completion",
     "raise_orchestration_event",
     "get_orchestration_history",
+    "terminate_orchestration",
+    "suspend_orchestration",
+    "resume_orchestration",
+    "rewind_orchestration",
+    "restart_orchestration",
+    "purge_orchestration",
+    "purge_orchestrations_by",
+    "get_all_orchestration_states",
     "close",
 }
 

@@ -1,0 +1,172 @@
+"""Purging instances and querying the Instances table, against Azurite and a running worker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableClient
+from azure.storage.blob import ContainerClient
+
+import durablehub as dh
+from durablehub.client import DurableClient
+from durablehub.taskhub.names import escape_partition_key
+
+pytestmark = pytest.mark.azurite
+Status = dh.OrchestrationStatus
+BIG = "x" * 70_000  # over 60 KiB of UTF-16 in a table column, over 45 KiB in a queue message
+
+
+def run(client: DurableClient, name: str, input: object, iid: str) -> dh.OrchestrationState:  # noqa: A002
+    client.schedule_new_orchestration(name, input=input, instance_id=iid)
+    state = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert state.runtime_status is Status.COMPLETED, state
+    return state
+
+
+def history_rows(settings: dh.TaskHubSettings, iid: str) -> list[dict]:
+    conn = settings.connection_string.get_secret_value()  # type: ignore[union-attr]
+    with TableClient.from_connection_string(conn, settings.names.history_table) as table:
+        return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": escape_partition_key(iid)}))
+
+
+def blobs_of(settings: dh.TaskHubSettings, iid: str) -> list[str]:
+    conn = settings.connection_string.get_secret_value()  # type: ignore[union-attr]
+    with ContainerClient.from_connection_string(conn, settings.names.large_messages_container) as container:
+        return [b.name for b in container.list_blobs(name_starts_with=f"{iid}/")]
+
+
+def test_purge_removes_one_instance_and_nothing_of_its_prefix_neighbours(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings
+) -> None:
+    base = f"purge-{uuid.uuid4().hex[:6]}"
+    victim, neighbour = f"{base}-1", f"{base}-10"  # one id is a prefix of the other
+    for iid in (victim, neighbour):
+        run(client, "echo_input", BIG, iid)
+        assert history_rows(mgmt_settings, iid) and blobs_of(mgmt_settings, iid)
+
+    result = client.purge_orchestration(victim)
+    assert result == dh.PurgeResult(1, True)
+    assert client.get_orchestration_state(victim) is None
+    assert history_rows(mgmt_settings, victim) == []
+    assert blobs_of(mgmt_settings, victim) == []
+
+    neighbour_state = client.get_orchestration_state(neighbour)
+    assert neighbour_state is not None and neighbour_state.get_output() == BIG
+    assert history_rows(mgmt_settings, neighbour) and blobs_of(mgmt_settings, neighbour)
+    assert client.purge_orchestration(victim) == dh.PurgeResult(0, True)  # nothing left to purge
+
+
+def test_purge_refuses_a_live_instance(client: DurableClient) -> None:
+    iid = client.schedule_new_orchestration(
+        "waits_for_event", input="Never", instance_id=f"live-{uuid.uuid4().hex[:6]}"
+    )
+    client.wait_for_orchestration_start(iid, timeout=20)
+    with pytest.raises(dh.OrchestrationStateError, match="cannot purge .* it is Running"):
+        client.purge_orchestration(iid)
+    assert client.get_orchestration_state(iid) is not None
+    client.terminate_orchestration(iid)
+    client.wait_for_orchestration_completion(iid, timeout=20)
+    assert client.purge_orchestration(iid).deleted_instance_count == 1
+
+
+@pytest.mark.parametrize("recursive", [True, False])
+def test_recursive_purge_takes_the_sub_orchestrations(client: DurableClient, recursive: bool) -> None:
+    iid = f"tree-{uuid.uuid4().hex[:6]}"
+    run(client, "pipeline_parent", "tree", iid)
+    child = f"{iid}-child"
+    assert client.get_orchestration_state(child) is not None
+    result = client.purge_orchestration(iid, recursive=recursive)
+    assert result.deleted_instance_count == (2 if recursive else 1)
+    assert (client.get_orchestration_state(child) is None) is recursive
+
+
+def test_purge_by_filter_takes_only_matching_finished_instances(client: DurableClient) -> None:
+    before = datetime.now(UTC)
+    done = [run(client, "echo_input", i, f"bulk-{uuid.uuid4().hex[:6]}").instance_id for i in range(3)]
+    live = client.schedule_new_orchestration(
+        "waits_for_event", input="Never", instance_id=f"bulk-live-{uuid.uuid4().hex[:6]}"
+    )
+    client.wait_for_orchestration_start(live, timeout=20)
+    after = datetime.now(UTC)
+
+    with pytest.raises(ValueError, match="only finished instances can be purged"):
+        client.purge_orchestrations_by(runtime_status=[Status.RUNNING])
+    none_in_range = client.purge_orchestrations_by(created_time_to=before - timedelta(days=1))
+    assert none_in_range.deleted_instance_count == 0
+
+    result = client.purge_orchestrations_by(
+        created_time_from=before, created_time_to=after, runtime_status=[Status.COMPLETED]
+    )
+    assert result.deleted_instance_count >= 3  # other tests' instances of the same window may go too
+    assert all(client.get_orchestration_state(iid) is None for iid in done)
+    assert client.get_orchestration_state(live) is not None
+    client.terminate_orchestration(live)
+
+
+def test_queries_filter_and_page(client: DurableClient) -> None:
+    prefix = f"q{uuid.uuid4().hex[:6]}-"
+    t0 = datetime.now(UTC)
+    completed = [run(client, "echo_input", {"n": i}, f"{prefix}{i}").instance_id for i in range(5)]
+    waiting = client.schedule_new_orchestration("waits_for_event", input="Never", instance_id=f"{prefix}w")
+    client.wait_for_orchestration_start(waiting, timeout=20)
+
+    everything = client.get_all_orchestration_states(dh.OrchestrationQuery(instance_id_prefix=prefix))
+    assert sorted(s.instance_id for s in everything) == sorted([*completed, waiting])
+    assert all(s.serialized_input is None for s in everything)  # payloads only when asked for
+
+    pages, token, seen = 0, None, []
+    while True:
+        page = client.query_orchestrations(
+            dh.OrchestrationQuery(instance_id_prefix=prefix, page_size=2, continuation_token=token)
+        )
+        assert len(page.items) <= 2
+        seen += [s.instance_id for s in page.items]
+        pages += 1
+        token = page.continuation_token
+        if token is None:
+            break
+    assert sorted(seen) == sorted([*completed, waiting]) and pages >= 3
+
+    running = client.get_all_orchestration_states(
+        dh.OrchestrationQuery(
+            instance_id_prefix=prefix, runtime_status=[Status.RUNNING], fetch_inputs_and_outputs=True
+        )
+    )
+    assert [(s.instance_id, s.get_input()) for s in running] == [(waiting, "Never")]
+    with_payloads = client.get_all_orchestration_states(
+        dh.OrchestrationQuery(
+            instance_id_prefix=prefix, runtime_status=[Status.COMPLETED], fetch_inputs_and_outputs=True
+        )
+    )
+    assert sorted(s.get_output()["n"] for s in with_payloads) == [0, 1, 2, 3, 4]
+
+    future = client.get_all_orchestration_states(
+        dh.OrchestrationQuery(
+            instance_id_prefix=prefix, created_time_from=datetime.now(UTC) + timedelta(minutes=1)
+        )
+    )
+    assert future == []
+    since_t0 = client.get_all_orchestration_states(
+        dh.OrchestrationQuery(created_time_from=t0 - timedelta(seconds=1), instance_id_prefix=prefix)
+    )
+    assert len(since_t0) == 6
+
+    with pytest.raises(ValueError, match="not one a previous page returned"):
+        client.query_orchestrations(dh.OrchestrationQuery(continuation_token="garbage!"))
+    with pytest.raises(ValueError, match="page_size"):
+        dh.OrchestrationQuery(page_size=0)
+    client.terminate_orchestration(waiting)
+
+
+def test_a_query_does_not_list_entities(client: DurableClient, mgmt_settings: dh.TaskHubSettings) -> None:
+    conn = mgmt_settings.connection_string.get_secret_value()  # type: ignore[union-attr]
+    with TableClient.from_connection_string(conn, mgmt_settings.names.instances_table) as table:
+        table.upsert_entity(
+            {"PartitionKey": "@counter@q1", "RowKey": "", "RuntimeStatus": "Running", "Name": "@counter"}
+        )
+    time.sleep(0.1)
+    ids = [s.instance_id for s in client.get_all_orchestration_states()]
+    assert "@counter@q1" not in ids
