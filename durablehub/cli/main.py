@@ -142,13 +142,13 @@ def azurite(
             raise fail(str(exc)) from None
     typer.echo(f"Azurite is running (data: {'memory' if in_memory else location}). Connection string:\n")
     typer.echo(f"export AzureWebJobsStorage='{process.connection_string}'\n")
-    typer.echo("Press Ctrl-C to stop.")
-
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
+        # Inside the try: a Ctrl-C right after the prompt must stop Azurite cleanly too.
+        typer.echo("Press Ctrl-C to stop.")
         code = process.wait()
         raise fail(f"Azurite exited with code {code}:\n{process.log_tail()}")
     except KeyboardInterrupt:

@@ -32,7 +32,9 @@ def env(hub: TaskHub) -> Iterator[dict[str, str]]:
 def cli(env: dict[str, str], *args: str, code: int = 0) -> str:
     result = runner.invoke(app, list(args), env=env)
     assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
+    if code:  # the error is the last line, without a traceback
+        assert "Traceback" not in result.output
+        assert result.output.strip().splitlines()[-1].startswith("error: ")
     return result.output
 
 

@@ -266,11 +266,11 @@ async def test_restart(http: httpx.AsyncClient) -> None:
     same = await http.post(f"{API}/instances/{iid}/restart")
     assert same.status_code == 202 and same.json()["id"] == iid
     assert set(same.json()) == CHECK_STATUS_KEYS
-    assert (await poll_until_done(http, same.json()["statusQueryGetUri"])).json()["output"] == 4
+    assert (await poll_until_done(http, same.json()["statusQueryGetUri"])).json()["output"] == 2
 
     fresh = await http.post(f"{API}/instances/{iid}/restart?restartWithNewInstanceId=true")
     assert fresh.status_code == 202 and fresh.json()["id"] != iid
-    assert (await poll_until_done(http, fresh.headers["Location"])).json()["output"] == 4
+    assert (await poll_until_done(http, fresh.headers["Location"])).json()["output"] == 2
     assert (await http.post(f"{API}/instances/{new_id('unknown')}/restart")).status_code == 404
 
 
