@@ -163,78 +163,20 @@ class OrchestrationRunner:
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
         state = self.cache.get(instance_id)
+        cached = state is not None
         if state is None:
             state = InstanceState.from_history(await self._hub.history.load(instance_id))
-        delete: list[str] = []
-        abandon: list[str] = []
-        accepted: list[ev.HistoryEvent] = []
-        new_start: ev.ExecutionStarted | None = None
-        accepted_ids: set[int] = set()
-        rewind: ev.ExecutionRewound | None = None
-
-        def early(m: ReceivedMessage, why: str) -> None:
-            if m.dequeue_count >= self._options.max_early_message_dequeues:
-                _LOG.warning(
-                    "discarding message %s for %r after %d dequeues: %s",
-                    m.message_id,
-                    instance_id,
-                    m.dequeue_count,
-                    why,
-                )
-                delete.append(m.message_id)
-            else:
-                abandon.append(m.message_id)
-
-        for m in sorted(messages, key=_arrival_order):
-            assert m.message is not None and m.message.task_message is not None
-            event = m.message.event
-            target_execution = m.message.task_message.orchestration_instance.execution_id
-            if isinstance(event, ev.ExecutionStarted):
-                execution = event.orchestration_instance.execution_id
-                if execution == state.execution_id or (new_start and execution == _exec(new_start)):
-                    delete.append(m.message_id)  # a duplicate start (at-least-once delivery)
-                elif new_start is None and (not state.history or state.finished):
-                    new_start = event
-                    delete.append(m.message_id)
-                elif new_start is not None:
-                    abandon.append(m.message_id)  # one generation per episode; the next one later
-                else:
-                    _LOG.warning(
-                        "discarding start of %r execution %s: execution %s is still running",
-                        instance_id,
-                        execution,
-                        state.execution_id,
-                    )
-                    delete.append(m.message_id)
-                continue
-            current = _exec(new_start) if new_start else state.execution_id
-            if current is None:
-                early(m, "no such instance (yet)")
-                continue
-            if target_execution not in (None, current):
-                delete.append(m.message_id)  # addressed to an earlier generation
-                continue
-            if isinstance(event, ev.ExecutionRewound):
-                delete.append(m.message_id)
-                if new_start is None and state.final_status is OrchestrationStatus.FAILED and rewind is None:
-                    rewind = event
-                else:
-                    _LOG.warning("ignoring rewind of %r: it is not failed", instance_id)
-                continue
-            if new_start is None and state.finished:
-                delete.append(m.message_id)  # the instance has ended: nothing will consume it
-                continue
-            rid = _response_id(event)
-            if rid is not None:
-                if new_start is not None or rid not in state.scheduled:
-                    early(m, f"response to id {rid} arrived before its scheduling event was committed")
-                    continue
-                if rid in state.answered or rid in accepted_ids:
-                    delete.append(m.message_id)  # a duplicate response
-                    continue
-                accepted_ids.add(rid)
-            accepted.append(event)
-            delete.append(m.message_id)
+        triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
+        if cached and triage.doubtful:
+            # Discarding or holding back a message on cached state alone could lose it: another
+            # worker may have committed since (a partition that moved away and back, or two
+            # owners for a moment). Decide again on the stored history.
+            self.cache.drop(instance_id)
+            state = InstanceState.from_history(await self._hub.history.load(instance_id))
+            triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
+        triage.log_discards(instance_id)
+        delete, abandon, accepted = triage.delete, triage.abandon, triage.accepted
+        new_start, rewind = triage.new_start, triage.rewind
 
         if rewind is not None:
             try:
@@ -435,6 +377,94 @@ class OrchestrationRunner:
                 custom_status=row.get("CustomStatus") if row else None,
             )
         )
+
+
+@dataclass
+class _Triage:
+    """How one batch of messages for an instance sorts out against what is known of it."""
+
+    delete: list[str] = field(default_factory=list)
+    abandon: list[str] = field(default_factory=list)
+    accepted: list[ev.HistoryEvent] = field(default_factory=list)
+    new_start: ev.ExecutionStarted | None = None
+    rewind: ev.ExecutionRewound | None = None
+    doubtful: bool = False
+    """Some message was discarded or held back because the state looked older than it."""
+    discards: list[tuple[str, str]] = field(default_factory=list)
+
+    def log_discards(self, instance_id: str) -> None:
+        for message_id, why in self.discards:
+            _LOG.warning("discarding message %s for %r: %s", message_id, instance_id, why)
+
+
+def _triage(
+    instance_id: str, state: InstanceState, messages: list[ReceivedMessage], max_early_dequeues: int
+) -> _Triage:
+    """Sort messages into accepted / duplicate / stale / early, without I/O."""
+    t = _Triage()
+    accepted_ids: set[int] = set()
+
+    def early(m: ReceivedMessage, why: str) -> None:
+        t.doubtful = True
+        if m.dequeue_count >= max_early_dequeues:
+            t.discards.append((m.message_id, f"{why}, after {m.dequeue_count} dequeues"))
+            t.delete.append(m.message_id)
+        else:
+            t.abandon.append(m.message_id)
+
+    for m in sorted(messages, key=_arrival_order):
+        assert m.message is not None and m.message.task_message is not None
+        event = m.message.event
+        target_execution = m.message.task_message.orchestration_instance.execution_id
+        if isinstance(event, ev.ExecutionStarted):
+            execution = event.orchestration_instance.execution_id
+            if execution == state.execution_id or (t.new_start and execution == _exec(t.new_start)):
+                t.delete.append(m.message_id)  # a duplicate start (at-least-once delivery)
+            elif t.new_start is None and (not state.history or state.finished):
+                t.new_start = event
+                t.delete.append(m.message_id)
+            elif t.new_start is not None:
+                t.abandon.append(m.message_id)  # one generation per episode; the next one later
+            else:
+                t.doubtful = True
+                t.discards.append(
+                    (
+                        m.message_id,
+                        f"start of execution {execution}: execution {state.execution_id} is still running",
+                    )
+                )
+                t.delete.append(m.message_id)
+            continue
+        current = _exec(t.new_start) if t.new_start else state.execution_id
+        if current is None:
+            early(m, "no such instance (yet)")
+            continue
+        if target_execution not in (None, current):
+            t.doubtful = True  # an earlier generation's, unless the state is behind a continue-as-new
+            t.delete.append(m.message_id)
+            continue
+        if isinstance(event, ev.ExecutionRewound):
+            t.delete.append(m.message_id)
+            if t.new_start is None and state.final_status is OrchestrationStatus.FAILED and t.rewind is None:
+                t.rewind = event
+            else:
+                t.discards.append((m.message_id, "a rewind, but the instance is not failed"))
+            continue
+        if t.new_start is None and state.finished:
+            t.delete.append(m.message_id)  # the instance has ended: nothing will consume it
+            continue
+        rid = _response_id(event)
+        if rid is not None:
+            if t.new_start is not None or rid not in state.scheduled:
+                early(m, f"response to id {rid} arrived before its scheduling event was committed")
+                continue
+            if rid in state.answered or rid in accepted_ids:
+                t.delete.append(m.message_id)  # a duplicate response
+                continue
+            accepted_ids.add(rid)
+        t.accepted.append(event)
+        t.delete.append(m.message_id)
+    return t
 
 
 def _exec(started: ev.ExecutionStarted | None) -> str | None:
