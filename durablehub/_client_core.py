@@ -18,6 +18,7 @@ and the worker's ExecutionStarted de-dupe (taskhub-layout.md §6.4) discards it.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.envelope import MessageData, TaskMessage
 from durablehub.taskhub.names import unescape_partition_key
 
+_LOG = logging.getLogger("durablehub.client")
 MAX_INSTANCE_ID_LENGTH = 256  # Durable Functions' MaxInstanceIdLength
 # A queue message can be hidden for less than 7 days; DF caps delays at 6 (taskhub-layout.md §4.5).
 MAX_START_DELAY = timedelta(days=6)
@@ -381,6 +383,19 @@ def state_from_row(
         version=row.get("Version") or None,
         tags=_tags(row.get("Tags")),
     )
+
+
+def states_from_rows(found: Sequence[Mapping[str, Any]], *, fetch_payloads: bool) -> list[OrchestrationState]:
+    """Query rows as states; a row without a known status (written by another tool, or caught
+    mid-repair) is logged and left out rather than failing the whole page."""
+    states = []
+    for row in found:
+        instance_id = instance_id_of(row)
+        try:
+            states.append(state_from_row(instance_id, row, fetch_payloads=fetch_payloads))
+        except ValueError as exc:
+            _LOG.warning("leaving %r out of the query result: %s", instance_id, exc)
+    return states
 
 
 def _payload(text: Any) -> str | None:

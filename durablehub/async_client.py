@@ -432,10 +432,7 @@ class AsyncDurableClient:
             continuation_token=token,
             resolve_blobs=query.fetch_inputs_and_outputs,
         )
-        items = [
-            core.state_from_row(core.instance_id_of(row), row, fetch_payloads=query.fetch_inputs_and_outputs)
-            for row in found
-        ]
+        items = core.states_from_rows(found, fetch_payloads=query.fetch_inputs_and_outputs)
         return OrchestrationStatePage(items, mgmt.encode_token(next_token))
 
     async def get_all_orchestration_states(

@@ -142,6 +142,7 @@ def azurite(
             raise fail(str(exc)) from None
     typer.echo(f"Azurite is running (data: {'memory' if in_memory else location}). Connection string:\n")
     typer.echo(f"export AzureWebJobsStorage='{process.connection_string}'\n")
+
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 

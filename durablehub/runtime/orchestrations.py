@@ -65,6 +65,10 @@ class InstanceState:
     episodes: int = 0
     final_status: OrchestrationStatus | None = None
     started: ev.ExecutionStarted | None = None  # kept, not searched for: it is read per message
+    # True once this worker has merged the Instances row for this state. A state read from
+    # history may follow a crash between the History and Instances writes of its first
+    # episode: its next checkpoint then writes the whole row again (#1252, running variant).
+    row_written: bool = False
 
     @property
     def execution_id(self) -> str | None:
@@ -300,16 +304,18 @@ class OrchestrationRunner:
             sentinel_etag=state.sentinel_etag,
             replaced=replaced,
         )
+        row_events = written if state.row_written or not state.history else [started, *written]
         await self._hub.instances.upsert_merge(
             rows.checkpoint_instance_row(
                 task_hub=self._hub.names.hub,
                 instance_id=state.instance_id,
                 execution_id=execution_id,
-                new_events=written,
+                new_events=row_events,
                 custom_status=result.custom_status,
                 now=now,
             )
         )
+        state.row_written = True
         state.append(written)
         self.episodes_run += 1
         if state.finished:
