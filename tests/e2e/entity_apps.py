@@ -34,6 +34,9 @@ def account(ctx: dh.EntityContext, amount: Any) -> Any:
         ctx.set_state(balance - amount)
     elif ctx.operation == "balance":
         return balance
+    elif ctx.operation == "delete":
+        ctx.delete_state()
+        return None
     else:
         raise ValueError(f"unknown operation {ctx.operation!r}")
     return ctx.get_state(int, 0)
