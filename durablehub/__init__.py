@@ -9,7 +9,12 @@ from durablehub.async_client import AsyncDurableClient
 from durablehub.client import DurableClient
 from durablehub.engine.entity_calls import EntityLock
 from durablehub.entities import DurableEntity, EntityContext, EntityInstanceId
-from durablehub.entities.metadata import CleanEntityStorageResult, EntityMetadata, EntityQuery, EntityQueryPage
+from durablehub.entities.metadata import (
+    CleanEntityStorageResult,
+    EntityMetadata,
+    EntityQuery,
+    EntityQueryPage,
+)
 from durablehub.errors import (
     CheckpointConflictError,
     ConfigurationError,

@@ -102,7 +102,9 @@ def plan_release(entity_instance_id: str, locked_by: str) -> MessageData:
 
 def _message(instance_id: str, event: ev.HistoryEvent) -> MessageData:
     target = ev.OrchestrationInstance(instance_id=instance_id, execution_id=None)
-    return MessageData(task_message=TaskMessage(event=event, orchestration_instance=target), sender=CLIENT_SENDER)
+    return MessageData(
+        task_message=TaskMessage(event=event, orchestration_instance=target), sender=CLIENT_SENDER
+    )
 
 
 def name_prefix(prefix: str | None) -> str:

@@ -24,7 +24,12 @@ from durablehub import _entity_client_core as entity_core
 from durablehub import _management_core as mgmt
 from durablehub.engine import history as ev
 from durablehub.entities.entity_id import EntityInstanceId
-from durablehub.entities.metadata import CleanEntityStorageResult, EntityMetadata, EntityQuery, EntityQueryPage
+from durablehub.entities.metadata import (
+    CleanEntityStorageResult,
+    EntityMetadata,
+    EntityQuery,
+    EntityQueryPage,
+)
 from durablehub.errors import ConfigurationError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings

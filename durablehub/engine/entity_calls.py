@@ -119,7 +119,9 @@ class OrchestrationEntities:
     def in_critical_section(self) -> bool:
         return self._section_id is not None
 
-    def call_entity(self, entity: Any, operation: str, input: Any = None, *, return_type: Any = None) -> Task[Any]:
+    def call_entity(
+        self, entity: Any, operation: str, input: Any = None, *, return_type: Any = None
+    ) -> Task[Any]:
         target = EntityInstanceId.of(entity)
         _check_operation(operation)
         if self._section_id is not None:
@@ -179,7 +181,9 @@ class OrchestrationEntities:
             lockset=locks,
             position=0,
         )
-        self._record(SendEvent(id=task_id, instance_id=str(locks[0]), name=OPERATION_EVENT, data=request.to_json()))
+        self._record(
+            SendEvent(id=task_id, instance_id=str(locks[0]), name=OPERATION_EVENT, data=request.to_json())
+        )
         self._section_id = request_id
         self._section_locks = locks
         self._available = None
@@ -189,7 +193,9 @@ class OrchestrationEntities:
                 self._available = set(locks)
             return EntityLock(lambda: self._release_section(request_id), locks)
 
-        return _ResponseTask(self._wait(request_id), describe=f"locking {', '.join(map(str, locks))}", convert=granted)
+        return _ResponseTask(
+            self._wait(request_id), describe=f"locking {', '.join(map(str, locks))}", convert=granted
+        )
 
     def release_all(self) -> None:
         """The orchestration ends: release the critical section it is in, if any."""
@@ -202,7 +208,9 @@ class OrchestrationEntities:
         instance_id, _ = self._identity()
         data = ReleaseMessage(parent_instance_id=instance_id, id=section_id).to_json()
         for entity in self._section_locks:
-            self._record(SendEvent(id=self._take_id(), instance_id=str(entity), name=RELEASE_EVENT, data=data))
+            self._record(
+                SendEvent(id=self._take_id(), instance_id=str(entity), name=RELEASE_EVENT, data=data)
+            )
         self._section_id = None
         self._section_locks = ()
         self._available = None

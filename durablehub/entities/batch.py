@@ -88,7 +88,10 @@ def run_entity_batch(
     batch.run_queue()
     batch.state.forget_old_requests(now)
     return EntityBatchResult(
-        state=batch.state, messages=tuple(batch.messages), operations_run=batch.ran, duplicates=batch.duplicates
+        state=batch.state,
+        messages=tuple(batch.messages),
+        operations_run=batch.ran,
+        duplicates=batch.duplicates,
     )
 
 
@@ -162,7 +165,11 @@ class _Batch:
         self.state.queue = [
             m
             for m in self.state.queue
-            if not (m.is_lock_request and m.id == release.id and m.parent_instance_id == release.parent_instance_id)
+            if not (
+                m.is_lock_request
+                and m.id == release.id
+                and m.parent_instance_id == release.parent_instance_id
+            )
         ]
 
     # --- running ---
@@ -196,7 +203,11 @@ class _Batch:
                 position=position + 1,
             )
             target = str(request.lockset[position + 1])
-            self._send(target, None, ev.EventRaised(timestamp=self.now, name=OPERATION_EVENT, input=forwarded.to_json()))
+            self._send(
+                target,
+                None,
+                ev.EventRaised(timestamp=self.now, name=OPERATION_EVENT, input=forwarded.to_json()),
+            )
         else:
             self._respond(request, ResponseMessage(result=LOCK_GRANTED))
 
@@ -211,7 +222,9 @@ class _Batch:
             operation,
             state=self.state.state,
             exists=self.state.exists,
-            new_instance_id=lambda: derived_id(self.instance_id, request.id, "orchestration", len(ctx.actions)),
+            new_instance_id=lambda: derived_id(
+                self.instance_id, request.id, "orchestration", len(ctx.actions)
+            ),
             codec=self.codec,
         )
         try:
@@ -219,7 +232,9 @@ class _Batch:
                 result = run_class_operation(self.target, ctx, request.input, self.codec)
             else:
                 result = run_function_operation(self.target, ctx, request.input, self.codec)
-            encoded = self.codec.encode(result, what=f"result of operation {operation!r} on {self.instance_id}")
+            encoded = self.codec.encode(
+                result, what=f"result of operation {operation!r} on {self.instance_id}"
+            )
         except Exception as exc:  # the operation fails; the state stays as it was before it
             self._fail(request, exc)
             return
@@ -239,7 +254,9 @@ class _Batch:
             return
         self._respond(request, ResponseMessage(failure_details=failure))
 
-    def _perform(self, request: RequestMessage, index: int, action: SignalAction | StartOrchestrationAction) -> None:
+    def _perform(
+        self, request: RequestMessage, index: int, action: SignalAction | StartOrchestrationAction
+    ) -> None:
         if isinstance(action, SignalAction):
             timestamp = predecessor = datetime(1, 1, 1, tzinfo=UTC)  # a due signal is not in the chain
             if action.signal_time is None:
@@ -281,10 +298,18 @@ class _Batch:
         self._send(request.parent_instance_id, request.parent_execution_id, event)
 
     def _send(
-        self, instance_id: str, execution_id: str | None, event: ev.HistoryEvent, *, visible_at: datetime | None = None
+        self,
+        instance_id: str,
+        execution_id: str | None,
+        event: ev.HistoryEvent,
+        *,
+        visible_at: datetime | None = None,
     ) -> None:
         self.messages.append(
             OutboundMessage(
-                target_instance_id=instance_id, target_execution_id=execution_id, event=event, visible_at=visible_at
+                target_instance_id=instance_id,
+                target_execution_id=execution_id,
+                event=event,
+                visible_at=visible_at,
             )
         )

@@ -116,7 +116,9 @@ class EntityContext:
         target = EntityInstanceId.of(entity_id)
         _check_operation(operation)
         encoded = self._codec.encode(input, what=f"input of operation {operation!r} on {target}")
-        self._actions.append(SignalAction(target=target, operation=operation, input=encoded, signal_time=signal_time))
+        self._actions.append(
+            SignalAction(target=target, operation=operation, input=encoded, signal_time=signal_time)
+        )
 
     def schedule_new_orchestration(
         self, orchestrator: str | Callable[..., Any], *, input: Any = None, instance_id: str | None = None
@@ -183,7 +185,9 @@ class DurableEntity:
     def schedule_new_orchestration(
         self, orchestrator: str | Callable[..., Any], *, input: Any = None, instance_id: str | None = None
     ) -> str:
-        return self.entity_context.schedule_new_orchestration(orchestrator, input=input, instance_id=instance_id)
+        return self.entity_context.schedule_new_orchestration(
+            orchestrator, input=input, instance_id=instance_id
+        )
 
 
 _NOT_OPERATIONS = frozenset(
@@ -242,11 +246,15 @@ def run_class_operation(entity_class: type, ctx: EntityContext, input_text: str 
     params = _value_parameters(method)
     if not params:
         return method()
-    value = codec.decode(input_text, _input_type(method, params[0]), what=f"input of operation {ctx.operation!r}")
+    value = codec.decode(
+        input_text, _input_type(method, params[0]), what=f"input of operation {ctx.operation!r}"
+    )
     return method(value)
 
 
-def run_function_operation(fn: Callable[..., Any], ctx: EntityContext, input_text: str | None, codec: Codec) -> Any:
+def run_function_operation(
+    fn: Callable[..., Any], ctx: EntityContext, input_text: str | None, codec: Codec
+) -> Any:
     params = _value_parameters(fn)
     type_ = _input_type(fn, params[1]) if len(params) > 1 else None
     value = codec.decode(input_text, type_, what=f"input of operation {ctx.operation!r}")

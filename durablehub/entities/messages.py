@@ -318,7 +318,9 @@ class SchedulerState:
         """Drop ids older than the window (or beyond the cap); those still queued are kept."""
         horizon = now - DEDUPLICATION_WINDOW
         queued = {m.id for m in self.queue}
-        kept = sorted(((t, i) for i, t in self.processed.items() if t >= horizon or i in queued), reverse=True)
+        kept = sorted(
+            ((t, i) for i, t in self.processed.items() if t >= horizon or i in queued), reverse=True
+        )
         self.processed = {i: t for t, i in sorted(kept[:MAX_REMEMBERED_REQUESTS])}
 
     def to_json(self) -> str:

@@ -54,7 +54,9 @@ class MessageSorter:
             yield request
             return
         buffers = self._buffers()
-        buffer = buffers.setdefault(sender, {"Last": format_time(_MIN_TIME), "ExecutionId": request.parent_execution_id})
+        buffer = buffers.setdefault(
+            sender, {"Last": format_time(_MIN_TIME), "ExecutionId": request.parent_execution_id}
+        )
         if buffer.get("ExecutionId") != request.parent_execution_id:
             # A new generation of the sender: what the old one sent is delivered, the chain restarts.
             held = _held(buffer)

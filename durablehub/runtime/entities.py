@@ -97,7 +97,9 @@ class EntityRunner:
         execution_id = new_execution_id()
         started = ev.ExecutionStarted(
             timestamp=now,
-            orchestration_instance=ev.OrchestrationInstance(instance_id=instance_id, execution_id=execution_id),
+            orchestration_instance=ev.OrchestrationInstance(
+                instance_id=instance_id, execution_id=execution_id
+            ),
             name=instance_id,
             input=new_state.to_json(),
         )
@@ -109,7 +111,11 @@ class EntityRunner:
         try:
             await self._send(list(result.messages), started, 1)
             etag = await self._hub.history.commit(
-                instance_id, execution_id, written, first_sequence_number=0, sentinel_etag=entity.sentinel_etag
+                instance_id,
+                execution_id,
+                written,
+                first_sequence_number=0,
+                sentinel_etag=entity.sentinel_etag,
             )
         except CheckpointConflictError:
             _LOG.warning("entity %r was committed by another worker; abandoning this batch", instance_id)

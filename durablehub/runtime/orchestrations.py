@@ -24,9 +24,9 @@ from durablehub.engine import history as ev
 from durablehub.engine.episode import OutboundMessage, plan_episode
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import rewind as rewind_history
+from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.errors import CheckpointConflictError
 from durablehub.models import OrchestrationStatus
-from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.rewinding import messages_for_children

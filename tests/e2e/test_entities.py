@@ -24,13 +24,17 @@ def state_of(client: DurableClient, entity: dh.EntityInstanceId, default: object
 
 
 def wait_for_state(
-    client: DurableClient, entity: dh.EntityInstanceId, check: object, timeout: float, workers: WorkerProcesses
+    client: DurableClient,
+    entity: dh.EntityInstanceId,
+    check: object,
+    timeout: float,
+    workers: WorkerProcesses,
 ) -> object:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         last = state_of(client, entity)
-        if (check(last) if callable(check) else last == check):
+        if check(last) if callable(check) else last == check:
             return last
         time.sleep(0.25)
     raise AssertionError(f"{entity} is {last!r} after {timeout} s\n{workers.logs()}")
@@ -88,8 +92,12 @@ def test_bank_transfers_in_both_directions_keep_the_total_and_never_deadlock(
     wait_for_state(client, b, 1000, 60, two_workers)
     ids = []
     for _ in range(10):
-        ids.append(client.schedule_new_orchestration("transfer", input={"from": "alice", "to": "bob", "amount": 7}))
-        ids.append(client.schedule_new_orchestration("transfer", input={"from": "bob", "to": "alice", "amount": 5}))
+        ids.append(
+            client.schedule_new_orchestration("transfer", input={"from": "alice", "to": "bob", "amount": 7})
+        )
+        ids.append(
+            client.schedule_new_orchestration("transfer", input={"from": "bob", "to": "alice", "amount": 5})
+        )
     started = time.monotonic()
     for iid in ids:
         state = client.wait_for_orchestration_completion(iid, timeout=180)
@@ -175,7 +183,9 @@ def test_client_reads_queries_schedules_and_cleans_entities(
     wait_until(lambda: client.get_entity(dh.EntityInstanceId("account", "k3")) is None, 30, "k3 deleted")
     result = client.clean_entity_storage()
     assert result.empty_entities_removed == 1 and result.orphaned_locks_released == 0
-    remaining = client.get_all_entities(dh.EntityQuery(instance_id_starts_with="account", include_transient=True))
+    remaining = client.get_all_entities(
+        dh.EntityQuery(instance_id_starts_with="account", include_transient=True)
+    )
     assert sorted(str(m.id) for m in remaining) == ["@account@k1", "@account@k2"]
 
     with pytest.raises(ValueError, match="not an entity instance id"):
@@ -191,7 +201,9 @@ def test_entity_state_survives_a_worker_killed_with_sigkill(
     acct = dh.EntityInstanceId("account", "frank")
     with TaskHub(workers.settings) as hub:
         wait_until(
-            lambda: len({s.lease.owner for s in hub.leases.list() if s.leased}) == 2, 40, "both workers own partitions"
+            lambda: len({s.lease.owner for s in hub.leases.list() if s.leased}) == 2,
+            40,
+            "both workers own partitions",
         )
     for _ in range(25):
         client.signal_entity(acct, "deposit", 1)

@@ -77,7 +77,11 @@ def op(
 
 def lock(id: str, parent: str, entities: list[dh.EntityInstanceId], position: int = 0) -> ev.EventRaised:
     request = RequestMessage(
-        id=id, parent_instance_id=parent, parent_execution_id="e1", lockset=tuple(sorted(entities)), position=position
+        id=id,
+        parent_instance_id=parent,
+        parent_execution_id="e1",
+        lockset=tuple(sorted(entities)),
+        position=position,
     )
     return ev.EventRaised(name="op", input=request.to_json())
 
@@ -86,7 +90,12 @@ def release(id: str, parent: str) -> ev.EventRaised:
     return ev.EventRaised(name="release", input=ReleaseMessage(parent_instance_id=parent, id=id).to_json())
 
 
-def run(events: list[ev.HistoryEvent], state: SchedulerState | None = None, target: Any = ShoppingCart, entity=CART):
+def run(
+    events: list[ev.HistoryEvent],
+    state: SchedulerState | None = None,
+    target: Any = ShoppingCart,
+    entity=CART,
+):
     return run_entity_batch(entity, target, state or SchedulerState(), events, now=NOW)
 
 
@@ -147,14 +156,19 @@ def test_a_failing_operation_changes_nothing_and_fails_only_its_call() -> None:
 
 def test_unknown_operations_non_json_state_and_unknown_entities_are_clear_errors() -> None:
     result = run(
-        [op("Nope", id="1", parent="o", signal=False), op("store_unserializable", id="2", parent="o", signal=False)]
+        [
+            op("Nope", id="1", parent="o", signal=False),
+            op("store_unserializable", id="2", parent="o", signal=False),
+        ]
     )
     found = responses(result)
     assert "has no operation 'Nope'" in found["1"].failure_details.message
     assert "add_item" in found["1"].failure_details.message
     assert found["2"].failure_details.error_type == "durablehub.errors.PayloadError"
     assert not result.state.exists
-    missing = run([op("x", id="3", parent="o", signal=False)], target=None, entity=dh.EntityInstanceId("ghost", "k"))
+    missing = run(
+        [op("x", id="3", parent="o", signal=False)], target=None, entity=dh.EntityInstanceId("ghost", "k")
+    )
     assert "no entity named 'ghost' is registered" in responses(missing)["3"].failure_details.message
 
 
@@ -171,10 +185,14 @@ def test_function_entities_signal_entities_and_start_orchestrations() -> None:
     # Ran again (a crash before the commit), the batch sends the very same ids.
     rerun = run([op("add", 5, id="r1"), op("add", 2, id="r2")], target=counter, entity=entity)
     assert [RequestMessage.from_json(m.event.input).id for m in signals] == [
-        RequestMessage.from_json(m.event.input).id for m in rerun.messages if m.target_instance_id == "@audit@log"
+        RequestMessage.from_json(m.event.input).id
+        for m in rerun.messages
+        if m.target_instance_id == "@audit@log"
     ]
     assert {s.orchestration_instance.execution_id for s in starts} == {
-        m.event.orchestration_instance.execution_id for m in rerun.messages if isinstance(m.event, ev.ExecutionStarted)
+        m.event.orchestration_instance.execution_id
+        for m in rerun.messages
+        if isinstance(m.event, ev.ExecutionStarted)
     }
 
 
@@ -200,7 +218,11 @@ def test_locks_are_granted_forwarded_and_released() -> None:
     assert RequestMessage.from_json(forward.event.input).position == 1
     # While locked, other senders wait; the holder's calls run.
     busy = run(
-        [op("AddItem", "x", id="s1"), lock("L2", "orch2", [a]), op("GetContents", id="c1", parent="orch1", signal=False)],
+        [
+            op("AddItem", "x", id="s1"),
+            lock("L2", "orch2", [a]),
+            op("GetContents", id="c1", parent="orch1", signal=False),
+        ],
         state=first.state,
         entity=a,
     )
@@ -222,7 +244,9 @@ def test_a_lock_request_whose_section_already_ended_is_not_granted() -> None:
 
 def test_signals_not_yet_due_go_back_to_the_queue_until_due() -> None:
     later = NOW + timedelta(days=10)
-    request = RequestMessage(id="d1", operation="AddItem", input='"late"', is_signal=True, scheduled_time=later)
+    request = RequestMessage(
+        id="d1", operation="AddItem", input='"late"', is_signal=True, scheduled_time=later
+    )
     event = ev.EventRaised(name=scheduled_event_name(later), input=request.to_json())
     result = run([event])
     (again,) = result.messages

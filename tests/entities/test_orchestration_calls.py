@@ -48,11 +48,19 @@ def test_calls_are_recorded_as_event_sent_and_answered_by_the_request_id() -> No
     assert h.replay(caller, new=start).actions == first.actions
     failure = FailureDetails(message="insufficient funds", error_type="builtins.ValueError")
     past = [*start, sent(signal), sent(call), h.orchestrator_completed()]
-    done = h.replay(caller, past=past, new=[h.orchestrator_started(), response(request.id, ResponseMessage(failure_details=failure))])
+    done = h.replay(
+        caller,
+        past=past,
+        new=[h.orchestrator_started(), response(request.id, ResponseMessage(failure_details=failure))],
+    )
     (completion,) = done.actions
-    assert isinstance(completion, CompleteOrchestration) and completion.status is OrchestrationStatus.COMPLETED
+    assert (
+        isinstance(completion, CompleteOrchestration) and completion.status is OrchestrationStatus.COMPLETED
+    )
     assert json.loads(completion.result) == "insufficient funds"
-    ok = h.replay(caller, past=past, new=[h.orchestrator_started(), response(request.id, ResponseMessage(result="42"))])
+    ok = h.replay(
+        caller, past=past, new=[h.orchestrator_started(), response(request.id, ResponseMessage(result="42"))]
+    )
     assert json.loads(ok.actions[0].result) == 42
 
 
@@ -69,18 +77,40 @@ def test_critical_sections_lock_in_sorted_order_and_release_on_exit() -> None:
     request = RequestMessage.from_json(acquire.data)
     assert acquire.instance_id == "@account@a" and request.lockset == (A, B)
     history = [*start, sent(acquire), h.orchestrator_completed(), h.orchestrator_started()]
-    result = h.replay(transfer, past=history[:-1], new=[history[-1], response(request.id, ResponseMessage(result=LOCK_GRANTED))])
+    result = h.replay(
+        transfer,
+        past=history[:-1],
+        new=[history[-1], response(request.id, ResponseMessage(result=LOCK_GRANTED))],
+    )
     (withdraw,) = result.actions
-    history += [response(request.id, ResponseMessage(result=LOCK_GRANTED)), sent(withdraw), h.orchestrator_completed()]
+    history += [
+        response(request.id, ResponseMessage(result=LOCK_GRANTED)),
+        sent(withdraw),
+        h.orchestrator_completed(),
+    ]
     withdraw_id = RequestMessage.from_json(withdraw.data).id
     (deposit,) = h.replay(
-        transfer, past=history, new=[h.orchestrator_started(), response(withdraw_id, ResponseMessage(result="0"))]
+        transfer,
+        past=history,
+        new=[h.orchestrator_started(), response(withdraw_id, ResponseMessage(result="0"))],
     ).actions
-    history += [h.orchestrator_started(), response(withdraw_id, ResponseMessage(result="0")), sent(deposit), h.orchestrator_completed()]
+    history += [
+        h.orchestrator_started(),
+        response(withdraw_id, ResponseMessage(result="0")),
+        sent(deposit),
+        h.orchestrator_completed(),
+    ]
     deposit_id = RequestMessage.from_json(deposit.data).id
-    end = h.replay(transfer, past=history, new=[h.orchestrator_started(), response(deposit_id, ResponseMessage(result="1"))])
+    end = h.replay(
+        transfer,
+        past=history,
+        new=[h.orchestrator_started(), response(deposit_id, ResponseMessage(result="1"))],
+    )
     *releases, completion = end.actions
-    assert [(r.instance_id, r.name) for r in releases] == [("@account@a", "release"), ("@account@b", "release")]
+    assert [(r.instance_id, r.name) for r in releases] == [
+        ("@account@a", "release"),
+        ("@account@b", "release"),
+    ]
     assert ReleaseMessage.from_json(releases[0].data).id == request.id
     assert completion.status is OrchestrationStatus.COMPLETED
 
@@ -104,7 +134,11 @@ def test_an_orchestration_that_fails_in_a_critical_section_releases_its_locks(or
     (acquire,) = h.replay(orchestrator, new=start).actions
     request = RequestMessage.from_json(acquire.data)
     past = [*start, sent(acquire), h.orchestrator_completed()]
-    result = h.replay(orchestrator, past=past, new=[h.orchestrator_started(), response(request.id, ResponseMessage(result=LOCK_GRANTED))])
+    result = h.replay(
+        orchestrator,
+        past=past,
+        new=[h.orchestrator_started(), response(request.id, ResponseMessage(result=LOCK_GRANTED))],
+    )
     *releases, completion = result.actions
     assert [(r.instance_id, r.name) for r in releases] == [("@account@a", "release")]
     assert completion.status is OrchestrationStatus.FAILED and message in completion.failure_details.message
@@ -119,5 +153,9 @@ def test_signalling_a_locked_entity_or_nesting_sections_is_refused() -> None:
     (acquire,) = h.replay(signals_locked, new=start).actions
     rid = RequestMessage.from_json(acquire.data).id
     past = [*start, sent(acquire), h.orchestrator_completed()]
-    result = h.replay(signals_locked, past=past, new=[h.orchestrator_started(), response(rid, ResponseMessage(result=LOCK_GRANTED))])
+    result = h.replay(
+        signals_locked,
+        past=past,
+        new=[h.orchestrator_started(), response(rid, ResponseMessage(result=LOCK_GRANTED))],
+    )
     assert "locked by this critical section" in result.actions[-1].failure_details.message
