@@ -223,3 +223,14 @@ def test_entity_state_survives_a_worker_killed_with_sigkill(
         assert state_of(client, dh.EntityInstanceId("account", f"heir{i}")) == 1
     time.sleep(2)
     assert state_of(client, acct) == 47 and second.poll() is None
+
+
+def test_large_entity_state_goes_to_blobs_and_back(client: DurableClient, two_workers: WorkerProcesses) -> None:
+    cart = dh.EntityInstanceId("ShoppingCart", "big")
+    big = "x" * 100_000  # over the 60 KiB property limit
+    client.signal_entity(cart, "AddItem", big)
+    client.signal_entity(cart, "AddItem", "small")
+    assert wait_for_state(client, cart, [big, "small"], 60, two_workers) == [big, "small"]
+    iid = client.schedule_new_orchestration("cart_shopper", input="big")
+    state = client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state.runtime_status == DONE and state.get_output() == [big, "small", "pear"], two_workers.logs()
