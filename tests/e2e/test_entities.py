@@ -225,7 +225,9 @@ def test_entity_state_survives_a_worker_killed_with_sigkill(
     assert state_of(client, acct) == 47 and second.poll() is None
 
 
-def test_large_entity_state_goes_to_blobs_and_back(client: DurableClient, two_workers: WorkerProcesses) -> None:
+def test_large_entity_state_goes_to_blobs_and_back(
+    client: DurableClient, two_workers: WorkerProcesses
+) -> None:
     cart = dh.EntityInstanceId("ShoppingCart", "big")
     big = "x" * 100_000  # over the 60 KiB property limit
     client.signal_entity(cart, "AddItem", big)
