@@ -7,6 +7,14 @@ talks to storage, ``durablehub.engine`` replays orchestrations without I/O.
 from durablehub.app import App
 from durablehub.async_client import AsyncDurableClient
 from durablehub.client import DurableClient
+from durablehub.engine.entity_calls import EntityLock
+from durablehub.entities import DurableEntity, EntityContext, EntityInstanceId
+from durablehub.entities.metadata import (
+    CleanEntityStorageResult,
+    EntityMetadata,
+    EntityQuery,
+    EntityQueryPage,
+)
 from durablehub.errors import (
     CheckpointConflictError,
     ConfigurationError,
@@ -41,9 +49,17 @@ __all__ = [
     "App",
     "AsyncDurableClient",
     "CheckpointConflictError",
+    "CleanEntityStorageResult",
     "ConfigurationError",
     "DurableClient",
+    "DurableEntity",
     "DurableHubError",
+    "EntityContext",
+    "EntityInstanceId",
+    "EntityLock",
+    "EntityMetadata",
+    "EntityQuery",
+    "EntityQueryPage",
     "FailureDetails",
     "LeaseLostError",
     "MalformedMessageError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from time import monotonic
@@ -19,8 +20,16 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 
 from durablehub import _client_core as core
+from durablehub import _entity_client_core as entity_core
 from durablehub import _management_core as mgmt
 from durablehub.engine import history as ev
+from durablehub.entities.entity_id import EntityInstanceId
+from durablehub.entities.metadata import (
+    CleanEntityStorageResult,
+    EntityMetadata,
+    EntityQuery,
+    EntityQueryPage,
+)
 from durablehub.errors import ConfigurationError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
@@ -55,6 +64,9 @@ class AsyncDurableClient:
         self._owns_hub = hub is None
         self._hub = hub if hub is not None else AsyncTaskHub(settings)
         self._hub_checked = False
+        # Signals to entities carry this client's id and labels, so each entity runs them in order.
+        self._client_id = uuid.uuid4().hex
+        self._signals_sent: dict[str, datetime] = {}
 
     async def close(self) -> None:
         """Close the storage clients, unless the hub was passed in (its owner closes it)."""
@@ -447,3 +459,119 @@ class AsyncDurableClient:
             if page.continuation_token is None:
                 return states
             query = dataclasses.replace(query, continuation_token=page.continuation_token)
+
+    # --- entities (durablehub._entity_client_core) ---
+
+    async def signal_entity(
+        self,
+        entity_instance_id: EntityInstanceId | str,
+        operation_name: str,
+        input: Any = None,
+        *,
+        signal_time: datetime | None = None,
+    ) -> None:
+        """Send a one-way operation to an entity (created by its first operation), delivered now
+        or at ``signal_time``.
+
+        Raises:
+            ValueError: not an entity id (``EntityInstanceId`` or ``"@name@key"``), or no operation.
+            PayloadError: ``input`` is not JSON-serializable.
+        """
+        plan = entity_core.plan_signal(
+            entity_instance_id,
+            operation_name,
+            input,
+            signal_time,
+            client_id=self._client_id,
+            last_sent=self._signals_sent,
+        )
+        hub = await self._open()
+        await hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)
+        plan.sent(self._signals_sent)
+
+    async def get_entity(
+        self, entity_instance_id: EntityInstanceId | str, *, include_state: bool = True
+    ) -> EntityMetadata | None:
+        """The entity's metadata (and state), or None if it does not exist (it has no state)."""
+        instance_id = str(EntityInstanceId.of(entity_instance_id))
+        hub = await self._open()
+        row = await hub.instances.get(instance_id, resolve_blobs=include_state)
+        if row is None:
+            return None
+        return entity_core.metadata_from_row(row, include_state=include_state)
+
+    async def query_entities(self, query: EntityQuery | None = None) -> EntityQueryPage:
+        """One page of the entities ``query`` selects; pass ``continuation_token`` on for the next.
+
+        A page may hold fewer than ``page_size`` entities: rows without state are skipped unless
+        ``include_transient``.
+        """
+        query = query or EntityQuery()
+        token = mgmt.decode_token(query.continuation_token)
+        filter, params = entity_core.query_filter(query)
+        hub = await self._open()
+        found, next_token = await hub.instances.query_page(
+            filter,
+            parameters=params,
+            select=entity_core.query_select(query),
+            page_size=query.page_size,
+            continuation_token=token,
+            resolve_blobs=query.include_state,
+        )
+        items = [
+            meta
+            for row in found
+            if (
+                meta := entity_core.metadata_from_row(
+                    row, include_state=query.include_state, include_transient=query.include_transient
+                )
+            )
+            is not None
+        ]
+        return EntityQueryPage(items, mgmt.encode_token(next_token))
+
+    async def get_all_entities(self, query: EntityQuery | None = None) -> list[EntityMetadata]:
+        """Every entity ``query`` selects, all pages read."""
+        query = query or EntityQuery()
+        entities: list[EntityMetadata] = []
+        while True:
+            page = await self.query_entities(query)
+            entities.extend(page.items)
+            if page.continuation_token is None:
+                return entities
+            query = dataclasses.replace(query, continuation_token=page.continuation_token)
+
+    async def clean_entity_storage(
+        self, *, remove_empty_entities: bool = True, release_orphaned_locks: bool = True
+    ) -> CleanEntityStorageResult:
+        """Delete entities with no state, no waiting request and no lock; release locks held by
+        orchestrations that have ended or no longer exist."""
+        hub = await self._open()
+        filter, params = entity_core.query_filter(EntityQuery())
+        removed = released = 0
+        token: dict[str, Any] | None = None
+        while True:
+            found, token = await hub.instances.query_page(
+                filter,
+                parameters=params,
+                select=entity_core.ENTITY_SELECT,
+                page_size=1000,
+                continuation_token=token,
+                resolve_blobs=False,
+            )
+            for row in found:
+                instance_id = entity_core.entity_instance_id_of(row)
+                status = entity_core.EntityStatus.from_json(row.get("CustomStatus"))
+                if status.locked_by is not None:
+                    if release_orphaned_locks:
+                        holder = await hub.instances.get(status.locked_by, resolve_blobs=False)
+                        if entity_core.holder_has_ended(holder):
+                            message = entity_core.plan_release(instance_id, status.locked_by)
+                            await hub.control_queue_for(instance_id).send(message)
+                            released += 1
+                elif remove_empty_entities and not status.entity_exists and not status.queue_size:
+                    await hub.history.delete_instance(instance_id)
+                    await hub.instances.delete(instance_id)
+                    removed += 1
+            if token is None:
+                return CleanEntityStorageResult(removed, released)

@@ -20,9 +20,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from durablehub.errors import NonDeterminismError, TaskFailedError
+
+if TYPE_CHECKING:  # the entity modules import this one
+    from durablehub.engine.entity_calls import EntityLock
+    from durablehub.entities.entity_id import EntityInstanceId
 
 __all__ = [
     "Activity",
@@ -420,6 +424,32 @@ class OrchestrationContext(ABC):
     @abstractmethod
     def set_custom_status(self, custom_status: Any) -> None:
         """Publish a JSON value on the instance's status (``None`` clears it)."""
+
+    @abstractmethod
+    def call_entity(
+        self, entity: EntityInstanceId | str, operation: str, input: Any = None, *, return_type: Any = None
+    ) -> Task[Any]:
+        """Run ``operation`` on an entity; yield the task for its result. An exception in the
+        operation fails the task with ``TaskFailedError``."""
+
+    @abstractmethod
+    def signal_entity(
+        self,
+        entity: EntityInstanceId | str,
+        operation: str,
+        input: Any = None,
+        *,
+        signal_time: datetime | None = None,
+    ) -> None:
+        """Send a one-way operation to an entity (delivered at ``signal_time`` if given)."""
+
+    @abstractmethod
+    def lock_entities(self, entities: Sequence[EntityInstanceId | str]) -> Task[EntityLock]:
+        """Lock entities for a critical section: ``with (yield ctx.lock_entities([a, b])): ...``.
+
+        The locks are taken one by one in a fixed (sorted) order, so two critical sections never
+        deadlock; they are released when the ``with`` block ends or the orchestration ends.
+        """
 
     @abstractmethod
     def new_uuid(self) -> str:

@@ -36,3 +36,16 @@ def test_spec_names_available_so_far() -> None:
         "PENDING",
         "SUSPENDED",
     ]
+
+
+def test_entity_names_are_public() -> None:
+    expected = {
+        "DurableEntity",
+        "EntityContext",
+        "EntityInstanceId",
+        "EntityLock",
+        "EntityMetadata",
+        "EntityQuery",
+        "CleanEntityStorageResult",
+    }
+    assert expected <= set(durablehub.__all__)

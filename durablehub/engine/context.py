@@ -41,12 +41,14 @@ from durablehub.engine.actions import (
 )
 from durablehub.engine.codec import Codec
 from durablehub.engine.determinism import ConfirmingEvent, check_confirmation, matches, unconfirmed_error
+from durablehub.engine.entity_calls import EntityLock, OrchestrationEntities
 from durablehub.models import FailureDetails, OrchestrationStatus, qualified_name
 from durablehub.task import (
     CompletableTask,
     OrchestrationContext,
     RetryableTask,
     RetryPolicy,
+    Task,
     TaskFailedError,
     TimerTask,
     get_name,
@@ -125,6 +127,16 @@ class ReplayContext(OrchestrationContext):
         self._completion: CompleteOrchestration | None = None
         self._completion_drained = False
         self._save_events = False
+        # --- entities (durablehub.engine.entity_calls) ---
+        self._execution_id: str | None = None
+        self._entities = OrchestrationEntities(
+            codec=codec,
+            identity=lambda: (self._instance_id, self._execution_id),
+            take_id=self._take_id,
+            record=lambda action: self._pending.__setitem__(action.id, action),
+            wait=self.wait_for_external_event,
+            now=lambda: self.current_utc_datetime.replace(tzinfo=UTC),
+        )
 
     # --- OrchestrationContext ---
 
@@ -216,6 +228,7 @@ class ReplayContext(OrchestrationContext):
     def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
         encoded = self._codec.encode(new_input, what="input of continue_as_new")
         if self._completion is None:
+            self._entities.release_all()
             self._completion = CompleteOrchestration(
                 id=self._take_id(), status=OrchestrationStatus.CONTINUED_AS_NEW, new_input=encoded
             )
@@ -223,6 +236,21 @@ class ReplayContext(OrchestrationContext):
 
     def set_custom_status(self, custom_status: Any) -> None:
         self._custom_status = self._codec.encode(custom_status, what="custom status")
+
+    # --- entities: the requests are SendEvent actions (durablehub.engine.entity_calls) ---
+
+    def call_entity(
+        self, entity: Any, operation: str, input: Any = None, *, return_type: Any = None
+    ) -> Task[Any]:
+        return self._entities.call_entity(entity, operation, input, return_type=return_type)
+
+    def signal_entity(
+        self, entity: Any, operation: str, input: Any = None, *, signal_time: datetime | None = None
+    ) -> None:
+        self._entities.signal_entity(entity, operation, input, signal_time=signal_time)
+
+    def lock_entities(self, entities: Any) -> Task[EntityLock]:
+        return self._entities.lock_entities(entities)
 
     def new_uuid(self) -> str:
         moment = self.current_utc_datetime.strftime(_UUID_TIME_FORMAT)
@@ -257,6 +285,7 @@ class ReplayContext(OrchestrationContext):
     def start(self, event: ev.ExecutionStarted) -> None:
         """Take the instance's identity from its ``ExecutionStarted`` event."""
         self._instance_id = event.orchestration_instance.instance_id
+        self._execution_id = event.orchestration_instance.execution_id
         self._name = event.name
         self._version = event.version
         parent = event.parent_instance
@@ -368,6 +397,7 @@ class ReplayContext(OrchestrationContext):
         except Exception as exc:  # an output that cannot be stored fails the instance
             self.fail(exc)
             return
+        self._entities.release_all()
         self._completion = CompleteOrchestration(
             id=self._take_id(), status=OrchestrationStatus.COMPLETED, result=encoded
         )
@@ -378,6 +408,7 @@ class ReplayContext(OrchestrationContext):
             return
         if discard_actions:
             self._pending.clear()
+        self._entities.release_all()
         self._completion = CompleteOrchestration(
             id=self._take_id(), status=OrchestrationStatus.FAILED, failure_details=_failure_details(error)
         )
@@ -391,6 +422,7 @@ class ReplayContext(OrchestrationContext):
         if self._completion is not None:
             return
         self._pending.clear()
+        self._entities.release_all()
         children: tuple[str, ...] = ()
         if recurse:
             children = tuple(

@@ -24,8 +24,10 @@ from durablehub.engine import history as ev
 from durablehub.engine.episode import OutboundMessage, plan_episode
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import rewind as rewind_history
+from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.errors import CheckpointConflictError
 from durablehub.models import OrchestrationStatus
+from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.taskhub import envelope, rows
@@ -164,8 +166,16 @@ class OrchestrationRunner:
         self._wake = wake
         self.cache = ExecutorCache(options.orchestration_cache_size)
         self.episodes_run = 0
+        self.entities = EntityRunner(app, hub, send=self._send)  # instances "@name@key"
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
+        if is_entity_instance_id(instance_id):  # --- entities: durablehub.runtime.entities ---
+            try:
+                delete, abandon = await self.entities.process(instance_id, messages)
+            except Exception:
+                self.entities.drop(instance_id)
+                raise
+            return EpisodeOutcome(delete=delete, abandon=abandon)
         state = self.cache.get(instance_id)
         cached = state is not None
         if state is None:

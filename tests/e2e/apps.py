@@ -204,3 +204,4 @@ def cleanup_job(ctx: dh.OrchestrationContext, spec: dict[str, str]):
 
 
 WORKER_PID = os.getpid()
+import tests.e2e.entity_apps  # noqa: E402,F401  (registers the entities on app)
