@@ -59,6 +59,13 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
+_PORT_ATTEMPTS = 3
+
+
+class _PortTakenError(RuntimeError):
+    """Azurite could not bind a port that was free a moment before."""
+
+
 class AzuriteProcess:
     """One Azurite process (blob, queue and table) on loopback. A context manager.
 
@@ -86,11 +93,8 @@ class AzuriteProcess:
         self.location = (
             Path(location) if location else (None if in_memory else Path(tempfile.mkdtemp(prefix="azurite-")))
         )
-        self.ports = {
-            "blob": blob_port or free_port(),
-            "queue": queue_port or free_port(),
-            "table": table_port or free_port(),
-        }
+        self._chosen_ports = {"blob": blob_port, "queue": queue_port, "table": table_port}
+        self.ports = {service: port or free_port() for service, port in self._chosen_ports.items()}
         self.oauth = oauth
         self.cert = Path(cert) if cert else None
         self.key = Path(key) if key else None
@@ -135,6 +139,18 @@ class AzuriteProcess:
         return args
 
     def start(self, timeout: float = 30.0) -> AzuriteProcess:
+        """Start Azurite and wait for its ports. A free port can be taken by another process
+        between ``free_port()`` and Azurite's bind: then ports chosen here are chosen again."""
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                return self._start_once(timeout)
+            except _PortTakenError:
+                if attempt == _PORT_ATTEMPTS - 1 or any(self._chosen_ports.values()):
+                    raise
+                self.ports = {s: port or free_port() for s, port in self._chosen_ports.items()}
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> AzuriteProcess:
         if self._process is not None:
             return self
         command = self.command()
@@ -150,8 +166,13 @@ class AzuriteProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 code, self._process = self._process.returncode, None
-                raise RuntimeError(f"Azurite exited at startup with code {code}:\n{self.log_tail()}")
-            if all(_port_open(port) for port in self.ports.values()):
+                tail = self.log_tail()
+                error = _PortTakenError if "EADDRINUSE" in tail else RuntimeError
+                raise error(f"Azurite exited at startup with code {code}:\n{tail}")
+            # Azurite's own word, not just open ports: another process may hold one of them.
+            if self.log_tail().count("successfully listening") >= len(self.ports) and all(
+                _port_open(port) for port in self.ports.values()
+            ):
                 return self
             time.sleep(0.1)
         self.stop()
