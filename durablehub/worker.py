@@ -20,6 +20,7 @@ from types import TracebackType
 from durablehub.app import App
 from durablehub.runtime.activities import ActivityRunner
 from durablehub.runtime.balancer import PartitionBalancer
+from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
 from durablehub.runtime.partition import ControlQueueProcessor
@@ -53,6 +54,7 @@ class Worker:
         self._balancer: PartitionBalancer | None = None
         self._activities: ActivityRunner | None = None
         self._orchestrations: OrchestrationRunner | None = None
+        self._delivery: Delivery | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -62,10 +64,10 @@ class Worker:
         hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
         await hub.create()  # idempotent, and refuses a partition-count mismatch
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
-        self._activities = ActivityRunner(self.app, hub, self.options, wake=self._wake)
-        self._orchestrations = OrchestrationRunner(
-            self.app, hub, self.options, wake=self._wake, wake_activities=self._activities.wake
-        )
+        delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
+        self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
+        delivery.activities = self._activities
+        self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
 
         async def acquired(partition_id: str) -> None:
             index = int(partition_id.rsplit("-", 1)[1])
@@ -114,12 +116,10 @@ class Worker:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop_async()
 
-    def _wake(self, instance_id: str) -> None:
-        """A message was just sent to ``instance_id``: poll its partition now if it is ours."""
+    def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
+        """The processor of ``instance_id``'s partition if this worker owns it."""
         index = partition_index(instance_id, self.settings.partition_count)
-        processor = self._processors.get(self.settings.names.control_queue(index))
-        if processor is not None:
-            processor.wake()
+        return self._processors.get(self.settings.names.control_queue(index))
 
     @property
     def owned_partitions(self) -> list[str]:
@@ -128,6 +128,11 @@ class Worker:
     @property
     def activities_executed(self) -> int:
         return self._activities.executed if self._activities else 0
+
+    @property
+    def messages_handed_over(self) -> int:
+        """Messages this worker sent already held to its own consumers (no receive needed)."""
+        return self._delivery.handed_over if self._delivery else 0
 
     @property
     def episodes_run(self) -> int:

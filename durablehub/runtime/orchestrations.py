@@ -25,6 +25,7 @@ from durablehub.engine.episode import EpisodePlan, plan_episode
 from durablehub.engine.replay import OrchestrationExecutor
 from durablehub.errors import CheckpointConflictError
 from durablehub.models import OrchestrationStatus
+from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.options import WorkerOptions
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -148,14 +149,12 @@ class OrchestrationRunner:
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
-        wake: Callable[[str], None] = lambda _iid: None,
-        wake_activities: Callable[[], None] = lambda: None,
+        delivery: Delivery | None = None,
     ) -> None:
         self._app = app
-        self._wake_activities = wake_activities
         self._hub = hub
         self._options = options
-        self._wake = wake
+        self._delivery = delivery or Delivery(hub, options)
         self.cache = ExecutorCache(options.orchestration_cache_size)
         self.episodes_run = 0
 
@@ -310,15 +309,12 @@ class OrchestrationRunner:
                 sender=me,
             )
             if om.to_work_items:
-                await self._hub.work_items.send(message)
-                self._wake_activities()  # a local activity runner need not wait for its next poll
+                await self._delivery.to_activities(message)
                 return
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
-            await self._hub.control_queue_for(om.target_instance_id).send(message, visible_after=delay)
-            if delay is None:
-                self._wake(om.target_instance_id)
+            await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay)
 
-        await _bounded_gather([send_one(om) for om in plan.messages], limit=32)
+        await bounded_gather([send_one(om) for om in plan.messages], limit=32)
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash between the History and Instances writes leaves "Running" behind (#1252)."""
@@ -357,7 +353,7 @@ def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:
     return (inserted, m.message.sequence_number if m.message else 0)
 
 
-async def _bounded_gather(coros: list[Any], *, limit: int) -> None:
+async def bounded_gather(coros: list[Any], *, limit: int) -> None:
     if len(coros) <= 1:
         for coro in coros:
             await coro
