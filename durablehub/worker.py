@@ -105,6 +105,8 @@ class Worker:
         self._processors.clear()
         if self._balancer is not None:
             await self._balancer.release_all()
+        if self._orchestrations is not None:
+            self._orchestrations.close()
         if self._hub is not None:
             await self._hub.close()
         _LOG.info("worker %s stopped", self.worker_id)

@@ -7,11 +7,17 @@ the messages into accepted / duplicate / stale / early, run the engine, and comm
 reference's order -- send outbound messages, write history under the sentinel ETag, merge the
 Instances row. It returns which messages to delete and which to hand back (early responses
 whose scheduling event is not committed yet); the caller deletes them last.
+
+Orchestrator code runs on ``OrchestratorThreads``, never on the loop. An episode whose code
+has not returned after ``orchestrator_timeout_seconds`` fails its instance with
+``OrchestratorTimeoutError`` (naming the instance and the deadline), as Azure Functions
+fails an orchestrator that exceeds its function timeout; its thread is left to finish alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,12 +27,14 @@ from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
+from durablehub.engine.actions import CompleteOrchestration
 from durablehub.engine.episode import EpisodePlan, plan_episode
-from durablehub.engine.replay import OrchestrationExecutor
-from durablehub.errors import CheckpointConflictError
-from durablehub.models import OrchestrationStatus
+from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
+from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
+from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.orchestrator_threads import OrchestratorThreads
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
@@ -41,6 +49,7 @@ _RESPONSES = (
     ev.TimerFired,
 )
 _SCHEDULING = (ev.TaskScheduled, ev.TimerCreated, ev.SubOrchestrationInstanceCreated)
+_NUMBERED = (*_SCHEDULING, ev.EventSent)  # events recording an orchestrator action, by its id
 
 
 def _response_id(event: ev.HistoryEvent) -> int | None:
@@ -87,6 +96,11 @@ class InstanceState:
                 self.started = event
             elif isinstance(event, (ev.ExecutionCompleted, ev.ContinueAsNew)):
                 self.final_status = event.orchestration_status
+
+    @property
+    def next_action_id(self) -> int:
+        """The id the orchestrator's next action would take (actions are numbered from 0)."""
+        return 1 + max((e.event_id for e in self.history if isinstance(e, _NUMBERED)), default=-1)
 
     @classmethod
     def from_history(cls, page: rows.HistoryPage) -> InstanceState:
@@ -156,7 +170,11 @@ class OrchestrationRunner:
         self._options = options
         self._delivery = delivery or Delivery(hub, options)
         self.cache = ExecutorCache(options.orchestration_cache_size)
+        self._threads = OrchestratorThreads()
         self.episodes_run = 0
+
+    def close(self) -> None:
+        self._threads.close()
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
         state = self.cache.get(instance_id)
@@ -254,15 +272,29 @@ class OrchestrationRunner:
         started = new_start or state.started
         assert started is not None
         past = list(state.history)
-        if state.executor is None:
+        executor = state.executor
+        if executor is None:
             try:
                 fn = self._app.get_orchestrator(started.name).fn
             except LookupError as exc:
                 fn = _missing_orchestrator(str(exc))
-            state.executor = OrchestrationExecutor(fn)
-            result = await asyncio.to_thread(state.executor.execute, past, new_events)
+            executor = state.executor = OrchestrationExecutor(fn)
+            call: Callable[[], EpisodeResult] = functools.partial(executor.execute, past, new_events)
         else:
-            result = await asyncio.to_thread(state.executor.resume, new_events)
+            call = functools.partial(executor.resume, new_events)
+        deadline = self._options.orchestrator_timeout_seconds
+        timed_out = False
+        try:
+            result = await asyncio.wait_for(self._threads.run(call), timeout=deadline)
+        except TimeoutError:
+            # The thread cannot be stopped and the executor is mid-episode: neither is used
+            # again. Failing the instance (as a Functions timeout does) rather than retrying
+            # it: a replay would block again, holding a slot each time.
+            state.executor = None
+            timed_out = True
+            error = OrchestratorTimeoutError(state.instance_id, started.name, deadline)
+            _LOG.error("%s", error)
+            result = _failed(error, next_id=state.next_action_id)
         plan = plan_episode(result, started=started, now=now)
         episode = state.episodes + 1
         await self._send(plan, started, episode)
@@ -276,16 +308,17 @@ class OrchestrationRunner:
             first_sequence_number=len(past),
             sentinel_etag=state.sentinel_etag,
         )
-        await self._hub.instances.upsert_merge(
-            rows.checkpoint_instance_row(
-                task_hub=self._hub.names.hub,
-                instance_id=state.instance_id,
-                execution_id=execution_id,
-                new_events=written,
-                custom_status=result.custom_status,
-                now=now,
-            )
+        row = rows.checkpoint_instance_row(
+            task_hub=self._hub.names.hub,
+            instance_id=state.instance_id,
+            execution_id=execution_id,
+            new_events=written,
+            custom_status=result.custom_status,
+            now=now,
         )
+        if timed_out:
+            del row["CustomStatus"]  # unknown here: the merge keeps the last one written
+        await self._hub.instances.upsert_merge(row)
         state.append(written)
         self.episodes_run += 1
         if state.finished:
@@ -342,6 +375,14 @@ class OrchestrationRunner:
                 custom_status=row.get("CustomStatus") if row else None,
             )
         )
+
+
+def _failed(error: Exception, *, next_id: int) -> EpisodeResult:
+    """An episode that ends the orchestration as FAILED with ``error`` and no other action."""
+    completion = CompleteOrchestration(
+        id=next_id, status=OrchestrationStatus.FAILED, failure_details=FailureDetails.from_exception(error)
+    )
+    return EpisodeResult(actions=(completion,), custom_status=None, is_complete=True, is_suspended=False)
 
 
 def _exec(started: ev.ExecutionStarted | None) -> str | None:
