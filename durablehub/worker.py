@@ -19,7 +19,7 @@ from types import TracebackType
 
 from durablehub.app import App
 from durablehub.runtime.activities import ActivityRunner
-from durablehub.runtime.balancer import PartitionBalancer
+from durablehub.runtime.balancer import MoveCounts, PartitionBalancer
 from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
@@ -77,18 +77,14 @@ class Worker:
             self._processors[partition_id] = processor
             processor.start()
 
-        async def lost(partition_id: str) -> None:
-            processor = self._processors.pop(partition_id, None)
-            runner = self._orchestrations
-            if runner is not None:  # cached state of a moved partition may be stale
-                index = int(partition_id.rsplit("-", 1)[1])
-                count = self.settings.partition_count
-                runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
-            if processor is not None:
-                await processor.stop(drain_timeout=5)
+        async def lost(partition_id: str) -> None:  # another worker may be processing it already
+            await self._stop_partition(partition_id, drain_timeout=1.0)
+
+        async def drain(partition_id: str) -> None:  # the lease is ours until this returns
+            await self._stop_partition(partition_id, drain_timeout=self.options.drain_timeout_seconds)
 
         self._balancer = PartitionBalancer(
-            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost
+            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost, on_drain=drain
         )
         await self._balancer.balance()  # own partitions before returning: the first start is quick
         self._balancer.start()
@@ -96,15 +92,14 @@ class Worker:
         _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
 
     async def stop_async(self) -> None:
-        """Stop gracefully: finish in-flight work, hand held messages back, release leases."""
+        """Stop gracefully: drain and release every partition, so other workers take them over
+        at once; then finish running activities and hand held messages back."""
         if self._balancer is not None:
             await self._balancer.stop()
+        await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
+        self._processors.clear()
         if self._activities is not None:
             await self._activities.stop()
-        await asyncio.gather(*(p.stop() for p in self._processors.values()))
-        self._processors.clear()
-        if self._balancer is not None:
-            await self._balancer.release_all()
         if self._orchestrations is not None:
             self._orchestrations.close()
         if self._hub is not None:
@@ -117,6 +112,19 @@ class Worker:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop_async()
+
+    async def _stop_partition(self, partition_id: str, *, drain_timeout: float) -> None:
+        """Stop dequeuing from a partition, let its episodes finish within ``drain_timeout``,
+        hand its held messages back and forget its cached instances."""
+        processor = self._processors.get(partition_id)
+        if processor is not None:
+            await processor.stop(drain_timeout=drain_timeout)
+            self._processors.pop(partition_id, None)
+        runner = self._orchestrations
+        if runner is not None:  # cached state of a moved partition would be stale
+            index = int(partition_id.rsplit("-", 1)[1])
+            count = self.settings.partition_count
+            runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
 
     def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
         """The processor of ``instance_id``'s partition if this worker owns it."""
@@ -135,6 +143,11 @@ class Worker:
     def messages_handed_over(self) -> int:
         """Messages this worker sent already held to its own consumers (no receive needed)."""
         return self._delivery.handed_over if self._delivery else 0
+
+    @property
+    def partition_moves(self) -> MoveCounts:
+        """Partitions handed over, received, stolen and lost by this worker so far."""
+        return self._balancer.moves if self._balancer else MoveCounts()
 
     @property
     def episodes_run(self) -> int:
