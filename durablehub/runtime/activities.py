@@ -53,6 +53,7 @@ class ActivityRunner:
         self._pool = ThreadPoolExecutor(max_workers=self._capacity, thread_name_prefix="durablehub-activity")
         self._stopping = False
         self._held: set[asyncio.Task[None]] = set()  # work items held: waiting for a slot or running
+        self._reserved = 0  # slots promised to work items being sent to us already held
         self._room = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
@@ -64,10 +65,16 @@ class ActivityRunner:
     def wake(self) -> None:
         self._poller.wake()
 
-    @property
-    def has_free_slot(self) -> bool:
-        """A work item handed over now would start at once."""
-        return not self._stopping and len(self._held) < self._capacity
+    def reserve_slot(self) -> bool:
+        """Promise a free slot to a work item about to be handed over (``take``), so that
+        concurrent senders do not all count the same slot; undo with ``release_slot``."""
+        if self._stopping or len(self._held) + self._reserved >= self._capacity:
+            return False
+        self._reserved += 1
+        return True
+
+    def release_slot(self) -> None:
+        self._reserved -= 1
 
     def take(self, item: ReceivedMessage) -> bool:
         """Run a work item this process sent already held; False once stopping."""

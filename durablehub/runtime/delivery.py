@@ -30,8 +30,9 @@ class LocalConsumer(Protocol):
 
 
 class ActivityConsumer(LocalConsumer, Protocol):
-    @property
-    def has_free_slot(self) -> bool: ...
+    def reserve_slot(self) -> bool: ...
+
+    def release_slot(self) -> None: ...
 
     def wake(self) -> None: ...
 
@@ -63,12 +64,15 @@ class Delivery:
 
     async def to_activities(self, message: envelope.MessageData) -> None:
         runner = self.activities
-        if runner is None or not runner.has_free_slot:
+        if runner is None or not runner.reserve_slot():  # busy: leave it to any worker
             await self._hub.work_items.send(message)
             if runner is not None:
                 runner.wake()
             return
-        await self._hand_over(self._hub.work_items, message, self._options.activity_visibility, runner)
+        try:
+            await self._hand_over(self._hub.work_items, message, self._options.activity_visibility, runner)
+        finally:
+            runner.release_slot()
 
     async def _hand_over(
         self,
