@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.orchestrations import OrchestrationRunner, bounded_gather
+from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
 from durablehub.runtime.polling import IdlePoller
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
@@ -46,6 +46,7 @@ class ControlQueueProcessor:
         self._held_since: dict[str, float] = {}  # message id → when it was received or renewed
         self._pending: dict[str, dict[str, ReceivedMessage]] = {}  # instance → messages not yet run
         self._sessions: dict[str, asyncio.Task[None]] = {}
+        self._settling: set[asyncio.Task[None]] = set()  # deletes of committed episodes' messages
         self._receipts = asyncio.Lock()  # renewals and deletes must not race on a pop receipt
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self._stopping = False
@@ -72,6 +73,8 @@ class ControlQueueProcessor:
         for task in [*self._tasks, *self._sessions.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._settling:
+            await asyncio.wait(list(self._settling))
         async with self._receipts:  # visible again now, for the next owner
             await bounded_gather(
                 [self._hand_back(mid, timedelta(0)) for mid in list(self._held)], limit=_STORAGE_CONCURRENCY
@@ -135,12 +138,25 @@ class ControlQueueProcessor:
                             [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
                         )
                         continue
-                await self._finish(outcome.delete)
-                await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
+                self._settle(outcome)
         finally:
             self._sessions.pop(instance_id, None)
             if self._pending.get(instance_id) and not self._stopping:  # arrived while we were finishing
                 self._sessions[instance_id] = asyncio.create_task(self._session(instance_id))
+
+    def _settle(self, outcome: EpisodeOutcome) -> None:
+        """Delete (and hand back) an episode's messages while the instance's next episode
+        starts: they are committed already, so the delete is the only step off the path."""
+        task = asyncio.create_task(self._settle_now(outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_now(self, outcome: EpisodeOutcome) -> None:
+        try:
+            await self._finish(outcome.delete)
+            await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
+        except Exception:  # a message left behind comes back and is dropped as a duplicate
+            _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
 
     async def _finish(self, message_ids: list[str]) -> None:
         async with self._receipts:
