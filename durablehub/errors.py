@@ -13,6 +13,7 @@
     ├── OrchestrationStateError     an operation that makes no sense in the instance's state
     ├── OrchestrationFailedError    OrchestrationState.raise_if_failed() on a Failed instance
     ├── NonDeterminismError         replay diverged from history
+    ├── OrchestratorTimeoutError    an episode's orchestrator code ran past the worker's deadline
     └── TaskFailedError             an activity / sub-orchestration / entity call failed (in orchestrators)
 
 Errors carry the ids they concern as attributes and say what to do.
@@ -114,6 +115,20 @@ class OrchestrationFailedError(DurableHubError):
 
 class NonDeterminismError(DurableHubError):
     """The orchestrator, replayed, did something other than its history records."""
+
+
+class OrchestratorTimeoutError(DurableHubError, TimeoutError):
+    """Orchestrator code did not return within the worker's episode deadline: the instance fails."""
+
+    def __init__(self, instance_id: str, name: str, seconds: float) -> None:
+        super().__init__(
+            f"orchestrator {name!r} of instance {instance_id!r} ran for more than {seconds:g} s in one "
+            "episode (orchestrator_timeout_seconds, DURABLEHUB_ORCHESTRATOR_TIMEOUT_SECONDS); "
+            "orchestrator code must not block: call an activity, or wait with ctx.create_timer"
+        )
+        self.instance_id = instance_id
+        self.name = name
+        self.seconds = seconds
 
 
 class TaskFailedError(DurableHubError):

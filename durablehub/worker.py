@@ -19,7 +19,8 @@ from types import TracebackType
 
 from durablehub.app import App
 from durablehub.runtime.activities import ActivityRunner
-from durablehub.runtime.balancer import PartitionBalancer
+from durablehub.runtime.balancer import MoveCounts, PartitionBalancer
+from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
 from durablehub.runtime.partition import ControlQueueProcessor
@@ -53,6 +54,7 @@ class Worker:
         self._balancer: PartitionBalancer | None = None
         self._activities: ActivityRunner | None = None
         self._orchestrations: OrchestrationRunner | None = None
+        self._delivery: Delivery | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -62,10 +64,10 @@ class Worker:
         hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
         await hub.create()  # idempotent, and refuses a partition-count mismatch
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
-        self._activities = ActivityRunner(self.app, hub, self.options, wake=self._wake)
-        self._orchestrations = OrchestrationRunner(
-            self.app, hub, self.options, wake=self._wake, wake_activities=self._activities.wake
-        )
+        delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
+        self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
+        delivery.activities = self._activities
+        self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
 
         async def acquired(partition_id: str) -> None:
             index = int(partition_id.rsplit("-", 1)[1])
@@ -75,18 +77,14 @@ class Worker:
             self._processors[partition_id] = processor
             processor.start()
 
-        async def lost(partition_id: str) -> None:
-            processor = self._processors.pop(partition_id, None)
-            runner = self._orchestrations
-            if runner is not None:  # cached state of a moved partition may be stale
-                index = int(partition_id.rsplit("-", 1)[1])
-                count = self.settings.partition_count
-                runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
-            if processor is not None:
-                await processor.stop(drain_timeout=5)
+        async def lost(partition_id: str) -> None:  # another worker may be processing it already
+            await self._stop_partition(partition_id, drain_timeout=1.0)
+
+        async def drain(partition_id: str) -> None:  # the lease is ours until this returns
+            await self._stop_partition(partition_id, drain_timeout=self.options.drain_timeout_seconds)
 
         self._balancer = PartitionBalancer(
-            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost
+            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost, on_drain=drain
         )
         await self._balancer.balance()  # own partitions before returning: the first start is quick
         self._balancer.start()
@@ -94,15 +92,16 @@ class Worker:
         _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
 
     async def stop_async(self) -> None:
-        """Stop gracefully: finish in-flight work, hand held messages back, release leases."""
+        """Stop gracefully: drain and release every partition, so other workers take them over
+        at once; then finish running activities and hand held messages back."""
         if self._balancer is not None:
             await self._balancer.stop()
+        await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
+        self._processors.clear()
         if self._activities is not None:
             await self._activities.stop()
-        await asyncio.gather(*(p.stop() for p in self._processors.values()))
-        self._processors.clear()
-        if self._balancer is not None:
-            await self._balancer.release_all()
+        if self._orchestrations is not None:
+            self._orchestrations.close()
         if self._hub is not None:
             await self._hub.close()
         _LOG.info("worker %s stopped", self.worker_id)
@@ -114,12 +113,23 @@ class Worker:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop_async()
 
-    def _wake(self, instance_id: str) -> None:
-        """A message was just sent to ``instance_id``: poll its partition now if it is ours."""
-        index = partition_index(instance_id, self.settings.partition_count)
-        processor = self._processors.get(self.settings.names.control_queue(index))
+    async def _stop_partition(self, partition_id: str, *, drain_timeout: float) -> None:
+        """Stop dequeuing from a partition, let its episodes finish within ``drain_timeout``,
+        hand its held messages back and forget its cached instances."""
+        processor = self._processors.get(partition_id)
         if processor is not None:
-            processor.wake()
+            await processor.stop(drain_timeout=drain_timeout)
+            self._processors.pop(partition_id, None)
+        runner = self._orchestrations
+        if runner is not None:  # cached state of a moved partition would be stale
+            index = int(partition_id.rsplit("-", 1)[1])
+            count = self.settings.partition_count
+            runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
+
+    def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
+        """The processor of ``instance_id``'s partition if this worker owns it."""
+        index = partition_index(instance_id, self.settings.partition_count)
+        return self._processors.get(self.settings.names.control_queue(index))
 
     @property
     def owned_partitions(self) -> list[str]:
@@ -128,6 +138,16 @@ class Worker:
     @property
     def activities_executed(self) -> int:
         return self._activities.executed if self._activities else 0
+
+    @property
+    def messages_handed_over(self) -> int:
+        """Messages this worker sent already held to its own consumers (no receive needed)."""
+        return self._delivery.handed_over if self._delivery else 0
+
+    @property
+    def partition_moves(self) -> MoveCounts:
+        """Partitions handed over, received, stolen and lost by this worker so far."""
+        return self._balancer.moves if self._balancer else MoveCounts()
 
     @property
     def episodes_run(self) -> int:

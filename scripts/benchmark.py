@@ -74,10 +74,16 @@ class Bench:
 
     def measure(self, label: str, unit: str, count: int, run: Any) -> float:
         before = self.worker.counter.total + self.client_requests()
+        by_operation = self.worker.counter.snapshot()
         started = time.perf_counter()
         run()
         elapsed = time.perf_counter() - started
         requests = self.worker.counter.total + self.client_requests() - before
+        worker_ops = {
+            op: n - by_operation.get(op, 0)
+            for op, n in self.worker.counter.snapshot().items()
+            if n > by_operation.get(op, 0)
+        }
         rate = count / elapsed
         self.rows.append(
             (
@@ -91,6 +97,8 @@ class Bench:
             f"  {label:<44} {rate:>9,.1f} {unit}/s  {requests / count:6.2f} requests/{unit}"
             f"  ({elapsed:.2f} s)"
         )
+        top = sorted(worker_ops.items(), key=lambda kv: -kv[1])[:6]
+        print(f"  {'':<44} worker: " + ", ".join(f"{op} {n / count:.2f}" for op, n in top))
         return rate
 
     def client_requests(self) -> int:

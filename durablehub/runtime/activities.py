@@ -1,10 +1,14 @@
 """ActivityRunner: runs activities from ``{hub}-workitems`` on any worker.
 
-Dequeues as many work items as it has free slots (one request for up to 32), runs each
-activity -- ``async def`` ones on the loop, plain ones in a thread pool -- while renewing the
-message's visibility, then sends TaskCompleted or TaskFailed to the orchestration's control
-queue *before* deleting the work item (a crash in between gives a duplicate response, which
-the orchestration drops). Activities are therefore at-least-once.
+Holds up to twice ``max_concurrent_activities`` work items: it receives (up to 32 in one
+request) only once no more than ``max_concurrent_activities`` are held, so each receive
+brings a full batch while the running ones keep every slot busy. Work items scheduled by
+this process while it has a free slot arrive already held (``take``), without a receive.
+Each activity -- ``async def`` ones on the loop, plain ones in a thread pool -- runs while
+its message's visibility is renewed (from the moment it is held), then TaskCompleted or
+TaskFailed goes to the orchestration's control queue *before* the work item is deleted (a
+crash in between gives a duplicate response, which the orchestration drops). Activities are
+therefore at-least-once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -38,18 +42,19 @@ class ActivityRunner:
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
-        wake: Callable[[str], None] = lambda _: None,
+        report: Callable[[str, envelope.MessageData], Awaitable[None]] | None = None,
     ) -> None:
         self._app = app
         self._hub = hub
         self._options = options
-        self._wake = wake
-        self._free = options.max_concurrent_activities
-        self._pool = ThreadPoolExecutor(
-            max_workers=options.max_concurrent_activities, thread_name_prefix="durablehub-activity"
-        )
+        self._report = report or self._send_response
+        self._capacity = options.max_concurrent_activities
+        self._slots = asyncio.Semaphore(self._capacity)
+        self._pool = ThreadPoolExecutor(max_workers=self._capacity, thread_name_prefix="durablehub-activity")
         self._stopping = False
-        self._running: set[asyncio.Task[None]] = set()
+        self._held: set[asyncio.Task[None]] = set()  # work items held: waiting for a slot or running
+        self._reserved = 0  # slots promised to work items being sent to us already held
+        self._room = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self.executed = 0
@@ -60,25 +65,46 @@ class ActivityRunner:
     def wake(self) -> None:
         self._poller.wake()
 
+    def reserve_slot(self) -> bool:
+        """Promise a free slot to a work item about to be handed over (``take``), so that
+        concurrent senders do not all count the same slot; undo with ``release_slot``."""
+        if self._stopping or len(self._held) + self._reserved >= self._capacity:
+            return False
+        self._reserved += 1
+        return True
+
+    def release_slot(self) -> None:
+        self._reserved -= 1
+
+    def take(self, item: ReceivedMessage) -> bool:
+        """Run a work item this process sent already held; False once stopping."""
+        if self._stopping:
+            return False
+        self._hold(item)
+        return True
+
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
         self._stopping = True
         self._poller.wake()
+        self._room.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        if self._running:
-            await asyncio.wait(self._running, timeout=drain_timeout)
+        if self._held:
+            await asyncio.wait(self._held, timeout=drain_timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dequeue_loop(self) -> None:
         while not self._stopping:
-            if self._free <= 0:
-                await asyncio.sleep(0.01)
+            if len(self._held) > self._capacity:  # a full batch would wait: receive later
+                self._room.clear()
+                await self._room.wait()
                 continue
             try:
                 batch = await self._hub.work_items.receive(
-                    max_messages=min(self._free, 32), visibility_timeout=self._options.activity_visibility
+                    max_messages=min(2 * self._capacity - len(self._held), 32),
+                    visibility_timeout=self._options.activity_visibility,
                 )
             except Exception:
                 _LOG.exception("receiving work items failed; backing off")
@@ -89,14 +115,17 @@ class ActivityRunner:
                 continue
             self._poller.reset()
             for item in batch:
-                self._free -= 1
-                task = asyncio.create_task(self._execute(item))
-                self._running.add(task)
-                task.add_done_callback(self._done)
+                self._hold(item)
+
+    def _hold(self, item: ReceivedMessage) -> None:
+        task = asyncio.create_task(self._execute(item))
+        self._held.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._free += 1
+        self._held.discard(task)
+        if len(self._held) <= self._capacity:
+            self._room.set()
 
     async def _execute(self, item: ReceivedMessage) -> None:
         if item.message is None or not isinstance(item.message.event, ev.TaskScheduled):
@@ -116,7 +145,12 @@ class ActivityRunner:
         holder = {"item": item}
         renewer = asyncio.create_task(self._keep_invisible(holder))
         try:
-            response = await self._run(scheduled, target)
+            async with self._slots:
+                if self._stopping:  # not started: hand it back at once for another worker
+                    with contextlib.suppress(Exception):
+                        await self._hub.work_items.update_visibility(holder["item"], timedelta(0))
+                    return
+                response = await self._run(scheduled, target)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,14 +161,16 @@ class ActivityRunner:
             sender=target,
         )
         try:
-            await self._hub.control_queue_for(target.instance_id).send(message)
-            self._wake(target.instance_id)
+            await self._report(target.instance_id, message)
             await self._hub.work_items.delete_message(holder["item"])
             self.executed += 1
         except Exception:
             _LOG.exception(
                 "could not report activity %r of %r; it will run again", scheduled.name, target.instance_id
             )
+
+    async def _send_response(self, instance_id: str, message: envelope.MessageData) -> None:
+        await self._hub.control_queue_for(instance_id).send(message)
 
     async def _run(self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance) -> ev.HistoryEvent:
         ctx = ActivityContext(

@@ -1,13 +1,20 @@
 """PartitionBalancer: which control queues this worker owns, through blob leases.
 
 Every ``balance_interval`` it reads the lease blobs and aims at ``ceil(partitions / workers)``
-partitions, counting as workers the distinct owners of live leases plus itself: it takes free
-or expired leases first, then steals one lease from a worker holding more than its share
-(ChangeLease with the token that worker published), as the reference's blob lease manager
-does. Every ``lease_renew`` it renews what it owns; a renewal that fails means the lease was
-stolen or expired, and the partition is stopped at once (the sentinel ETag protects any commit
-still in flight). On stop it releases every lease, so others take over without waiting for
-expiry.
+partitions, counting as workers the distinct owners of live leases plus itself. It takes free
+or expired leases first. Below its share, it asks a worker holding more than its share for
+one partition instead of taking it (``request_handover``: the ``pendingowner`` blob
+metadata), and polls every second until that lease is released; only an owner that has not
+released it within ``lease_duration`` (an older worker, or a hung one) is stolen from with
+ChangeLease, as the reference's blob lease manager does.
+
+An owner that sees a pending owner on one of its partitions hands it over: its processor
+stops dequeuing and lets in-flight episodes finish (at most ``drain_timeout``) while the
+lease is still renewed, then the lease is released -- so nothing the old owner commits
+overlaps what the new one does, and the new owner waits neither for an expiry nor for the
+sentinel ETag to reject a stale commit. A graceful stop drains and releases every partition
+the same way. A renewal that fails means the lease was stolen or expired: that partition is
+stopped at once (the sentinel ETag protects any commit still in flight).
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from durablehub.errors import LeaseLostError
 from durablehub.runtime.options import WorkerOptions
@@ -25,6 +34,26 @@ from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.leases import LeaseState, PartitionLease
 
 _LOG = logging.getLogger("durablehub.worker")
+_PENDING_POLL_SECONDS = 1.0  # how often a worker waiting for a handover looks again
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A handover this worker asked for: of which lease (owner, epoch), and since when."""
+
+    owner: str
+    epoch: int
+    since: float
+
+
+@dataclass(slots=True)
+class MoveCounts:
+    """How partitions moved to and from this worker (for logs and tests)."""
+
+    handed_over: int = 0  # released to a worker that asked, after draining
+    received: int = 0  # acquired after its owner released it on our request
+    stolen: int = 0  # taken with ChangeLease from an owner that did not release in time
+    lost: int = 0  # taken from us (expired, or stolen by a worker that gave up waiting)
 
 
 class PartitionBalancer:
@@ -36,30 +65,41 @@ class PartitionBalancer:
         *,
         on_acquired: Callable[[str], Awaitable[None]],
         on_lost: Callable[[str], Awaitable[None]],
+        on_drain: Callable[[str], Awaitable[None]],
     ) -> None:
         self._hub = hub
         self._options = options
         self.worker_id = worker_id
         self._on_acquired = on_acquired
         self._on_lost = on_lost
+        self._on_drain = on_drain
         self.owned: dict[str, PartitionLease] = {}
+        self.moves = MoveCounts()
+        self._draining: dict[str, asyncio.Task[None]] = {}
+        self._requested: dict[str, _Request] = {}
+        self._released_at: dict[str, float] = {}  # handed over: not taken back at once
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._balance_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._balance_loop(), name="balance"),
-            asyncio.create_task(self._renew_loop(), name="renew leases"),
-        ]
+        self._balance_task = asyncio.create_task(self._balance_loop(), name="balance")
+        self._renew_task = asyncio.create_task(self._renew_loop(), name="renew leases")
 
     async def stop(self) -> None:
+        """Graceful stop: no more balancing; drain and release every partition (renewing
+        the leases meanwhile), then stop renewing."""
         self._stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._balance_task)
+        async with self._lock:
+            for partition_id in self.owned:
+                self._start_handover(partition_id, why="stopping")
+            draining = list(self._draining.values())
+        if draining:
+            await asyncio.wait(draining)
+        await _cancel(self._renew_task)
+        await self.release_all()
 
     async def release_all(self) -> None:
         async with self._lock:
@@ -74,32 +114,64 @@ class PartitionBalancer:
                 await self.balance()
             except Exception:
                 _LOG.exception("partition balancing failed; retrying")
+            wait = _PENDING_POLL_SECONDS if self._requested else self._options.balance_interval_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._options.balance_interval_seconds)
+                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
 
     async def balance(self) -> None:
         async with self._lock:
             states = await self._hub.leases.list()
+            for state in states:
+                pid = state.lease.partition_id
+                if pid in self.owned and state.pending_owner not in (None, self.worker_id):
+                    self._start_handover(pid, why=f"{state.pending_owner} asked for it")
             target = self._target(states)
+            now = time.monotonic()
             for state in states:
                 if len(self.owned) >= target:
                     break
                 pid = state.lease.partition_id
                 if pid in self.owned or not state.is_available:
                     continue
+                if now - self._released_at.get(pid, -math.inf) < self._options.lease_duration_seconds:
+                    continue  # we just handed it to someone who asked: let them take it
                 lease = await self._hub.leases.acquire(
                     pid, self.worker_id, duration=self._options.lease_duration
                 )
                 if lease is not None:
-                    await self._take(lease, how="acquired")
+                    received = self._requested.pop(pid, None) is not None
+                    self.moves.received += received
+                    await self._take(lease, how="received" if received else "acquired")
+            self._forget_stale_requests(states)
             if len(self.owned) < target:
-                await self._steal_one(states, target)
+                await self._ask_for_one(states, target)
 
     def _target(self, states: list[LeaseState]) -> int:
         owners = {s.lease.owner for s in states if s.leased and s.lease.owner} | {self.worker_id}
         return math.ceil(len(states) / len(owners))
 
-    async def _steal_one(self, states: list[LeaseState], target: int) -> None:
+    def _forget_stale_requests(self, states: list[LeaseState]) -> None:
+        for state in states:
+            request = self._requested.get(state.lease.partition_id)
+            if request is None:
+                continue
+            moved = state.leased and (state.lease.owner, state.lease.epoch) != (request.owner, request.epoch)
+            if state.lease.partition_id in self.owned or moved or not state.leased:
+                del self._requested[state.lease.partition_id]  # taken, elsewhere, or free but not needed
+
+    async def _ask_for_one(self, states: list[LeaseState], target: int) -> None:
+        """Ask the most loaded worker for one partition; steal it if it ignored the request."""
+        now = time.monotonic()
+        for pid, request in list(self._requested.items()):
+            if now - request.since < self._options.lease_duration_seconds:
+                return  # one handover at a time, as the reference steals one lease per pass
+            state = next(s for s in states if s.lease.partition_id == pid)
+            del self._requested[pid]
+            lease = await self._hub.leases.steal(pid, self.worker_id, duration=self._options.lease_duration)
+            if lease is not None:
+                self.moves.stolen += 1
+                await self._take(lease, how=f"stole from {state.lease.owner} (no release within the lease)")
+            return
         held = Counter(
             s.lease.owner for s in states if s.leased and s.lease.owner and s.lease.owner != self.worker_id
         )
@@ -108,12 +180,15 @@ class PartitionBalancer:
         victim, count = held.most_common(1)[0]
         if count <= target:
             return
-        candidate = next(s for s in states if s.leased and s.lease.owner == victim)
-        lease = await self._hub.leases.steal(
-            candidate.lease.partition_id, self.worker_id, duration=self._options.lease_duration
+        candidate = next(
+            (s for s in states if s.leased and s.lease.owner == victim and s.pending_owner is None), None
         )
-        if lease is not None:
-            await self._take(lease, how=f"stole from {victim}")
+        if candidate is None:
+            return  # everything it holds is already being handed over
+        if await self._hub.leases.request_handover(candidate, self.worker_id):
+            pid = candidate.lease.partition_id
+            self._requested[pid] = _Request(owner=victim, epoch=candidate.lease.epoch, since=now)
+            _LOG.info("worker %s asked %s to hand partition %s over", self.worker_id, victim, pid)
 
     async def _take(self, lease: PartitionLease, *, how: str) -> None:
         self.owned[lease.partition_id] = lease
@@ -122,12 +197,35 @@ class PartitionBalancer:
         )
         await self._on_acquired(lease.partition_id)
 
+    def _start_handover(self, partition_id: str, *, why: str) -> None:
+        if partition_id not in self._draining:
+            _LOG.info("worker %s draining partition %s: %s", self.worker_id, partition_id, why)
+            self._draining[partition_id] = asyncio.create_task(
+                self._hand_over(partition_id), name=f"hand over {partition_id}"
+            )
+
+    async def _hand_over(self, partition_id: str) -> None:
+        """Drain (the lease is still renewed meanwhile), then release the lease."""
+        try:
+            await self._on_drain(partition_id)
+        except Exception:
+            _LOG.exception("draining partition %s failed; releasing it anyway", partition_id)
+        async with self._lock:
+            lease = self.owned.pop(partition_id, None)
+            self._draining.pop(partition_id, None)
+            if lease is None:
+                return  # lost meanwhile
+            try:
+                await self._hub.leases.release(lease)
+            except Exception:
+                _LOG.warning("releasing partition %s failed; it will expire", partition_id, exc_info=True)
+            self._released_at[partition_id] = time.monotonic()
+            self.moves.handed_over += not self._stopping.is_set()
+            _LOG.info("worker %s released partition %s", self.worker_id, partition_id)
+
     async def _renew_loop(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._options.lease_renew_seconds)
-            if self._stopping.is_set():
-                return
+        while True:
+            await asyncio.sleep(self._options.lease_renew_seconds)
             for partition_id, lease in list(self.owned.items()):
                 try:
                     await self._hub.leases.renew(lease)
@@ -138,6 +236,17 @@ class PartitionBalancer:
 
     async def _lose(self, partition_id: str) -> None:
         async with self._lock:
-            if self.owned.pop(partition_id, None) is not None:
-                _LOG.warning("worker %s lost partition %s", self.worker_id, partition_id)
-                await self._on_lost(partition_id)
+            if self.owned.pop(partition_id, None) is None:
+                return
+            _LOG.warning("worker %s lost partition %s", self.worker_id, partition_id)
+            self.moves.lost += 1
+            if partition_id in self._draining:
+                return  # already stopping; its release will find nothing to release
+        await self._on_lost(partition_id)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -29,6 +29,10 @@ class WorkerOptions(BaseSettings):
     orchestration_cache_size: int = Field(default=1000, ge=0)
     abandon_delay_seconds: int = Field(default=1, ge=0)
     max_early_message_dequeues: int = Field(default=20, ge=1)
+    # Orchestrator code that runs longer in one episode (it blocks) fails its instance.
+    orchestrator_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a partition being handed over waits for its in-flight episodes.
+    drain_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def lease_duration(self) -> timedelta:

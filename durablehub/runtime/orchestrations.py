@@ -7,11 +7,17 @@ the messages into accepted / duplicate / stale / early, run the engine, and comm
 reference's order -- send outbound messages, write history under the sentinel ETag, merge the
 Instances row. It returns which messages to delete and which to hand back (early responses
 whose scheduling event is not committed yet); the caller deletes them last.
+
+Orchestrator code runs on ``OrchestratorThreads``, never on the loop. An episode whose code
+has not returned after ``orchestrator_timeout_seconds`` fails its instance with
+``OrchestratorTimeoutError`` (naming the instance and the deadline), as Azure Functions
+fails an orchestrator that exceeds its function timeout; its thread is left to finish alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,14 +27,17 @@ from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
+from durablehub.engine.actions import CompleteOrchestration
 from durablehub.engine.episode import OutboundMessage, plan_episode
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import rewind as rewind_history
 from durablehub.entities.entity_id import is_entity_instance_id
-from durablehub.errors import CheckpointConflictError
-from durablehub.models import OrchestrationStatus
+from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
+from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.orchestrator_threads import OrchestratorThreads
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -44,6 +53,7 @@ _RESPONSES = (
     ev.TimerFired,
 )
 _SCHEDULING = (ev.TaskScheduled, ev.TimerCreated, ev.SubOrchestrationInstanceCreated)
+_NUMBERED = (*_SCHEDULING, ev.EventSent)  # events recording an orchestrator action, by its id
 
 
 def _response_id(event: ev.HistoryEvent) -> int | None:
@@ -94,6 +104,11 @@ class InstanceState:
                 self.started = event
             elif isinstance(event, (ev.ExecutionCompleted, ev.ContinueAsNew)):
                 self.final_status = event.orchestration_status
+
+    @property
+    def next_action_id(self) -> int:
+        """The id the orchestrator's next action would take (actions are numbered from 0)."""
+        return 1 + max((e.event_id for e in self.history if isinstance(e, _NUMBERED)), default=-1)
 
     @classmethod
     def from_history(cls, page: rows.HistoryPage) -> InstanceState:
@@ -156,17 +171,19 @@ class OrchestrationRunner:
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
-        wake: Callable[[str], None] = lambda _iid: None,
-        wake_activities: Callable[[], None] = lambda: None,
+        delivery: Delivery | None = None,
     ) -> None:
         self._app = app
-        self._wake_activities = wake_activities
         self._hub = hub
         self._options = options
-        self._wake = wake
+        self._delivery = delivery or Delivery(hub, options)
         self.cache = ExecutorCache(options.orchestration_cache_size)
+        self._threads = OrchestratorThreads()
         self.episodes_run = 0
         self.entities = EntityRunner(app, hub, send=self._send)  # instances "@name@key"
+
+    def close(self) -> None:
+        self._threads.close()
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
         if is_entity_instance_id(instance_id):  # --- entities: durablehub.runtime.entities ---
@@ -235,12 +252,30 @@ class OrchestrationRunner:
         started = new_start or state.started
         assert started is not None
         past = list(state.history)
-        if state.executor is None:
-            state.executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
-            result = await asyncio.to_thread(state.executor.execute, past, new_events)
+        executor = state.executor
+        if executor is None:
+            executor = state.executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
+            call: Callable[[], EpisodeResult] = functools.partial(executor.execute, past, new_events)
         else:
-            result = await asyncio.to_thread(state.executor.resume, new_events)
-        await self._commit(state, started, new_events, result, now=now)
+            call = functools.partial(executor.resume, new_events)
+        result, timed_out = await self._run_orchestrator(state, started, call)
+        await self._commit(state, started, new_events, result, now=now, timed_out=timed_out)
+
+    async def _run_orchestrator(
+        self, state: InstanceState, started: ev.ExecutionStarted, call: Callable[[], EpisodeResult]
+    ) -> tuple[EpisodeResult, bool]:
+        """Run user code on an orchestrator thread, within the episode deadline."""
+        deadline = self._options.orchestrator_timeout_seconds
+        try:
+            return await asyncio.wait_for(self._threads.run(call), timeout=deadline), False
+        except TimeoutError:
+            # The thread cannot be stopped and the executor is mid-episode: neither is used
+            # again. Failing the instance (as a Functions timeout does) rather than retrying
+            # it: a replay would block again, holding a slot each time.
+            state.executor = None
+            error = OrchestratorTimeoutError(state.instance_id, started.name, deadline)
+            _LOG.error("%s", error)
+            return _failed(error, next_id=state.next_action_id), True
 
     async def _terminated_before_start(self, start: ev.ExecutionStarted) -> ev.ExecutionTerminated | None:
         """A client terminates a scheduled start by marking its Pending row (a message could
@@ -264,7 +299,6 @@ class OrchestrationRunner:
         executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
         plan = await asyncio.to_thread(rewind_history, executor, state.history, now=now)
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now), event]
-        result = await asyncio.to_thread(executor.resume, new_events)
         children = await messages_for_children(
             self._hub.instances, plan.children, parent=started, reason=event.reason, now=now
         )
@@ -272,6 +306,9 @@ class OrchestrationRunner:
             instance_id=state.instance_id, sentinel_etag=state.sentinel_etag, executor=executor
         )
         rewound.append(list(plan.history))
+        result, timed_out = await self._run_orchestrator(
+            rewound, started, functools.partial(executor.resume, new_events)
+        )
         _LOG.info(
             "rewinding %r: %d events forgotten, %d messages sent again",
             state.instance_id,
@@ -286,6 +323,7 @@ class OrchestrationRunner:
             now=now,
             resend=[*plan.messages, *children],
             replaced=plan.replaced,
+            timed_out=timed_out,
         )
 
     async def _commit(
@@ -298,6 +336,7 @@ class OrchestrationRunner:
         now: datetime,
         resend: list[OutboundMessage] | None = None,
         replaced: dict[int, ev.HistoryEvent] | None = None,
+        timed_out: bool = False,
     ) -> None:
         """Record an episode in the reference's order: send, write history, merge the row."""
         plan = plan_episode(result, started=started, now=now)
@@ -315,16 +354,17 @@ class OrchestrationRunner:
             replaced=replaced,
         )
         row_events = written if state.row_written or not state.history else [started, *written]
-        await self._hub.instances.upsert_merge(
-            rows.checkpoint_instance_row(
-                task_hub=self._hub.names.hub,
-                instance_id=state.instance_id,
-                execution_id=execution_id,
-                new_events=row_events,
-                custom_status=result.custom_status,
-                now=now,
-            )
+        row = rows.checkpoint_instance_row(
+            task_hub=self._hub.names.hub,
+            instance_id=state.instance_id,
+            execution_id=execution_id,
+            new_events=row_events,
+            custom_status=result.custom_status,
+            now=now,
         )
+        if timed_out:
+            del row["CustomStatus"]  # unknown here: the merge keeps the last one written
+        await self._hub.instances.upsert_merge(row)
         state.row_written = True
         state.append(written)
         self.episodes_run += 1
@@ -357,15 +397,12 @@ class OrchestrationRunner:
                 sender=me,
             )
             if om.to_work_items:
-                await self._hub.work_items.send(message)
-                self._wake_activities()  # a local activity runner need not wait for its next poll
+                await self._delivery.to_activities(message)
                 return
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
-            await self._hub.control_queue_for(om.target_instance_id).send(message, visible_after=delay)
-            if delay is None:
-                self._wake(om.target_instance_id)
+            await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay)
 
-        await _bounded_gather([send_one(om) for om in messages], limit=32)
+        await bounded_gather([send_one(om) for om in messages], limit=32)
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash between the History and Instances writes leaves "Running" behind (#1252)."""
@@ -483,6 +520,14 @@ def _triage(
     return t
 
 
+def _failed(error: Exception, *, next_id: int) -> EpisodeResult:
+    """An episode that ends the orchestration as FAILED with ``error`` and no other action."""
+    completion = CompleteOrchestration(
+        id=next_id, status=OrchestrationStatus.FAILED, failure_details=FailureDetails.from_exception(error)
+    )
+    return EpisodeResult(actions=(completion,), custom_status=None, is_complete=True, is_suspended=False)
+
+
 def _exec(started: ev.ExecutionStarted | None) -> str | None:
     return started.orchestration_instance.execution_id if started else None
 
@@ -492,7 +537,7 @@ def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:
     return (inserted, m.message.sequence_number if m.message else 0)
 
 
-async def _bounded_gather(coros: list[Any], *, limit: int) -> None:
+async def bounded_gather(coros: list[Any], *, limit: int) -> None:
     if len(coros) <= 1:
         for coro in coros:
             await coro

@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import timedelta
 
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.orchestrations import OrchestrationRunner
+from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
 from durablehub.runtime.polling import IdlePoller
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 
 _LOG = logging.getLogger("durablehub.worker")
 _BUFFER_LIMIT = 256  # held messages above which the processor stops dequeuing
+_STORAGE_CONCURRENCY = 32  # requests at once for deletes, renewals and hand-backs
 
 
 class ControlQueueProcessor:
@@ -41,8 +43,10 @@ class ControlQueueProcessor:
         self._options = options
         self._concurrency = concurrency
         self._held: dict[str, ReceivedMessage] = {}  # message id → latest receipt
+        self._held_since: dict[str, float] = {}  # message id → when it was received or renewed
         self._pending: dict[str, dict[str, ReceivedMessage]] = {}  # instance → messages not yet run
         self._sessions: dict[str, asyncio.Task[None]] = {}
+        self._settling: set[asyncio.Task[None]] = set()  # deletes of committed episodes' messages
         self._receipts = asyncio.Lock()  # renewals and deletes must not race on a pop receipt
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self._stopping = False
@@ -69,11 +73,12 @@ class ControlQueueProcessor:
         for task in [*self._tasks, *self._sessions.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        async with self._receipts:
-            for message in list(self._held.values()):  # visible again now, for the next owner
-                with contextlib.suppress(Exception):
-                    await self._queue.update_visibility(message, timedelta(0))
-            self._held.clear()
+        if self._settling:
+            await asyncio.wait(list(self._settling))
+        async with self._receipts:  # visible again now, for the next owner
+            await bounded_gather(
+                [self._hand_back(mid, timedelta(0)) for mid in list(self._held)], limit=_STORAGE_CONCURRENCY
+            )
 
     async def _dequeue_loop(self) -> None:
         while not self._stopping:
@@ -96,11 +101,23 @@ class ControlQueueProcessor:
             for message in batch:
                 await self._accept(message)
 
+    def take(self, message: ReceivedMessage) -> bool:
+        """A message this process sent already held (``Delivery``); False once stopping."""
+        if self._stopping:
+            return False
+        self._hold(message)
+        return True
+
     async def _accept(self, message: ReceivedMessage) -> None:
         if message.error is not None or message.message is None or message.message.task_message is None:
             await self._hub.quarantine(self._queue, message, reason=str(message.error or "no TaskMessage"))
             return
+        self._hold(message)
+
+    def _hold(self, message: ReceivedMessage) -> None:
+        assert message.message is not None
         self._held[message.message_id] = message
+        self._held_since[message.message_id] = time.monotonic()
         instance_id = message.message.instance_id
         self._pending.setdefault(instance_id, {})[message.message_id] = message
         if instance_id not in self._sessions:
@@ -121,18 +138,32 @@ class ControlQueueProcessor:
                             [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
                         )
                         continue
-                await self._finish(outcome.delete)
-                await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
+                self._settle(outcome)
         finally:
             self._sessions.pop(instance_id, None)
             if self._pending.get(instance_id) and not self._stopping:  # arrived while we were finishing
                 self._sessions[instance_id] = asyncio.create_task(self._session(instance_id))
 
+    def _settle(self, outcome: EpisodeOutcome) -> None:
+        """Delete (and hand back) an episode's messages while the instance's next episode
+        starts: they are committed already, so the delete is the only step off the path."""
+        task = asyncio.create_task(self._settle_now(outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_now(self, outcome: EpisodeOutcome) -> None:
+        try:
+            await self._finish(outcome.delete)
+            await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
+        except Exception:  # a message left behind comes back and is dropped as a duplicate
+            _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
+
     async def _finish(self, message_ids: list[str]) -> None:
         async with self._receipts:
-            await asyncio.gather(*(self._delete(mid) for mid in message_ids))
+            await bounded_gather([self._delete(mid) for mid in message_ids], limit=_STORAGE_CONCURRENCY)
 
     async def _delete(self, message_id: str) -> None:
+        self._held_since.pop(message_id, None)
         message = self._held.pop(message_id, None)
         if message is not None:
             await self._queue.delete_message(message)
@@ -140,24 +171,41 @@ class ControlQueueProcessor:
     async def _release(self, message_ids: list[str], *, delay: int) -> None:
         """Hand messages back (visible again after ``delay`` s): early responses, failed episodes."""
         async with self._receipts:
-            for message_id in message_ids:
-                message = self._held.pop(message_id, None)
-                if message is not None:
-                    with contextlib.suppress(Exception):
-                        await self._queue.update_visibility(message, timedelta(seconds=delay))
+            await bounded_gather(
+                [self._hand_back(mid, timedelta(seconds=delay)) for mid in message_ids],
+                limit=_STORAGE_CONCURRENCY,
+            )
+
+    async def _hand_back(self, message_id: str, delay: timedelta) -> None:
+        self._held_since.pop(message_id, None)
+        message = self._held.pop(message_id, None)
+        if message is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.update_visibility(message, delay)
 
     async def _renew_loop(self) -> None:
-        interval = self._options.control_visibility_seconds / 3
+        # Only messages held for half their visibility are renewed: most are consumed sooner,
+        # and a renewal is a request. Checking every quarter leaves at least a quarter to spare.
+        visibility = self._options.control_visibility_seconds
         while not self._stopping:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(visibility / 4)
             async with self._receipts:
-                for message_id, message in list(self._held.items()):
+                now = time.monotonic()
+                due = [mid for mid, since in self._held_since.items() if now - since >= visibility / 2]
+
+                async def renew(message_id: str) -> None:
+                    message = self._held.get(message_id)
+                    if message is None:
+                        return
                     try:
                         self._held[message_id] = await self._queue.update_visibility(
                             message, self._options.control_visibility
                         )
+                        self._held_since[message_id] = time.monotonic()
                     except Exception:  # gone or taken over: the episode's delete will tell
                         _LOG.debug("could not renew message %s", message_id, exc_info=True)
+
+                await bounded_gather([renew(mid) for mid in due], limit=_STORAGE_CONCURRENCY)
                 for pending in self._pending.values():
                     for message_id in list(pending):
                         if message_id in self._held:

@@ -4,7 +4,9 @@
 The layout of the reference's blob partition manager (legacy, v1 lease set ``default/``):
 one blob per control queue whose content is ``{PartitionId, Owner, Token, Epoch}``. ``Token``
 is the current blob-lease id; publishing it is what lets another worker steal the lease with
-ChangeLease. ``Epoch`` grows on every acquire or steal.
+ChangeLease, or, gentler, ask for it: ``request_handover`` writes the blob metadata
+``pendingowner`` under that lease id, and the owner drains and releases. ``Epoch`` grows on
+every acquire or steal.
 """
 
 from __future__ import annotations
@@ -79,15 +81,21 @@ class PartitionLease:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LeaseState:
-    """A lease blob as seen by a balancer: its content and whether a blob lease is held."""
+    """A lease blob as seen by a balancer: its content, whether a blob lease is held, and
+    which worker asked the owner to hand the partition over (blob metadata, not content)."""
 
     lease: PartitionLease
     leased: bool
+    pending_owner: str | None = None
 
     @property
     def is_available(self) -> bool:
         """Free to acquire: no live blob lease (expired or released) or no owner recorded."""
         return not self.leased or not self.lease.owner
+
+
+# Blob metadata naming the worker that asked the owner for a partition (a drain-then-release).
+PENDING_OWNER_METADATA = "pendingowner"
 
 
 def _lease_conflict(exc: HttpResponseError) -> bool:
@@ -139,7 +147,8 @@ class PartitionLeaseStore:
         stream = blob.download_blob()
         content = PartitionLease.from_json((stream.readall()).decode("utf-8"))
         leased = stream.properties.lease.state == "leased"
-        return LeaseState(lease=content, leased=leased)
+        pending = (stream.properties.metadata or {}).get(PENDING_OWNER_METADATA)
+        return LeaseState(lease=content, leased=leased, pending_owner=pending if leased else None)
 
     def list(self) -> list[LeaseState]:
         states = []
@@ -174,6 +183,25 @@ class PartitionLeaseStore:
                 return None  # the token moved on: someone else won the race
             raise
         return self._take(partition_id, owner, lease_client.id, epoch=state.lease.epoch)
+
+    def request_handover(self, state: LeaseState, new_owner: str) -> bool:
+        """Ask the owner of a leased partition to drain it and release it to ``new_owner``.
+
+        Written as blob metadata with the lease id the owner published (as a steal does), so
+        the content keeps the reference's format and the owner's release (which rewrites the
+        blob) clears it. False if the lease has moved on since ``state`` was read.
+        """
+        if not state.leased or not state.lease.token:
+            return False
+        try:
+            self._blob(state.lease.partition_id).set_blob_metadata(
+                {PENDING_OWNER_METADATA: new_owner}, lease=state.lease.token
+            )
+        except HttpResponseError as exc:
+            if _lease_conflict(exc):
+                return False
+            raise
+        return True
 
     def _take(
         self, partition_id: str, owner: str, lease_id: str, *, epoch: int | None = None

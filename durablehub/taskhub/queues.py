@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
@@ -94,6 +95,27 @@ class TaskHubQueue:
         self, message: envelope.MessageData, *, visible_after: timedelta | None = None
     ) -> SentMessage:
         """Enqueue ``message``, invisible for ``visible_after`` (a timer), never expiring."""
+        sent, _body, blob_name = self._put(message, visible_after)
+        return SentMessage(message_id=sent.id, pop_receipt=sent.pop_receipt, blob_name=blob_name)
+
+    def send_held(self, message: envelope.MessageData, *, hold: timedelta) -> ReceivedMessage:
+        """Enqueue ``message`` invisible for ``hold`` and return it as if this process had
+        received it, so a local consumer skips the receive. Renew or delete it with the
+        returned receipt; if this process dies, every reader sees it once ``hold`` ends."""
+        sent, body, blob_name = self._put(message, hold)
+        return ReceivedMessage(
+            message_id=sent.id,
+            pop_receipt=sent.pop_receipt,
+            dequeue_count=0,
+            inserted_on=sent.inserted_on,
+            next_visible_on=sent.next_visible_on,
+            body=body,
+            message=replace(message, compressed_blob_name=blob_name) if blob_name else message,
+        )
+
+    def _put(
+        self, message: envelope.MessageData, visible_after: timedelta | None
+    ) -> tuple[Any, str, str | None]:
         body = envelope.encode(message)
         blob_name = None
         if envelope.needs_offload(body):
@@ -103,7 +125,7 @@ class TaskHubQueue:
         sent = self._queue.send_message(
             body, visibility_timeout=_seconds(visible_after), time_to_live=-1
         )
-        return SentMessage(message_id=sent.id, pop_receipt=sent.pop_receipt, blob_name=blob_name)
+        return sent, body, blob_name
 
     def delete_sent(self, sent: SentMessage) -> bool:
         """Withdraw a message this process sent (and its blob); False if a reader holds it now."""

@@ -65,3 +65,30 @@ def test_list_returns_every_partition(hub: TaskHub) -> None:
     states = hub.leases.list()
     assert [s.lease.partition_id for s in states] == hub.names.control_queues
     assert all(s.is_available and s.lease.epoch == 0 for s in states)
+
+
+def test_a_handover_request_is_metadata_the_owner_sees_and_its_release_clears(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[0]
+    owner = hub.leases.acquire(pid, "worker-a", duration=LEASE)
+    assert owner is not None
+    assert hub.leases.request_handover(hub.leases.get(pid), "worker-b") is True
+    state = hub.leases.get(pid)
+    assert state.pending_owner == "worker-b" and state.lease == owner  # the content is untouched
+    assert [s.pending_owner for s in hub.leases.list()] == ["worker-b", None, None, None]
+    hub.leases.renew(owner)  # the owner keeps its lease while it drains
+    hub.leases.release(owner)
+    released = hub.leases.get(pid)
+    assert released.is_available and released.pending_owner is None
+    taken = hub.leases.acquire(pid, "worker-b", duration=LEASE)
+    assert taken is not None and taken.epoch == owner.epoch + 1
+
+
+def test_a_handover_request_on_a_lease_that_moved_on_is_refused(hub: TaskHub) -> None:
+    pid = hub.names.control_queues[1]
+    hub.leases.acquire(pid, "worker-a", duration=LEASE)
+    seen = hub.leases.get(pid)
+    thief = hub.leases.steal(pid, "worker-c", duration=LEASE)
+    assert thief is not None
+    assert hub.leases.request_handover(seen, "worker-b") is False  # the token it saw is gone
+    assert hub.leases.get(pid).pending_owner is None
+    assert hub.leases.request_handover(hub.leases.get(hub.names.control_queues[2]), "worker-b") is False

@@ -105,3 +105,23 @@ def test_one_receive_is_one_request(hub: TaskHub) -> None:
     after = hub.counter.snapshot()
     assert len(got) == 3
     assert after.get("queue.receive", 0) - before.get("queue.receive", 0) == 1
+
+
+def test_a_held_send_is_invisible_and_can_be_renewed_and_deleted_with_its_receipt(hub: TaskHub) -> None:
+    queue = hub.control_queues[1]
+    sent = message(json.dumps("z" * 60_000))  # offloaded: the held copy keeps the full message
+    held = queue.send_held(sent, hold=timedelta(seconds=2))
+    assert held.dequeue_count == 0 and held.message is not None and held.message.event == sent.event
+    assert held.message.compressed_blob_name == f"q-1/message-{sent.activity_id.hex}-TaskScheduled.json.gz"
+    assert queue.receive(visibility_timeout=timedelta(seconds=30)) == []  # nobody else sees it
+    renewed = queue.update_visibility(held, timedelta(seconds=30))
+    assert queue.delete_message(renewed) is True
+    assert queue.receive(visibility_timeout=timedelta(seconds=30)) == []
+
+
+def test_a_held_message_that_is_never_consumed_becomes_visible_when_its_hold_ends(hub: TaskHub) -> None:
+    queue = hub.control_queues[2]
+    held = queue.send_held(message(), hold=timedelta(seconds=1))
+    time.sleep(1.5)  # the process that sent it died: the next owner receives it
+    [received] = queue.receive(visibility_timeout=timedelta(seconds=30))
+    assert received.message_id == held.message_id and received.dequeue_count == 1
