@@ -77,7 +77,7 @@ def create_app(
         title="durablehub management API",
         description=(
             "The Durable Functions HTTP API for one task hub: start instances, query, raise events, "
-            "terminate, suspend, resume, rewind, restart, purge. "
+            "terminate, suspend, resume, rewind, restart, purge; read, list and signal entities. "
             + {
                 "key": "Every request carries the key: the `code` query parameter or the "
                 "`x-functions-key` header.",

@@ -2,6 +2,7 @@
 
 * ``management_urls``: the check-status body, ``id`` and the eight management URLs;
 * ``status_payload``: what ``GET instances/{id}`` returns (``StatusResponsePayload``);
+* ``entity_payload``: an entity as ``GET entities/{name}`` lists it;
 * ``history_payload``: ``historyEvents`` shaped as Durable Functions shows them: PascalCase
   members, ``EventType`` by name, the OrchestratorStarted/Completed bookkeeping left out, and
   a completion carrying the ``FunctionName`` and ``ScheduledTime`` of what it completes.
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from durablehub.engine import history as ev
+from durablehub.entities.metadata import EntityMetadata
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.state import OrchestrationState
 
@@ -197,3 +199,22 @@ def _json_value(field_name: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     return value
+
+
+def entity_state(serialized_state: str | None) -> Any:
+    """An entity's state as JSON (text another client wrote as plain text is shown as it is)."""
+    return _decoded(serialized_state)
+
+
+def entity_payload(metadata: EntityMetadata, *, show_state: bool) -> dict[str, Any]:
+    """One entity as ``GET entities/{name}`` lists it (Durable Functions' ``DurableEntityStatus``):
+    ``{entityId: {name, key}, lastOperationTime, backlogQueueSize, lockedBy, state?}``."""
+    payload: dict[str, Any] = {
+        "entityId": {"name": metadata.id.name, "key": metadata.id.key},
+        "lastOperationTime": iso(metadata.last_modified),
+        "backlogQueueSize": metadata.backlog_queue_size,
+        "lockedBy": metadata.locked_by,
+    }
+    if show_state:
+        payload["state"] = entity_state(metadata.serialized_state)
+    return payload

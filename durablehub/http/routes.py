@@ -13,13 +13,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from durablehub.entities.entity_id import EntityInstanceId
+from durablehub.entities.metadata import EntityQuery
 from durablehub.errors import OrchestrationNotFoundError
 from durablehub.http.check_status import (
     create_check_status_response,
     wait_for_completion_or_create_check_status_response,
 )
 from durablehub.http.context import ManagementContext
-from durablehub.http.payloads import API_PREFIX, RUNNING_STATUSES, STATUS_RETRY_AFTER, status_payload
+from durablehub.http.errors import error_response
+from durablehub.http.payloads import (
+    API_PREFIX,
+    RUNNING_STATUSES,
+    STATUS_RETRY_AFTER,
+    entity_payload,
+    entity_state,
+    status_payload,
+)
 from durablehub.models import OrchestrationStatus
 from durablehub.state import OrchestrationQuery
 
@@ -362,3 +372,86 @@ async def restart(
     return create_check_status_response(
         request, iid, task_hub=context.settings.task_hub, http_settings=context.http
     )
+
+
+# ---------------------------------------------------------------------------------- entities
+
+OperationQuery = Annotated[str | None, Query(alias="op", description="The operation to signal (required)")]
+
+
+@router.get(
+    "/entities/{name}/{key}",
+    summary="An entity's state",
+    responses=_codes(r200="The entity's state (JSON)", r404="No such entity (or it has no state)"),
+)
+async def get_entity(request: Request, name: str, key: str, task_hub: TaskHubQuery = None) -> Response:
+    """200 with the state as the body; 404 if the entity does not exist (it has no state)."""
+    context = _context(request)
+    _check_task_hub(context, task_hub)
+    entity = EntityInstanceId(name, key)
+    metadata = await (await context.client()).get_entity(entity, include_state=True)
+    if metadata is None:
+        return error_response(404, f"no entity {str(entity)!r} (it does not exist or has no state)")
+    return JSONResponse(entity_state(metadata.serialized_state))
+
+
+@router.get(
+    "/entities/{name}",
+    summary="List the entities of a name",
+    responses=_codes(r200="A page of entities; the next page with the x-ms-continuation-token header"),
+)
+async def list_entities(
+    request: Request,
+    name: str,
+    top: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
+    fetch_state: Annotated[bool, Query(alias="fetchState", description="Include each state")] = False,
+    modified_from: Annotated[
+        datetime | None, Query(alias="lastOperationTimeFrom", description="ISO 8601, inclusive")
+    ] = None,
+    modified_to: Annotated[
+        datetime | None, Query(alias="lastOperationTimeTo", description="ISO 8601, inclusive")
+    ] = None,
+    continuation: Annotated[str | None, Header(alias=CONTINUATION_HEADER)] = None,
+    task_hub: TaskHubQuery = None,
+) -> Response:
+    """One page of the entities named ``name`` that have state. A page may hold fewer than
+    ``top`` entities (even none) and still carry a continuation header: follow it to the end."""
+    context = _context(request)
+    _check_task_hub(context, task_hub)
+    entity_name = EntityInstanceId(name, "").name  # checks the name
+    query = EntityQuery(
+        instance_id_starts_with=f"@{entity_name}@",
+        last_modified_from=modified_from,
+        last_modified_to=modified_to,
+        include_state=fetch_state,
+        page_size=top,
+        continuation_token=continuation or None,
+    )
+    page = await (await context.client()).query_entities(query)
+    headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else None
+    return JSONResponse([entity_payload(m, show_state=fetch_state) for m in page.items], headers=headers)
+
+
+_SIGNAL = {
+    "status_code": 202,
+    "summary": "Signal an entity",
+    "responses": _codes(r202="Accepted: the signal is queued"),
+    "openapi_extra": {"requestBody": _JSON_BODY},
+}
+
+
+@router.post("/entities/{name}/{key}", **_SIGNAL)  # type: ignore[arg-type]
+@router.delete("/entities/{name}/{key}", **_SIGNAL)  # type: ignore[arg-type]
+async def signal_entity(
+    request: Request, name: str, key: str, op: OperationQuery = None, task_hub: TaskHubQuery = None
+) -> Response:
+    """Sends the operation ``op`` with the body (JSON) as its input: 202; 400 without ``op``,
+    or when the body is not JSON. The entity is created by its first operation."""
+    context = _context(request)
+    _check_task_hub(context, task_hub)
+    entity = EntityInstanceId(name, key)
+    if not op:
+        raise ValueError("the operation is missing: give it as the 'op' query parameter")
+    data = await _json_body(request, "the operation input")
+    await (await context.client()).signal_entity(entity, op, data)
+    return Response(status_code=202)

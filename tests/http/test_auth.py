@@ -51,6 +51,10 @@ async def test_every_route_needs_the_key() -> None:
                 ("POST", f"{API}/instances/some-id/{op}")
                 for op in ("terminate", "suspend", "resume", "rewind", "restart")
             ),
+            ("GET", f"{API}/entities/account/some-key"),
+            ("GET", f"{API}/entities/account"),
+            ("POST", f"{API}/entities/account/some-key?op=deposit"),
+            ("DELETE", f"{API}/entities/account/some-key?op=deposit"),
             ("GET", OPENAPI_PATH),
         ]
         for method, url in routes:

@@ -368,6 +368,8 @@ async def test_openapi_describes_every_route_behind_the_key(http: httpx.AsyncCli
             f"{API}/instances/{{instance_id}}/{op}"
             for op in ("terminate", "suspend", "resume", "rewind", "restart")
         ),
+        f"{API}/entities/{{name}}",
+        f"{API}/entities/{{name}}/{{key}}",
     }
     status = paths[f"{API}/instances/{{instance_id}}"]["get"]
     assert {"200", "202", "400", "401", "404", "500"} <= set(status["responses"])
