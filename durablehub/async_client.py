@@ -47,6 +47,17 @@ __all__ = ["AsyncDurableClient"]
 _LOG = logging.getLogger("durablehub.client")
 
 
+async def _every_page(fetch: Callable[[Any], Any], query: Any) -> list[Any]:
+    """Every item of a paged query: ``fetch`` one page after another, passing the token on."""
+    items: list[Any] = []
+    while True:
+        page = await fetch(query)
+        items.extend(page.items)
+        if page.continuation_token is None:
+            return items
+        query = dataclasses.replace(query, continuation_token=page.continuation_token)
+
+
 class AsyncDurableClient:
     """Manages the orchestration instances of one task hub. Close it, or use it as a context manager.
 
@@ -451,14 +462,7 @@ class AsyncDurableClient:
         self, query: OrchestrationQuery | None = None
     ) -> list[OrchestrationState]:
         """Every instance ``query`` selects, all pages read (mind the size of a large hub)."""
-        query = query or OrchestrationQuery()
-        states: list[OrchestrationState] = []
-        while True:
-            page = await self.query_orchestrations(query)
-            states.extend(page.items)
-            if page.continuation_token is None:
-                return states
-            query = dataclasses.replace(query, continuation_token=page.continuation_token)
+        return await _every_page(self.query_orchestrations, query or OrchestrationQuery())
 
     # --- entities (durablehub._entity_client_core) ---
 
@@ -532,14 +536,7 @@ class AsyncDurableClient:
 
     async def get_all_entities(self, query: EntityQuery | None = None) -> list[EntityMetadata]:
         """Every entity ``query`` selects, all pages read."""
-        query = query or EntityQuery()
-        entities: list[EntityMetadata] = []
-        while True:
-            page = await self.query_entities(query)
-            entities.extend(page.items)
-            if page.continuation_token is None:
-                return entities
-            query = dataclasses.replace(query, continuation_token=page.continuation_token)
+        return await _every_page(self.query_entities, query or EntityQuery())
 
     async def clean_entity_storage(
         self, *, remove_empty_entities: bool = True, release_orphaned_locks: bool = True

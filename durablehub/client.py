@@ -48,6 +48,17 @@ __all__ = ["DurableClient"]
 _LOG = logging.getLogger("durablehub.client")
 
 
+def _every_page(fetch: Callable[[Any], Any], query: Any) -> list[Any]:
+    """Every item of a paged query: ``fetch`` one page after another, passing the token on."""
+    items: list[Any] = []
+    while True:
+        page = fetch(query)
+        items.extend(page.items)
+        if page.continuation_token is None:
+            return items
+        query = dataclasses.replace(query, continuation_token=page.continuation_token)
+
+
 class DurableClient:
     """Manages the orchestration instances of one task hub. Close it, or use it as a context manager.
 
@@ -452,14 +463,7 @@ class DurableClient:
         self, query: OrchestrationQuery | None = None
     ) -> list[OrchestrationState]:
         """Every instance ``query`` selects, all pages read (mind the size of a large hub)."""
-        query = query or OrchestrationQuery()
-        states: list[OrchestrationState] = []
-        while True:
-            page = self.query_orchestrations(query)
-            states.extend(page.items)
-            if page.continuation_token is None:
-                return states
-            query = dataclasses.replace(query, continuation_token=page.continuation_token)
+        return _every_page(self.query_orchestrations, query or OrchestrationQuery())
 
     # --- entities (durablehub._entity_client_core) ---
 
@@ -533,14 +537,7 @@ class DurableClient:
 
     def get_all_entities(self, query: EntityQuery | None = None) -> list[EntityMetadata]:
         """Every entity ``query`` selects, all pages read."""
-        query = query or EntityQuery()
-        entities: list[EntityMetadata] = []
-        while True:
-            page = self.query_entities(query)
-            entities.extend(page.items)
-            if page.continuation_token is None:
-                return entities
-            query = dataclasses.replace(query, continuation_token=page.continuation_token)
+        return _every_page(self.query_entities, query or EntityQuery())
 
     def clean_entity_storage(
         self, *, remove_empty_entities: bool = True, release_orphaned_locks: bool = True
