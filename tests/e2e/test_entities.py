@@ -107,7 +107,13 @@ def test_bank_transfers_in_both_directions_keep_the_total_and_never_deadlock(
     assert alice is not None and bob is not None
     assert alice.get_state() + bob.get_state() == 2000
     assert (alice.get_state(), bob.get_state()) == (1000 - 70 + 50, 1000 - 50 + 70)
-    assert alice.locked_by is None and bob.locked_by is None
+    # The last holder's release is sent in the episode that completes it and applied by the entity
+    # afterwards, so the locks come free shortly after the last transfer completes, never stay held.
+    wait_until(
+        lambda: all(getattr(client.get_entity(e), "locked_by", "?") is None for e in (a, b)),
+        30,
+        "both accounts unlocked",
+    )
     print(f"20 concurrent transfers took {took:.1f} s")
 
 
