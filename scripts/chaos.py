@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--kill-every", type=float, nargs=2, default=(3.0, 6.0), metavar=("MIN", "MAX"))
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds to wait for completion")
+    parser.add_argument("--logs", type=Path, help="keep the worker logs in this folder (default: discarded)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -50,7 +51,9 @@ def main() -> int:
                 f"chaos: {args.orchestrations} orchestrations, {args.workers} workers, a SIGKILL every "
                 f"{args.kill_every[0]:g}-{args.kill_every[1]:g} s, hub {settings.task_hub}"
             )
-            run = ChaosRun(settings, Path(scratch) / "logs", workers=args.workers, cwd=ROOT, say=print)
+            run = ChaosRun(
+                settings, args.logs or Path(scratch) / "logs", workers=args.workers, cwd=ROOT, say=print
+            )
             try:
                 report = run.run(
                     workload(args.orchestrations, prefix="chaos"),
