@@ -1,8 +1,8 @@
 """Regressions for the reference's known failure classes (taskhub-layout.md §4.5, §6, §8), on Azurite.
 
 Each test names its failure class and, where the reference has one, the issue number. The
-crash between the History and Instances writes is in test_instances_row.py, poison messages in
-tests/reliability/test_poison*.py, purge by prefix in tests/management.
+crash between the History and Instances writes is in test_instances_row.py, poison messages have
+their own tests, purge by prefix is in tests/management.
 """
 
 from __future__ import annotations
