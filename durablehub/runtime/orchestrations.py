@@ -465,7 +465,9 @@ def _triage(
         else:
             t.abandon.append(m.message_id)
 
-    for m in sorted(messages, key=_arrival_order):
+    # Starts first: an event raised while a generation ended by continue-as-new can be in the
+    # queue before the next generation's start, and belongs to that generation (#544).
+    for m in sorted(messages, key=_starts_first):
         assert m.message is not None and m.message.task_message is not None
         event = m.message.event
         target_execution = m.message.task_message.orchestration_instance.execution_id
@@ -491,6 +493,15 @@ def _triage(
         current = _exec(t.new_start) if t.new_start else state.execution_id
         if current is None:
             early(m, "no such instance (yet)")
+            continue
+        if (
+            t.new_start is None
+            and state.final_status is OrchestrationStatus.CONTINUED_AS_NEW
+            and target_execution != current
+        ):
+            # For whichever generation is current, or for the next one (carried-over events):
+            # the next generation's start was sent before this state's commit and is on its way.
+            early(m, f"execution {current} continued as new and the next one has not started")
             continue
         if target_execution not in (None, current):
             t.doubtful = True  # an earlier generation's, unless the state is behind a continue-as-new
@@ -530,6 +541,10 @@ def _failed(error: Exception, *, next_id: int) -> EpisodeResult:
 
 def _exec(started: ev.ExecutionStarted | None) -> str | None:
     return started.orchestration_instance.execution_id if started else None
+
+
+def _starts_first(m: ReceivedMessage) -> tuple[bool, datetime, int]:
+    return (not isinstance(m.message.event if m.message else None, ev.ExecutionStarted), *_arrival_order(m))
 
 
 def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:

@@ -1,0 +1,93 @@
+"""How a batch of control-queue messages sorts out against an instance's state (no storage).
+
+The continue-as-new window (#544): between the commit that ends a generation and the
+episode that runs the next ExecutionStarted, messages for the instance must wait, not vanish.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from durablehub.engine import history as ev
+from durablehub.runtime.orchestrations import InstanceState, _triage
+from durablehub.taskhub import envelope
+from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.testing import history as h
+from durablehub.testing.history import T0
+
+IID = "counter"
+OLD, NEXT = "a" * 32, "b" * 32
+MAX_EARLY = 5
+_ids = itertools.count()
+
+
+def message(
+    event: ev.HistoryEvent, execution_id: str | None, *, dequeues: int = 1, second: int = 0
+) -> ReceivedMessage:
+    data = envelope.MessageData(
+        task_message=envelope.TaskMessage(
+            event=event,
+            orchestration_instance=ev.OrchestrationInstance(instance_id=IID, execution_id=execution_id),
+        )
+    )
+    return ReceivedMessage(
+        message_id=f"m{next(_ids)}",
+        pop_receipt="r",
+        dequeue_count=dequeues,
+        inserted_on=T0 + timedelta(seconds=second),
+        next_visible_on=None,
+        body="",
+        message=data,
+    )
+
+
+def ended(last: ev.HistoryEvent) -> InstanceState:
+    state = InstanceState(instance_id=IID)
+    state.append([h.orchestrator_started(), h.started("Counter", instance_id=IID, execution_id=OLD), last])
+    return state
+
+
+CONTINUED = ended(ev.ContinueAsNew(event_id=1, timestamp=T0, result="1"))
+COMPLETED = ended(h.execution_completed(1, "done"))
+NEXT_START = h.started("Counter", 1, instance_id=IID, execution_id=NEXT, generation=1)
+
+
+def test_an_event_raised_before_the_next_generations_start_joins_that_generation() -> None:
+    raised, start = message(h.event_raised("add", 1), None, second=0), message(NEXT_START, NEXT, second=1)
+    t = _triage(IID, CONTINUED, [raised, start], MAX_EARLY)
+    assert t.new_start == NEXT_START
+    assert [type(e) for e in t.accepted] == [ev.EventRaised]
+    assert sorted(t.delete) == sorted([raised.message_id, start.message_id]) and not t.abandon
+
+
+def test_without_the_next_start_events_for_it_are_held_back_not_deleted() -> None:
+    raised = message(h.event_raised("add", 1), None)
+    carried = message(h.event_raised("add", 2), NEXT)  # save_events: addressed to the next generation
+    t = _triage(IID, CONTINUED, [raised, carried], MAX_EARLY)
+    assert t.abandon == [raised.message_id, carried.message_id] and not t.delete and not t.accepted
+
+
+def test_held_back_messages_are_discarded_after_the_early_message_limit() -> None:
+    stuck = message(h.event_raised("add", 1), None, dequeues=MAX_EARLY)
+    t = _triage(IID, CONTINUED, [stuck], MAX_EARLY)
+    assert t.delete == [stuck.message_id] and "continued as new" in t.discards[0][1]
+
+
+def test_the_ended_generations_own_timer_is_dropped() -> None:
+    fired = message(h.timer_fired(0, T0), OLD)
+    t = _triage(IID, CONTINUED, [fired], MAX_EARLY)
+    assert t.delete == [fired.message_id] and not t.abandon and not t.accepted
+
+
+def test_an_old_generations_timer_is_not_delivered_to_the_next() -> None:
+    fired, start = message(h.timer_fired(0, T0), OLD, second=0), message(NEXT_START, NEXT, second=1)
+    t = _triage(IID, CONTINUED, [fired, start], MAX_EARLY)
+    assert t.new_start == NEXT_START and not t.accepted
+    assert sorted(t.delete) == sorted([fired.message_id, start.message_id])
+
+
+def test_events_for_a_completed_instance_are_still_dropped() -> None:
+    raised = message(h.event_raised("add", 1), None)
+    t = _triage(IID, COMPLETED, [raised], MAX_EARLY)
+    assert t.delete == [raised.message_id] and not t.abandon
