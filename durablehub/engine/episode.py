@@ -48,12 +48,34 @@ from durablehub.engine.actions import (
 from durablehub.engine.replay import EpisodeResult
 from durablehub.models import OrchestrationStatus
 
-__all__ = ["EpisodePlan", "OutboundMessage", "new_execution_id", "plan_episode", "sub_orchestration_start"]
+__all__ = [
+    "EpisodePlan",
+    "OutboundMessage",
+    "derived_execution_id",
+    "new_execution_id",
+    "plan_episode",
+    "sub_orchestration_start",
+]
 
 
 def new_execution_id() -> str:
     """A fresh execution id, formatted as DurableTask.Core does (``Guid.ToString("N")``)."""
     return uuid.uuid4().hex
+
+
+# Execution ids this engine makes for a child or a next generation are derived from the
+# episode that makes them, where the reference draws a new Guid: two workers that both run the
+# same episode (one of them has lost its lease and does not know yet) then send the same start,
+# which the receiver drops as a duplicate, instead of two rival executions of one instance with
+# the events carried over to one of them lost with the other.
+_EXECUTION_NAMESPACE = uuid.UUID("6f0b6c1e-2f57-4d5e-9a3c-8d1e0f6a7b21")
+
+
+def derived_execution_id(parent_execution_id: str | None, what: str) -> str:
+    """The execution id of what an execution starts (``what``: "continue-as-new", "sub:{id}")."""
+    if parent_execution_id is None:
+        return new_execution_id()
+    return uuid.uuid5(_EXECUTION_NAMESPACE, f"{parent_execution_id}/{what}").hex
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +117,7 @@ def plan_episode(
     *,
     started: ev.ExecutionStarted,
     now: datetime,
-    new_execution_id: Callable[[], str] = new_execution_id,
+    new_execution_id: Callable[[], str] | None = None,
 ) -> EpisodePlan:
     """Translate ``result`` for the execution that ``started`` began.
 
@@ -103,7 +125,8 @@ def plan_episode(
         result: the executor's episode result.
         started: this execution's ``ExecutionStarted`` (identity, parent, name, version, tags).
         now: the timestamp of the new events, as timezone-aware UTC.
-        new_execution_id: makes execution ids for started children and the next generation.
+        new_execution_id: makes execution ids for started children and the next generation;
+            by default they are derived from this execution's id (``derived_execution_id``).
     """
     planner = _Planner(started, now, new_execution_id)
     for action in result.actions:
@@ -153,7 +176,7 @@ def sub_orchestration_start(
 
 class _Planner:
     def __init__(
-        self, started: ev.ExecutionStarted, now: datetime, new_execution_id: Callable[[], str]
+        self, started: ev.ExecutionStarted, now: datetime, new_execution_id: Callable[[], str] | None
     ) -> None:
         self._started = started
         self._self = started.orchestration_instance
@@ -162,6 +185,11 @@ class _Planner:
         self.history: list[ev.HistoryEvent] = []
         self.messages: list[OutboundMessage] = []
         self.next_execution_id: str | None = None
+
+    def _execution_id_for(self, what: str) -> str:
+        if self._new_execution_id is not None:
+            return self._new_execution_id()
+        return derived_execution_id(self._started.orchestration_instance.execution_id, what)
 
     def add(self, action: Action) -> None:
         match action:
@@ -234,7 +262,7 @@ class _Planner:
             name=action.name,
             version=action.version,
             input=action.input,
-            execution_id=self._new_execution_id(),
+            execution_id=self._execution_id_for(f"sub:{action.id}"),
             now=self._now,
         )
         self._send(action.instance_id, start.orchestration_instance.execution_id, start)
@@ -291,7 +319,7 @@ class _Planner:
         self.history.append(
             ev.ContinueAsNew(event_id=action.id, timestamp=self._now, result=action.new_input)
         )
-        execution_id = self._new_execution_id()
+        execution_id = self._execution_id_for("continue-as-new")
         self.next_execution_id = execution_id
         started = self._started
         start = ev.ExecutionStarted(

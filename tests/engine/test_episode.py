@@ -202,3 +202,26 @@ def test_default_execution_ids_look_like_dtfx_guids() -> None:
 def test_unknown_actions_are_refused() -> None:
     with pytest.raises(TypeError, match="not an orchestrator action"):
         plan("not an action")
+
+
+def test_two_runs_of_one_episode_start_the_same_child_and_next_generation() -> None:
+    """A worker that lost its lease mid-episode and the new owner plan the same episode: the
+    starts they send carry equal execution ids, so the receiver keeps one and drops the other
+    as a duplicate, with the events carried over to it."""
+    started = h.started("Loop", 1)
+    actions = (
+        CreateSubOrchestration(id=0, name="Child", instance_id="kid"),
+        CreateSubOrchestration(id=1, name="Child", instance_id="kid2"),
+        CompleteOrchestration(id=2, status=Status.CONTINUED_AS_NEW, new_input="2"),
+    )
+    result = EpisodeResult(actions=actions, custom_status=None, is_complete=True, is_suspended=False)
+    stale, fresh = (plan_episode(result, started=started, now=NOW) for _ in range(2))
+    assert stale.messages == fresh.messages
+    ids = [m.target_execution_id for m in stale.messages]
+    assert len(set(ids)) == 3 and DEFAULT_EXECUTION_ID not in ids
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i or "") for i in ids)
+    # Another generation of the same instance starts other executions.
+    other = h.started("Loop", 1, execution_id="another-generation")
+    assert not {m.target_execution_id for m in plan_episode(result, started=other, now=NOW).messages} & set(
+        ids
+    )
