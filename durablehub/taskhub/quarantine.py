@@ -13,7 +13,7 @@ tool) is shown and requeued as it is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -170,7 +170,3 @@ def bare(body: str) -> PoisonRecord:
     """A body found in the poison queue without a record: described as far as it can be."""
     instance_id, event_type, _unreadable = describe_body(body)
     return PoisonRecord(body=body, reason="", instance_id=instance_id, event_type=event_type)
-
-
-def with_body(record: PoisonRecord, body: str) -> PoisonRecord:
-    return replace(record, body=body)
