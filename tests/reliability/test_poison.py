@@ -25,10 +25,12 @@ import durablehub as dh
 from durablehub.cli.main import app as cli_app
 from durablehub.client import DurableClient
 from durablehub.engine import history as ev
+from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub import envelope
 from durablehub.taskhub.hub import TaskHub
 from durablehub.taskhub.names import partition_index
+from tests.e2e.apps import app as e2e_app
 from tests.reliability.poison_apps import CRASH_EXIT_CODE
 from tests.runtime.apps import app as runtime_app
 
@@ -267,3 +269,33 @@ def test_malformed_and_foreign_messages_go_to_poison_and_the_partition_keeps_wor
     moved = [r.getMessage() for r in caplog.records if "poison message: moving" in r.getMessage()]
     assert len(moved) == len(bad_control) + len(bad_work_items)
     assert any(f"(instance {ids[0]!r}, TaskScheduled) from {control.name}" in m for m in moved)
+
+
+def test_messages_handed_back_on_purpose_do_not_count_towards_the_threshold(
+    settings: TaskHubSettings, hub: TaskHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A response whose scheduling event never comes is handed back (deliberately) until
+    # max_early_message_dequeues, then discarded -- not poisoned at max_dequeue_count.
+    options = WorkerOptions(max_dequeue_count=1, max_early_message_dequeues=3)
+    caplog.set_level(logging.WARNING, logger="durablehub")
+    with dh.Worker(e2e_app, settings, options=options), DurableClient(settings, hub=hub) as client:
+        iid = client.schedule_new_orchestration("status_reporter", instance_id="waits-for-go")
+        client.wait_for_orchestration_start(iid, timeout=30)
+        stray = envelope.MessageData(
+            task_message=envelope.TaskMessage(
+                event=ev.TaskCompleted(task_scheduled_id=99, result="1"),
+                orchestration_instance=ev.OrchestrationInstance(instance_id=iid),
+            )
+        )
+        sent = hub.control_queue_for(iid).send(stray)
+        deadline = time.monotonic() + 30
+        while not any(f"discarding message {sent.message_id}" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.2)
+        client.raise_orchestration_event(iid, "go", data=5)
+        state = client.wait_for_orchestration_completion(iid, timeout=30)
+        assert state.runtime_status == dh.OrchestrationStatus.COMPLETED and state.get_output() == 5
+    assert "after 3 dequeues" in next(
+        r.getMessage() for r in caplog.records if sent.message_id in r.getMessage()
+    )
+    assert not hub.poison.exists()
