@@ -137,3 +137,7 @@ class TaskFailedError(DurableHubError):
     def __init__(self, message: str, details: FailureDetails) -> None:
         super().__init__(message)
         self.details = details
+
+
+class PoisonMessageError(DurableHubError):
+    """A message was moved to ``{hub}-poison``: it failed every time it was processed."""

@@ -312,8 +312,9 @@ if __name__ == "__main__":
 
 
 # Commands in their own modules; they import the helpers above, so they come last.
-from durablehub.cli import entities, instances, serve  # noqa: E402
+from durablehub.cli import entities, instances, poison, serve  # noqa: E402
 
 app.add_typer(instances.app)
 app.add_typer(entities.app, name="entity")
+app.add_typer(poison.app, name="poison")
 app.add_typer(serve.app)

@@ -8,7 +8,8 @@ Each activity -- ``async def`` ones on the loop, plain ones in a thread pool -- 
 its message's visibility is renewed (from the moment it is held), then TaskCompleted or
 TaskFailed goes to the orchestration's control queue *before* the work item is deleted (a
 crash in between gives a duplicate response, which the orchestration drops). Activities are
-therefore at-least-once.
+therefore at-least-once. A work item that cannot be read goes to the poison queue at once;
+one dequeued more than ``max_dequeue_count`` times fails its task and goes there too.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.codec import JSON_CODEC
+from durablehub.errors import PoisonMessageError
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.polling import IdlePoller
 from durablehub.task import ActivityContext
-from durablehub.taskhub import envelope
+from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 
@@ -128,19 +130,18 @@ class ActivityRunner:
             self._room.set()
 
     async def _execute(self, item: ReceivedMessage) -> None:
-        if item.message is None or not isinstance(item.message.event, ev.TaskScheduled):
-            _LOG.error(
-                "moving unreadable work item %s to %s: %s",
-                item.message_id,
-                self._hub.poison.name,
-                item.error or "not a TaskScheduled message",
-            )
-            with contextlib.suppress(Exception):
-                await self._hub.poison.create()
-                await self._hub.poison.send_raw(item.body)
-                await self._hub.work_items.delete_message(item)
+        if item.error is not None or item.message is None:
+            await self._hub.quarantine(self._hub.work_items, item, reason=f"unreadable: {item.error}")
+            return
+        problem = quarantine.problem_on_work_items(item.message)
+        if problem is not None:
+            await self._hub.quarantine(self._hub.work_items, item, reason=f"foreign message: {problem}")
+            return
+        if item.dequeue_count > self._options.max_dequeue_count:
+            await self._poison(item)
             return
         scheduled = item.message.event
+        assert isinstance(scheduled, ev.TaskScheduled)  # checked by problem_on_work_items
         target = item.message.task_message.orchestration_instance  # type: ignore[union-attr]
         holder = {"item": item}
         renewer = asyncio.create_task(self._keep_invisible(holder))
@@ -168,6 +169,42 @@ class ActivityRunner:
             _LOG.exception(
                 "could not report activity %r of %r; it will run again", scheduled.name, target.instance_id
             )
+
+    async def _poison(self, item: ReceivedMessage) -> None:
+        """A work item dequeued too often without completing: its activity crashes the worker
+        (or cannot report) every time. The orchestration is told, with a TaskFailed naming the
+        reason -- so the instance fails visibly unless its code handles the failure -- and then
+        the work item moves to the poison queue, kept for inspection. Told first: a crash in
+        between redelivers the item, and the second TaskFailed is dropped as a duplicate."""
+        assert item.message is not None and item.message.task_message is not None
+        scheduled = item.message.event
+        assert isinstance(scheduled, ev.TaskScheduled)
+        target = item.message.task_message.orchestration_instance
+        limit = self._options.max_dequeue_count
+        error = PoisonMessageError(
+            f"activity {scheduled.name!r} (task {scheduled.event_id}) of instance {target.instance_id!r} "
+            f"was dequeued {item.dequeue_count} times without completing (max_dequeue_count={limit}): "
+            f"each run crashed its worker or could not report; work item {item.message_id} was moved "
+            f"to {self._hub.poison.name}"
+        )
+        details = FailureDetails.from_exception(error)
+        failed = ev.TaskFailed(
+            task_scheduled_id=scheduled.event_id, reason=str(error), details=None, failure_details=details
+        )
+        response = envelope.MessageData(
+            task_message=envelope.TaskMessage(event=failed, orchestration_instance=target),
+            episode=item.message.episode if item.message.episode is not None else -1,
+            sender=target,
+        )
+        try:
+            await self._report(target.instance_id, response)
+        except Exception:
+            _LOG.exception("could not report poisoned activity %r of %r", scheduled.name, target.instance_id)
+            return  # it comes back when its visibility ends, and is tried again
+        reason = f"dequeued {item.dequeue_count} times without completing (max_dequeue_count={limit})"
+        await self._hub.quarantine(
+            self._hub.work_items, item, reason=f"{reason}; the instance was sent a TaskFailed", reported=True
+        )
 
     async def _send_response(self, instance_id: str, message: envelope.MessageData) -> None:
         await self._hub.control_queue_for(instance_id).send(message)

@@ -29,6 +29,12 @@ class WorkerOptions(BaseSettings):
     orchestration_cache_size: int = Field(default=1000, ge=0)
     abandon_delay_seconds: int = Field(default=1, ge=0)
     max_early_message_dequeues: int = Field(default=20, ge=1)
+    # A message dequeued this many times without being completed (its episode or activity
+    # crashed the worker or failed every time) goes to {hub}-poison instead of being tried
+    # again. 10, like the reference's own give-up point for start messages (DequeueCount >= 10):
+    # far above what a worker restart or a partition move costs, low enough that a crashing
+    # message stops crashing workers within minutes.
+    max_dequeue_count: int = Field(default=10, ge=1)
     # Orchestrator code that runs longer in one episode (it blocks) fails its instance.
     orchestrator_timeout_seconds: float = Field(default=60.0, gt=0)
     # How long a partition being handed over waits for its in-flight episodes.

@@ -4,7 +4,10 @@ It dequeues batches, groups messages by instance into sessions (one episode at a
 instance, many instances at once), keeps every held message invisible by renewing it while
 it waits or runs -- so a worker that dies hands its messages over within one short
 visibility timeout, not DurableTask.AzureStorage's fixed 5 minutes -- and deletes or hands
-back each message when its episode is committed. Unreadable messages go to the poison queue.
+back each message when its episode is committed. Unreadable and foreign messages go to the
+poison queue at once, and so does a message dequeued ``max_dequeue_count`` times without being
+completed (its episode keeps crashing the worker or failing); its instance is left as it is,
+waiting for it: ``durablehub poison requeue`` resumes it once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import timedelta
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
 from durablehub.runtime.polling import IdlePoller
+from durablehub.taskhub import quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 
@@ -44,6 +48,9 @@ class ControlQueueProcessor:
         self._concurrency = concurrency
         self._held: dict[str, ReceivedMessage] = {}  # message id → latest receipt
         self._held_since: dict[str, float] = {}  # message id → when it was received or renewed
+        # message id → dequeues that ended in a deliberate hand-back (an early response, the
+        # next generation's start): not failures, so not counted towards the poison threshold.
+        self._handed_back: dict[str, int] = {}
         self._pending: dict[str, dict[str, ReceivedMessage]] = {}  # instance → messages not yet run
         self._sessions: dict[str, asyncio.Task[None]] = {}
         self._settling: set[asyncio.Task[None]] = set()  # deletes of committed episodes' messages
@@ -109,10 +116,27 @@ class ControlQueueProcessor:
         return True
 
     async def _accept(self, message: ReceivedMessage) -> None:
-        if message.error is not None or message.message is None or message.message.task_message is None:
-            await self._hub.quarantine(self._queue, message, reason=str(message.error or "no TaskMessage"))
+        reason = self._poison_reason(message)
+        if reason is not None:
+            self._handed_back.pop(message.message_id, None)
+            await self._hub.quarantine(self._queue, message, reason=reason)
             return
         self._hold(message)
+
+    def _poison_reason(self, message: ReceivedMessage) -> str | None:
+        if message.error is not None or message.message is None:
+            return f"unreadable: {message.error or 'no message'}"
+        problem = quarantine.problem_on_control_queue(message.message)
+        if problem is not None:
+            return f"foreign message: {problem}"
+        limit = self._options.max_dequeue_count
+        failed = message.dequeue_count - self._handed_back.get(message.message_id, 0)
+        if failed > limit:
+            return (
+                f"dequeued {failed} times without being completed (max_dequeue_count={limit}): "
+                "its episode crashed the worker or failed each time; the instance waits for it"
+            )
+        return None
 
     def _hold(self, message: ReceivedMessage) -> None:
         assert message.message is not None
@@ -154,6 +178,8 @@ class ControlQueueProcessor:
     async def _settle_now(self, outcome: EpisodeOutcome) -> None:
         try:
             await self._finish(outcome.delete)
+            for message_id in outcome.abandon:
+                self._handed_back[message_id] = self._handed_back.get(message_id, 0) + 1
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
         except Exception:  # a message left behind comes back and is dropped as a duplicate
             _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
@@ -164,6 +190,7 @@ class ControlQueueProcessor:
 
     async def _delete(self, message_id: str) -> None:
         self._held_since.pop(message_id, None)
+        self._handed_back.pop(message_id, None)
         message = self._held.pop(message_id, None)
         if message is not None:
             await self._queue.delete_message(message)

@@ -10,7 +10,6 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,11 +20,10 @@ from durablehub.taskhub.history_table import HistoryTable
 from durablehub.taskhub.instances_table import InstancesTable
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.leases import PartitionLeaseStore, TaskHubInfo
+from durablehub.taskhub.poison import PoisonQueue
 from durablehub.taskhub.queues import TaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
-
-_LOG = logging.getLogger("durablehub.taskhub")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,8 +57,13 @@ class TaskHub:
             TaskHubQueue(self.clients, name, self.large_messages) for name in self.names.control_queues
         ]
         self.work_items = TaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
-        self.poison = TaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
-        self._poison_created = False  # the poison queue is made on first use, not by create()
+        self.poison = PoisonQueue(  # made on first use, not by create()
+            self.clients,
+            self.names.poison_queue,
+            self.large_messages,
+            control_queues=self.control_queues,
+            work_items=self.work_items,
+        )
 
     @property
     def counter(self) -> RequestCounter:
@@ -115,24 +118,18 @@ class TaskHub:
             )
         return info
 
-    def quarantine(self, queue: TaskHubQueue, message: ReceivedMessage, *, reason: str) -> None:
+    def quarantine(
+        self, queue: TaskHubQueue, message: ReceivedMessage, *, reason: str, reported: bool = False
+    ) -> bool:
         """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
-        blocking ``queue``; logged with the reason. A failure here leaves it where it was."""
-        _LOG.error(
-            "moving message %s from %s to %s: %s", message.message_id, queue.name, self.poison.name, reason
-        )
-        try:
-            if not self._poison_created:
-                self.poison.create()
-                self._poison_created = True
-            self.poison.send_raw(message.body)
-            queue.delete_message(message)
-        except Exception:
-            _LOG.exception("could not quarantine message %s from %s", message.message_id, queue.name)
+        blocking ``queue``; logged with the reason. False if it stays where it was."""
+        return self.poison.move(queue, message, reason=reason, reported=reported)
 
     def describe(self) -> TaskHubDescription:
         info = self.open()
         lengths = {q.name: q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        if self.poison.exists():
+            lengths[self.poison.name] = self.poison.approximate_count()
         return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
 
     def delete(self) -> None:

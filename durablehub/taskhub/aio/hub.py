@@ -9,7 +9,6 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,11 +19,10 @@ from durablehub.taskhub.aio.history_table import AsyncHistoryTable
 from durablehub.taskhub.aio.instances_table import AsyncInstancesTable
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.leases import AsyncPartitionLeaseStore, TaskHubInfo
+from durablehub.taskhub.aio.poison import AsyncPoisonQueue
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
-
-_LOG = logging.getLogger("durablehub.taskhub")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,8 +56,13 @@ class AsyncTaskHub:
             AsyncTaskHubQueue(self.clients, name, self.large_messages) for name in self.names.control_queues
         ]
         self.work_items = AsyncTaskHubQueue(self.clients, self.names.work_item_queue, self.large_messages)
-        self.poison = AsyncTaskHubQueue(self.clients, self.names.poison_queue, self.large_messages)
-        self._poison_created = False  # the poison queue is made on first use, not by create()
+        self.poison = AsyncPoisonQueue(  # made on first use, not by create()
+            self.clients,
+            self.names.poison_queue,
+            self.large_messages,
+            control_queues=self.control_queues,
+            work_items=self.work_items,
+        )
 
     @property
     def counter(self) -> RequestCounter:
@@ -114,24 +117,18 @@ class AsyncTaskHub:
             )
         return info
 
-    async def quarantine(self, queue: AsyncTaskHubQueue, message: ReceivedMessage, *, reason: str) -> None:
+    async def quarantine(
+        self, queue: AsyncTaskHubQueue, message: ReceivedMessage, *, reason: str, reported: bool = False
+    ) -> bool:
         """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
-        blocking ``queue``; logged with the reason. A failure here leaves it where it was."""
-        _LOG.error(
-            "moving message %s from %s to %s: %s", message.message_id, queue.name, self.poison.name, reason
-        )
-        try:
-            if not self._poison_created:
-                await self.poison.create()
-                self._poison_created = True
-            await self.poison.send_raw(message.body)
-            await queue.delete_message(message)
-        except Exception:
-            _LOG.exception("could not quarantine message %s from %s", message.message_id, queue.name)
+        blocking ``queue``; logged with the reason. False if it stays where it was."""
+        return await self.poison.move(queue, message, reason=reason, reported=reported)
 
     async def describe(self) -> TaskHubDescription:
         info = await self.open()
         lengths = {q.name: await q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        if await self.poison.exists():
+            lengths[self.poison.name] = await self.poison.approximate_count()
         return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
 
     async def delete(self) -> None:

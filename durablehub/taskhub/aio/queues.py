@@ -181,6 +181,13 @@ class AsyncTaskHubQueue:
         except (MalformedMessageError, json.JSONDecodeError) as exc:
             error = exc if isinstance(exc, MalformedMessageError) else MalformedMessageError(str(exc))
             return replace(base, error=error)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A field of the wrong type (an EventId that is not a number, a Sender that is a
+            # list...): this message is foreign, and must not fail the batch it came in.
+            detail = f"{type(exc).__name__}: {exc}"
+            return replace(
+                base, error=MalformedMessageError(f"queue message has a malformed field ({detail})")
+            )
         return replace(base, message=message)
 
     async def update_visibility(
