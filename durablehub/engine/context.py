@@ -350,7 +350,7 @@ class ReplayContext(OrchestrationContext):
         if call is None:
             return False
         retry = call.retry
-        if retry is not None:
+        if retry is not None and not failure.is_non_retriable:
             now = self.current_utc_datetime
             delay = retry.policy.next_delay(
                 attempts_made=retry.attempts, first_attempt_at=retry.first_attempt_at, now=now

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -187,7 +188,8 @@ class ActivityRunner:
             f"each run crashed its worker or could not report; work item {item.message_id} was moved "
             f"to {self._hub.poison.name}"
         )
-        details = FailureDetails.from_exception(error)
+        # Not retried by a retry policy: each attempt would crash max_dequeue_count workers again.
+        details = dataclasses.replace(FailureDetails.from_exception(error), is_non_retriable=True)
         failed = ev.TaskFailed(
             task_scheduled_id=scheduled.event_id, reason=str(error), details=None, failure_details=details
         )

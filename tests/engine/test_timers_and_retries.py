@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration, CreateSubOrchestration, CreateTimer, ScheduleTask
-from durablehub.models import OrchestrationStatus
+from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.task import OrchestrationContext, RetryPolicy, TaskFailedError, when_any
 from durablehub.testing import history as h
 from durablehub.testing.history import T0
@@ -171,6 +172,20 @@ def test_a_retry_that_succeeds_returns_the_result() -> None:
     driver.episode(h.task_failed(0), at=T0)
     driver.episode(h.timer_fired(1, T0 + 5 * SECOND), at=T0 + 5 * SECOND)
     assert driver.episode(h.task_completed(2, "ok"), at=T0 + 6 * SECOND).actions == (completed(3, '"ok"'),)
+
+
+def test_a_non_retriable_failure_is_not_retried() -> None:
+    """A poisoned work item fails its call as non-retriable (IsNonRetriable, as the reference's
+    FailureDetails has it): another attempt would crash as many workers again."""
+    driver = Driver(flaky)
+    driver.episode(h.started("Flaky"))
+    failure = ev.TaskFailed(
+        timestamp=T0,
+        task_scheduled_id=0,
+        reason="poisoned",
+        failure_details=FailureDetails(message="poisoned", error_type="x.Poison", is_non_retriable=True),
+    )
+    assert driver.episode(failure, at=T0 + SECOND).actions == (completed(1, '"gave up: poisoned"'),)
 
 
 def test_retry_delays_are_capped_by_max_retry_interval() -> None:
