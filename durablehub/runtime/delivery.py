@@ -6,12 +6,19 @@ partition, or its activity runner has a free slot -- the message is enqueued alr
 invisible (held for one visibility timeout) and handed over in memory with its receipt: the
 consumer skips a receive request and a poll interval, and if this process dies the message
 becomes visible to the next owner when the hold ends, like any message it had received.
+
+An episode's messages are sent before its history is written (the reference's order), but
+the ones held for this process are given to their consumers only after that write
+(``Handovers``): an activity does not start, nor a child or self-addressed message run, for
+an episode that is not committed yet -- so a crash inside that activity cannot take the
+uncommitted episode with it, and responses are not early by construction.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
@@ -37,6 +44,30 @@ class ActivityConsumer(LocalConsumer, Protocol):
     def wake(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _Held:
+    queue: AsyncTaskHubQueue
+    message: ReceivedMessage
+    consumer: LocalConsumer
+    slot: ActivityConsumer | None  # a reserved activity slot, released once handed over
+
+
+@dataclass(slots=True)
+class Handovers:
+    """Messages an episode sent held for consumers in this process, given to them by
+    ``give`` once the episode is recorded and the messages that triggered it are deleted."""
+
+    delivery: Delivery
+    held: list[_Held] = field(default_factory=list)
+
+    async def give(self) -> None:
+        """Give the held messages to their consumers (also after a failed commit: they were
+        sent either way, and are due like any sent message)."""
+        held, self.held = self.held, []
+        for h in held:
+            await self.delivery.give(h)
+
+
 class Delivery:
     def __init__(
         self,
@@ -52,17 +83,26 @@ class Delivery:
         self.handed_over = 0  # messages consumed without a receive (for tests and the benchmark)
 
     async def to_instance(
-        self, instance_id: str, message: envelope.MessageData, *, visible_after: timedelta | None = None
+        self,
+        instance_id: str,
+        message: envelope.MessageData,
+        *,
+        visible_after: timedelta | None = None,
+        later: Handovers | None = None,
     ) -> None:
-        """Send to the instance's control queue; a timer (``visible_after``) is never held."""
+        """Send to the instance's control queue; a timer (``visible_after``) is never held.
+        With ``later``, a held message waits there for ``Handovers.give`` instead of going at once."""
         queue = self._hub.control_queue_for(instance_id)
         consumer = self._partition_of(instance_id) if visible_after is None else None
         if consumer is None:
             await queue.send(message, visible_after=visible_after)
             return
-        await self._hand_over(queue, message, self._options.control_visibility, consumer)
+        held = _Held(
+            queue, await queue.send_held(message, hold=self._options.control_visibility), consumer, None
+        )
+        await self._give_or_keep(held, later)
 
-    async def to_activities(self, message: envelope.MessageData) -> None:
+    async def to_activities(self, message: envelope.MessageData, *, later: Handovers | None = None) -> None:
         runner = self.activities
         if runner is None or not runner.reserve_slot():  # busy: leave it to any worker
             await self._hub.work_items.send(message)
@@ -70,28 +110,37 @@ class Delivery:
                 runner.wake()
             return
         try:
-            await self._hand_over(self._hub.work_items, message, self._options.activity_visibility, runner)
-        finally:
+            sent = await self._hub.work_items.send_held(message, hold=self._options.activity_visibility)
+        except BaseException:
             runner.release_slot()
+            raise
+        await self._give_or_keep(_Held(self._hub.work_items, sent, runner, runner), later)
 
-    async def _hand_over(
-        self,
-        queue: AsyncTaskHubQueue,
-        message: envelope.MessageData,
-        hold: timedelta,
-        consumer: LocalConsumer,
-    ) -> None:
-        held = await queue.send_held(message, hold=hold)
-        if consumer.take(held):
-            self.handed_over += 1
-            return
-        # The consumer stopped while we sent (partition handed over, worker stopping).
+    async def _give_or_keep(self, held: _Held, later: Handovers | None) -> None:
+        if later is None:
+            await self.give(held)
+        else:
+            later.held.append(held)
+
+    def later(self) -> Handovers:
+        """A place for an episode's held messages until it is recorded (``to_*(later=...)``)."""
+        return Handovers(self)
+
+    async def give(self, held: _Held) -> None:
         try:
-            await queue.update_visibility(held, timedelta(0))
+            if held.consumer.take(held.message):
+                self.handed_over += 1
+                return
+        finally:
+            if held.slot is not None:
+                held.slot.release_slot()
+        # The consumer stopped meanwhile (partition handed over, worker stopping).
+        try:
+            await held.queue.update_visibility(held.message, timedelta(0))
         except Exception:
             _LOG.warning(
                 "message %s in %s stays hidden until its hold ends",
-                held.message_id,
-                queue.name,
+                held.message.message_id,
+                held.queue.name,
                 exc_info=True,
             )

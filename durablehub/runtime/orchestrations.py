@@ -17,6 +17,7 @@ fails an orchestrator that exceeds its function timeout; its thread is left to f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import OrderedDict
@@ -28,13 +29,13 @@ from typing import Any
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration
-from durablehub.engine.episode import OutboundMessage, plan_episode
+from durablehub.engine.episode import EpisodePlan, OutboundMessage, plan_episode
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import rewind as rewind_history
 from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
 from durablehub.models import FailureDetails, OrchestrationStatus
-from durablehub.runtime.delivery import Delivery
+from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrator_threads import OrchestratorThreads
@@ -151,10 +152,12 @@ class ExecutorCache:
 
 @dataclass(frozen=True, slots=True)
 class EpisodeOutcome:
-    """Message ids the caller deletes (consumed or discarded) or hands back (too early)."""
+    """Message ids the caller deletes (consumed or discarded) or hands back (too early), and
+    the messages the episode sent held for this process, to give once those are deleted."""
 
     delete: list[str]
     abandon: list[str]
+    handovers: Handovers | None = None
 
 
 def _missing_orchestrator(message: str) -> Callable[..., Any]:
@@ -186,6 +189,19 @@ class OrchestrationRunner:
         self._threads.close()
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
+        """Run one episode of ``instance_id`` on ``messages``; the caller deletes or hands
+        back the messages as the outcome says, then gives ``outcome.handovers``."""
+        later = self._delivery.later()
+        try:
+            outcome = await self._process(instance_id, messages, later)
+        except BaseException:
+            await later.give()
+            raise
+        return dataclasses.replace(outcome, handovers=later) if later.held else outcome
+
+    async def _process(
+        self, instance_id: str, messages: list[ReceivedMessage], later: Handovers
+    ) -> EpisodeOutcome:
         if is_entity_instance_id(instance_id):  # --- entities: durablehub.runtime.entities ---
             try:
                 delete, abandon = await self.entities.process(instance_id, messages)
@@ -211,7 +227,7 @@ class OrchestrationRunner:
 
         if rewind is not None:
             try:
-                await self._rewind(state, rewind)
+                await self._rewind(state, rewind, later)
             except CheckpointConflictError:
                 _LOG.warning(
                     "instance %r was committed by another worker; abandoning its rewind", instance_id
@@ -231,7 +247,7 @@ class OrchestrationRunner:
                 if terminated is not None:
                     accepted.insert(0, terminated)
         try:
-            await self._run_episode(state, new_start, accepted)
+            await self._run_episode(state, new_start, accepted, later)
         except CheckpointConflictError:
             _LOG.warning("instance %r was committed by another worker; abandoning this episode", instance_id)
             self.cache.drop(instance_id)
@@ -242,7 +258,11 @@ class OrchestrationRunner:
         return EpisodeOutcome(delete=delete, abandon=abandon)
 
     async def _run_episode(
-        self, state: InstanceState, new_start: ev.ExecutionStarted | None, accepted: list[ev.HistoryEvent]
+        self,
+        state: InstanceState,
+        new_start: ev.ExecutionStarted | None,
+        accepted: list[ev.HistoryEvent],
+        later: Handovers,
     ) -> None:
         now = datetime.now(UTC)
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
@@ -259,7 +279,7 @@ class OrchestrationRunner:
         else:
             call = functools.partial(executor.resume, new_events)
         result, timed_out = await self._run_orchestrator(state, started, call)
-        await self._commit(state, started, new_events, result, now=now, timed_out=timed_out)
+        await self._commit(state, started, new_events, result, later, now=now, timed_out=timed_out)
 
     async def _run_orchestrator(
         self, state: InstanceState, started: ev.ExecutionStarted, call: Callable[[], EpisodeResult]
@@ -291,7 +311,7 @@ class OrchestrationRunner:
         reason = row.get("Output")
         return ev.ExecutionTerminated(input=reason if isinstance(reason, str) else None)
 
-    async def _rewind(self, state: InstanceState, event: ev.ExecutionRewound) -> None:
+    async def _rewind(self, state: InstanceState, event: ev.ExecutionRewound, later: Handovers) -> None:
         """Rewind a failed instance (``durablehub.engine.rewind``) and run its rewind episode."""
         started = state.started
         assert started is not None
@@ -320,6 +340,7 @@ class OrchestrationRunner:
             started,
             new_events,
             result,
+            later,
             now=now,
             resend=[*plan.messages, *children],
             replaced=plan.replaced,
@@ -332,6 +353,7 @@ class OrchestrationRunner:
         started: ev.ExecutionStarted,
         new_events: list[ev.HistoryEvent],
         result: EpisodeResult,
+        later: Handovers,
         *,
         now: datetime,
         resend: list[OutboundMessage] | None = None,
@@ -340,8 +362,24 @@ class OrchestrationRunner:
     ) -> None:
         """Record an episode in the reference's order: send, write history, merge the row."""
         plan = plan_episode(result, started=started, now=now)
-        episode = state.episodes + 1
-        await self._send([*(resend or ()), *plan.messages], started, episode)
+        # Messages for this process wait in ``later`` until the episode is recorded.
+        await self._send([*(resend or ()), *plan.messages], started, state.episodes + 1, later=later)
+        await self._record(
+            state, started, new_events, result, plan, now=now, replaced=replaced, timed_out=timed_out
+        )
+
+    async def _record(
+        self,
+        state: InstanceState,
+        started: ev.ExecutionStarted,
+        new_events: list[ev.HistoryEvent],
+        result: EpisodeResult,
+        plan: EpisodePlan,
+        *,
+        now: datetime,
+        replaced: dict[int, ev.HistoryEvent] | None,
+        timed_out: bool,
+    ) -> None:
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -380,7 +418,12 @@ class OrchestrationRunner:
             return _missing_orchestrator(str(exc))
 
     async def _send(
-        self, messages: list[OutboundMessage], started: ev.ExecutionStarted, episode: int
+        self,
+        messages: list[OutboundMessage],
+        started: ev.ExecutionStarted,
+        episode: int,
+        *,
+        later: Handovers | None = None,
     ) -> None:
         me = started.orchestration_instance
         now = datetime.now(UTC)
@@ -397,10 +440,10 @@ class OrchestrationRunner:
                 sender=me,
             )
             if om.to_work_items:
-                await self._delivery.to_activities(message)
+                await self._delivery.to_activities(message, later=later)
                 return
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
-            await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay)
+            await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay, later=later)
 
         await bounded_gather([send_one(om) for om in messages], limit=32)
 
