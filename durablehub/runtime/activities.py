@@ -26,6 +26,7 @@ from durablehub.engine import history as ev
 from durablehub.engine.codec import JSON_CODEC
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope
@@ -106,10 +107,12 @@ class ActivityRunner:
                     max_messages=min(2 * self._capacity - len(self._held), 32),
                     visibility_timeout=self._options.activity_visibility,
                 )
-            except Exception:
-                _LOG.exception("receiving work items failed; backing off")
+            except Exception as exc:
+                outage_of(self._hub).failed("receiving work items failed; backing off", exc)
                 batch = []
                 self._poller.back_off()
+            else:
+                outage_of(self._hub).succeeded()
             if not batch:
                 await self._poller.idle()
                 continue
@@ -164,10 +167,9 @@ class ActivityRunner:
             await self._report(target.instance_id, message)
             await self._hub.work_items.delete_message(holder["item"])
             self.executed += 1
-        except Exception:
-            _LOG.exception(
-                "could not report activity %r of %r; it will run again", scheduled.name, target.instance_id
-            )
+        except Exception as exc:
+            what = f"could not report activity {scheduled.name!r} of {target.instance_id!r}; it runs again"
+            outage_of(self._hub).failed(what, exc)
 
     async def _send_response(self, instance_id: str, message: envelope.MessageData) -> None:
         await self._hub.control_queue_for(instance_id).send(message)
@@ -204,5 +206,5 @@ class ActivityRunner:
                 holder["item"] = await self._hub.work_items.update_visibility(
                     holder["item"], timedelta(seconds=self._options.activity_visibility_seconds)
                 )
-            except Exception:
-                _LOG.warning("could not renew work item %s", holder["item"].message_id, exc_info=True)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"could not renew work item {holder['item'].message_id}", exc)

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
+from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
@@ -90,10 +91,12 @@ class ControlQueueProcessor:
                     max_messages=self._options.control_queue_batch_size,
                     visibility_timeout=self._options.control_visibility,
                 )
-            except Exception:
-                _LOG.exception("receiving from %s failed; backing off", self.partition_id)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"receiving from {self.partition_id} failed; backing off", exc)
                 batch = []
                 self._poller.back_off()
+            else:
+                outage_of(self._hub).succeeded()
             if not batch:
                 await self._poller.idle()
                 continue
@@ -132,8 +135,9 @@ class ControlQueueProcessor:
                 async with self._concurrency:
                     try:
                         outcome = await self._runner.process(instance_id, batch)
-                    except Exception:
-                        _LOG.exception("episode of %r failed; its messages will be retried", instance_id)
+                    except Exception as exc:
+                        what = f"episode of {instance_id!r} failed; its messages will be retried"
+                        outage_of(self._hub).failed(what, exc)
                         await self._release(
                             [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
                         )
