@@ -93,13 +93,21 @@ class Worker:
 
     async def stop_async(self) -> None:
         """Stop gracefully: drain and release every partition, so other workers take them over
-        at once; then finish running activities and hand held messages back."""
+        at once; meanwhile take no new work items and let running activities finish (at most
+        ``activity_drain_timeout_seconds``), handing the ones not started back."""
+        activities = (
+            asyncio.create_task(
+                self._activities.stop(drain_timeout=self.options.activity_drain_timeout_seconds)
+            )
+            if self._activities is not None
+            else None
+        )  # at once: a work item started now would only delay the stop
         if self._balancer is not None:
             await self._balancer.stop()
         await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
         self._processors.clear()
-        if self._activities is not None:
-            await self._activities.stop()
+        if activities is not None:
+            await activities
         if self._orchestrations is not None:
             self._orchestrations.close()
         if self._hub is not None:
@@ -138,6 +146,11 @@ class Worker:
     @property
     def activities_executed(self) -> int:
         return self._activities.executed if self._activities else 0
+
+    @property
+    def activities_unfinished(self) -> int:
+        """Activities a stop left running (user code that did not return in time)."""
+        return self._activities.unfinished if self._activities else 0
 
     @property
     def messages_handed_over(self) -> int:

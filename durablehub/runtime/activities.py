@@ -59,6 +59,7 @@ class ActivityRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self.executed = 0
+        self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._dequeue_loop(), name="activities")
@@ -94,6 +95,13 @@ class ActivityRunner:
                 await self._loop_task
         if self._held:
             await asyncio.wait(self._held, timeout=drain_timeout)
+        self.unfinished = len(self._held)
+        if self.unfinished:  # their work items come back when their visibility timeout ends
+            _LOG.warning(
+                "%d activities still running after %g s; leaving them to run again elsewhere",
+                self.unfinished,
+                drain_timeout,
+            )
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dequeue_loop(self) -> None:
