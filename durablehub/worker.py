@@ -62,7 +62,11 @@ class Worker:
 
     async def start_async(self) -> None:
         hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
-        await hub.create()  # idempotent, and refuses a partition-count mismatch
+        try:
+            await hub.create()  # idempotent; refuses a partition-count mismatch, a wrong key, ...
+        except BaseException:
+            await hub.close()
+            raise
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
         delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
         self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
