@@ -218,8 +218,8 @@ class PartitionBalancer:
                 return  # lost meanwhile
             try:
                 await self._hub.leases.release(lease)
-            except Exception:
-                _LOG.warning("releasing partition %s failed; it will expire", partition_id, exc_info=True)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"releasing partition {partition_id} failed; it will expire", exc)
             self._released_at[partition_id] = time.monotonic()
             self.moves.handed_over += not self._stopping.is_set()
             _LOG.info("worker %s released partition %s", self.worker_id, partition_id)

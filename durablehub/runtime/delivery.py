@@ -10,17 +10,15 @@ becomes visible to the next owner when the hold ends, like any message it had re
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.outage import outage_of
 from durablehub.taskhub import envelope
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
-
-_LOG = logging.getLogger("durablehub.worker")
 
 
 class LocalConsumer(Protocol):
@@ -88,10 +86,6 @@ class Delivery:
         # The consumer stopped while we sent (partition handed over, worker stopping).
         try:
             await queue.update_visibility(held, timedelta(0))
-        except Exception:
-            _LOG.warning(
-                "message %s in %s stays hidden until its hold ends",
-                held.message_id,
-                queue.name,
-                exc_info=True,
-            )
+        except Exception as exc:
+            what = f"message {held.message_id} in {queue.name} stays hidden until its hold ends"
+            outage_of(self._hub).failed(what, exc)

@@ -159,8 +159,8 @@ class ControlQueueProcessor:
         try:
             await self._finish(outcome.delete)
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
-        except Exception:  # a message left behind comes back and is dropped as a duplicate
-            _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
+        except Exception as exc:  # a message left behind comes back and is dropped as a duplicate
+            outage_of(self._hub).failed(f"could not delete consumed messages from {self.partition_id}", exc)
 
     async def _finish(self, message_ids: list[str]) -> None:
         async with self._receipts:
