@@ -29,6 +29,8 @@ from durablehub.errors import (
     OrchestratorTimeoutError,
     PartitionCountMismatchError,
     PayloadError,
+    StorageAuthenticationError,
+    StorageUnreachableError,
     TaskFailedError,
     TaskHubNotFoundError,
 )
@@ -80,6 +82,8 @@ __all__ = [
     "PayloadError",
     "PurgeResult",
     "RetryPolicy",
+    "StorageAuthenticationError",
+    "StorageUnreachableError",
     "Task",
     "TaskFailedError",
     "TaskHubNotFoundError",

@@ -49,6 +49,14 @@ class PayloadError(DurableHubError, TypeError):
     """A payload (input, output, event data, custom status) that cannot be stored."""
 
 
+class StorageAuthenticationError(ConfigurationError):
+    """The storage account refused the credentials (HTTP 401/403): a wrong key, SAS or identity."""
+
+
+class StorageUnreachableError(ConfigurationError):
+    """The storage endpoint cannot be reached (refused, unknown host, timed out)."""
+
+
 class TaskHubNotFoundError(DurableHubError):
     """The task hub's resources do not exist; create it with ``durablehub hub create``."""
 

@@ -62,7 +62,11 @@ class Worker:
 
     async def start_async(self) -> None:
         hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
-        await hub.create()  # idempotent, and refuses a partition-count mismatch
+        try:
+            await hub.create()  # idempotent; refuses a partition-count mismatch, a wrong key, ...
+        except BaseException:
+            await hub.close()
+            raise
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
         delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
         self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
@@ -93,13 +97,21 @@ class Worker:
 
     async def stop_async(self) -> None:
         """Stop gracefully: drain and release every partition, so other workers take them over
-        at once; then finish running activities and hand held messages back."""
+        at once; meanwhile take no new work items and let running activities finish (at most
+        ``activity_drain_timeout_seconds``), handing the ones not started back."""
+        activities = (
+            asyncio.create_task(
+                self._activities.stop(drain_timeout=self.options.activity_drain_timeout_seconds)
+            )
+            if self._activities is not None
+            else None
+        )  # at once: a work item started now would only delay the stop
         if self._balancer is not None:
             await self._balancer.stop()
         await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
         self._processors.clear()
-        if self._activities is not None:
-            await self._activities.stop()
+        if activities is not None:
+            await activities
         if self._orchestrations is not None:
             self._orchestrations.close()
         if self._hub is not None:
@@ -138,6 +150,11 @@ class Worker:
     @property
     def activities_executed(self) -> int:
         return self._activities.executed if self._activities else 0
+
+    @property
+    def activities_unfinished(self) -> int:
+        """Activities a stop left running (user code that did not return in time)."""
+        return self._activities.unfinished if self._activities else 0
 
     @property
     def messages_handed_over(self) -> int:

@@ -8,6 +8,8 @@ named as such (without echoing the connection string).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -273,7 +275,6 @@ def worker(
 ) -> None:
     """Run a worker for an App until Ctrl-C or SIGTERM, then stop gracefully (leases released)."""
     import asyncio
-    import logging
 
     from durablehub.worker import Worker
 
@@ -283,21 +284,38 @@ def worker(
     settings = load_settings(task_hub, connection_string, partitions)
     settings = settings.model_copy(update={"retry_total": 3})
 
-    async def run() -> None:
-        stop = asyncio.Event()
+    def on_signal(signum: int) -> None:
+        if stop.is_set():  # the second one: the user does not want to wait
+            typer.echo(f"{signal.Signals(signum).name} again: exiting now, without finishing", err=True)
+            _exit_now(128 + signum)
+        stop.set()
+
+    async def run() -> Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         async with Worker(user_app, settings) as running:
             typer.echo(
                 f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it"
             )
             await stop.wait()
-            typer.echo("stopping: finishing in-flight work and releasing partitions ...")
+            typer.echo("stopping: finishing in-flight work and releasing partitions (again to force) ...")
+        return running
 
+    stop = asyncio.Event()
     with storage_errors():
-        asyncio.run(run())
+        stopped = asyncio.run(run())
     typer.echo("stopped.")
+    if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once: threads running user code cannot be stopped, and would be waited for."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def main() -> None:

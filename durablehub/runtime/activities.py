@@ -29,6 +29,7 @@ from durablehub.engine.codec import JSON_CODEC
 from durablehub.errors import PoisonMessageError
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
@@ -61,6 +62,7 @@ class ActivityRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self.executed = 0
+        self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._dequeue_loop(), name="activities")
@@ -96,6 +98,13 @@ class ActivityRunner:
                 await self._loop_task
         if self._held:
             await asyncio.wait(self._held, timeout=drain_timeout)
+        self.unfinished = len(self._held)
+        if self.unfinished:  # their work items come back when their visibility timeout ends
+            _LOG.warning(
+                "%d activities still running after %g s; leaving them to run again elsewhere",
+                self.unfinished,
+                drain_timeout,
+            )
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dequeue_loop(self) -> None:
@@ -109,10 +118,12 @@ class ActivityRunner:
                     max_messages=min(2 * self._capacity - len(self._held), 32),
                     visibility_timeout=self._options.activity_visibility,
                 )
-            except Exception:
-                _LOG.exception("receiving work items failed; backing off")
+            except Exception as exc:
+                outage_of(self._hub).failed("receiving work items failed; backing off", exc)
                 batch = []
                 self._poller.back_off()
+            else:
+                outage_of(self._hub).succeeded()
             if not batch:
                 await self._poller.idle()
                 continue
@@ -166,10 +177,9 @@ class ActivityRunner:
             await self._report(target.instance_id, message)
             await self._hub.work_items.delete_message(holder["item"])
             self.executed += 1
-        except Exception:
-            _LOG.exception(
-                "could not report activity %r of %r; it will run again", scheduled.name, target.instance_id
-            )
+        except Exception as exc:
+            what = f"could not report activity {scheduled.name!r} of {target.instance_id!r}; it runs again"
+            outage_of(self._hub).failed(what, exc)
 
     async def _poison(self, item: ReceivedMessage) -> None:
         """A work item dequeued too often without completing: its activity crashes the worker
@@ -243,5 +253,5 @@ class ActivityRunner:
                 holder["item"] = await self._hub.work_items.update_visibility(
                     holder["item"], timedelta(seconds=self._options.activity_visibility_seconds)
                 )
-            except Exception:
-                _LOG.warning("could not renew work item %s", holder["item"].message_id, exc_info=True)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"could not renew work item {holder['item'].message_id}", exc)

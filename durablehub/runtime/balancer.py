@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from durablehub.errors import LeaseLostError
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.outage import outage_of
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.leases import LeaseState, PartitionLease
 
@@ -112,8 +113,8 @@ class PartitionBalancer:
         while not self._stopping.is_set():
             try:
                 await self.balance()
-            except Exception:
-                _LOG.exception("partition balancing failed; retrying")
+            except Exception as exc:
+                outage_of(self._hub).failed("partition balancing failed; retrying", exc)
             wait = _PENDING_POLL_SECONDS if self._requested else self._options.balance_interval_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
@@ -217,8 +218,8 @@ class PartitionBalancer:
                 return  # lost meanwhile
             try:
                 await self._hub.leases.release(lease)
-            except Exception:
-                _LOG.warning("releasing partition %s failed; it will expire", partition_id, exc_info=True)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"releasing partition {partition_id} failed; it will expire", exc)
             self._released_at[partition_id] = time.monotonic()
             self.moves.handed_over += not self._stopping.is_set()
             _LOG.info("worker %s released partition %s", self.worker_id, partition_id)
@@ -231,8 +232,8 @@ class PartitionBalancer:
                     await self._hub.leases.renew(lease)
                 except LeaseLostError:
                     await self._lose(partition_id)
-                except Exception:
-                    _LOG.warning("renewing the lease on %s failed; will retry", partition_id, exc_info=True)
+                except Exception as exc:
+                    outage_of(self._hub).failed(f"renewing the lease on {partition_id} failed", exc)
 
     async def _lose(self, partition_id: str) -> None:
         async with self._lock:

@@ -16,18 +16,16 @@ uncommitted episode with it, and responses are not early by construction.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.outage import outage_of
 from durablehub.taskhub import envelope
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
-
-_LOG = logging.getLogger("durablehub.worker")
 
 
 class LocalConsumer(Protocol):
@@ -137,10 +135,6 @@ class Delivery:
         # The consumer stopped meanwhile (partition handed over, worker stopping).
         try:
             await held.queue.update_visibility(held.message, timedelta(0))
-        except Exception:
-            _LOG.warning(
-                "message %s in %s stays hidden until its hold ends",
-                held.message.message_id,
-                held.queue.name,
-                exc_info=True,
-            )
+        except Exception as exc:
+            what = f"message {held.message.message_id} in {held.queue.name} stays hidden until its hold ends"
+            outage_of(self._hub).failed(what, exc)

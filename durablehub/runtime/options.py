@@ -39,6 +39,8 @@ class WorkerOptions(BaseSettings):
     orchestrator_timeout_seconds: float = Field(default=60.0, gt=0)
     # How long a partition being handed over waits for its in-flight episodes.
     drain_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a stopping worker waits for running activities; the rest run again elsewhere.
+    activity_drain_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def lease_duration(self) -> timedelta:

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
+from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.taskhub import quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -97,10 +98,12 @@ class ControlQueueProcessor:
                     max_messages=self._options.control_queue_batch_size,
                     visibility_timeout=self._options.control_visibility,
                 )
-            except Exception:
-                _LOG.exception("receiving from %s failed; backing off", self.partition_id)
+            except Exception as exc:
+                outage_of(self._hub).failed(f"receiving from {self.partition_id} failed; backing off", exc)
                 batch = []
                 self._poller.back_off()
+            else:
+                outage_of(self._hub).succeeded()
             if not batch:
                 await self._poller.idle()
                 continue
@@ -156,8 +159,9 @@ class ControlQueueProcessor:
                 async with self._concurrency:
                     try:
                         outcome = await self._runner.process(instance_id, batch)
-                    except Exception:
-                        _LOG.exception("episode of %r failed; its messages will be retried", instance_id)
+                    except Exception as exc:
+                        what = f"episode of {instance_id!r} failed; its messages will be retried"
+                        outage_of(self._hub).failed(what, exc)
                         await self._release(
                             [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
                         )
@@ -185,8 +189,8 @@ class ControlQueueProcessor:
             for message_id in outcome.abandon:
                 self._handed_back[message_id] = self._handed_back.get(message_id, 0) + 1
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
-        except Exception:  # a message left behind comes back and is dropped as a duplicate
-            _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
+        except Exception as exc:  # a message left behind comes back and is dropped as a duplicate
+            outage_of(self._hub).failed(f"could not delete consumed messages from {self.partition_id}", exc)
         finally:
             if outcome.handovers is not None:
                 await outcome.handovers.give()  # no-op once given

@@ -13,7 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from durablehub.errors import PartitionCountMismatchError, TaskHubNotFoundError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+from durablehub.errors import (
+    PartitionCountMismatchError,
+    StorageAuthenticationError,
+    StorageUnreachableError,
+    TaskHubNotFoundError,
+)
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.history_table import HistoryTable
@@ -78,7 +85,7 @@ class TaskHub:
         Raises:
             PartitionCountMismatchError: the hub exists with another partition count.
         """
-        existing = self.leases.read_task_hub_info()
+        existing = self._first_contact()
         if existing is not None and existing.partition_count != self.names.partition_count:
             raise PartitionCountMismatchError(
                 self.names.hub, existing.partition_count, self.names.partition_count
@@ -106,7 +113,7 @@ class TaskHub:
             TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``.
             PartitionCountMismatchError: it exists with another partition count.
         """
-        info = self.leases.read_task_hub_info()
+        info = self._first_contact()
         if info is None:
             raise TaskHubNotFoundError(
                 f"task hub {self.names.hub!r} does not exist in this storage account "
@@ -117,6 +124,25 @@ class TaskHub:
                 self.names.hub, info.partition_count, self.names.partition_count
             )
         return info
+
+    def _first_contact(self) -> TaskHubInfo | None:
+        """Read ``taskhub.json``, the first request of every client and worker, failing fast
+        and clearly: a refused credential is never retried, and an unreachable endpoint is
+        retried once rather than for the SDK's ~10-18 s of connection retries."""
+        try:
+            return self.leases.read_task_hub_info(retry_connect=1)
+        except ServiceRequestError as exc:
+            raise StorageUnreachableError(
+                f"cannot reach the storage account {self.clients.account.account_name!r}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        except HttpResponseError as exc:
+            if exc.status_code not in (401, 403):
+                raise
+            raise StorageAuthenticationError(
+                f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
+                f"SAS token or identity for account {self.clients.account.account_name!r}"
+            ) from exc
 
     def quarantine(
         self, queue: TaskHubQueue, message: ReceivedMessage, *, reason: str, reported: bool = False

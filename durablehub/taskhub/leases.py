@@ -15,6 +15,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobLeaseClient
@@ -131,9 +132,10 @@ class PartitionLeaseStore:
         except ResourceNotFoundError:
             pass
 
-    def read_task_hub_info(self) -> TaskHubInfo | None:
+    def read_task_hub_info(self, **request_options: Any) -> TaskHubInfo | None:
+        blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
         try:
-            stream = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB).download_blob()
+            stream = blob.download_blob(**request_options)
         except ResourceNotFoundError:
             return None
         return TaskHubInfo.from_json((stream.readall()).decode("utf-8"))

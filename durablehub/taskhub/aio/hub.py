@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from durablehub.errors import PartitionCountMismatchError, TaskHubNotFoundError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+from durablehub.errors import (
+    PartitionCountMismatchError,
+    StorageAuthenticationError,
+    StorageUnreachableError,
+    TaskHubNotFoundError,
+)
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.history_table import AsyncHistoryTable
@@ -77,7 +84,7 @@ class AsyncTaskHub:
         Raises:
             PartitionCountMismatchError: the hub exists with another partition count.
         """
-        existing = await self.leases.read_task_hub_info()
+        existing = await self._first_contact()
         if existing is not None and existing.partition_count != self.names.partition_count:
             raise PartitionCountMismatchError(
                 self.names.hub, existing.partition_count, self.names.partition_count
@@ -105,7 +112,7 @@ class AsyncTaskHub:
             TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``.
             PartitionCountMismatchError: it exists with another partition count.
         """
-        info = await self.leases.read_task_hub_info()
+        info = await self._first_contact()
         if info is None:
             raise TaskHubNotFoundError(
                 f"task hub {self.names.hub!r} does not exist in this storage account "
@@ -116,6 +123,25 @@ class AsyncTaskHub:
                 self.names.hub, info.partition_count, self.names.partition_count
             )
         return info
+
+    async def _first_contact(self) -> TaskHubInfo | None:
+        """Read ``taskhub.json``, the first request of every client and worker, failing fast
+        and clearly: a refused credential is never retried, and an unreachable endpoint is
+        retried once rather than for the SDK's ~10-18 s of connection retries."""
+        try:
+            return await self.leases.read_task_hub_info(retry_connect=1)
+        except ServiceRequestError as exc:
+            raise StorageUnreachableError(
+                f"cannot reach the storage account {self.clients.account.account_name!r}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        except HttpResponseError as exc:
+            if exc.status_code not in (401, 403):
+                raise
+            raise StorageAuthenticationError(
+                f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
+                f"SAS token or identity for account {self.clients.account.account_name!r}"
+            ) from exc
 
     async def quarantine(
         self, queue: AsyncTaskHubQueue, message: ReceivedMessage, *, reason: str, reported: bool = False

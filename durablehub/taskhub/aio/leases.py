@@ -14,6 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient
@@ -130,9 +131,10 @@ class AsyncPartitionLeaseStore:
         except ResourceNotFoundError:
             pass
 
-    async def read_task_hub_info(self) -> TaskHubInfo | None:
+    async def read_task_hub_info(self, **request_options: Any) -> TaskHubInfo | None:
+        blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
         try:
-            stream = await self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB).download_blob()
+            stream = await blob.download_blob(**request_options)
         except ResourceNotFoundError:
             return None
         return TaskHubInfo.from_json((await stream.readall()).decode("utf-8"))
