@@ -78,7 +78,9 @@ class PartitionBalancer:
         self.moves = MoveCounts()
         self._draining: dict[str, asyncio.Task[None]] = {}
         self._requested: dict[str, _Request] = {}
-        self._released_at: dict[str, float] = {}  # handed over: not taken back at once
+        # Handed over: (when, lease epoch) -- not taken back at once, unless it has been taken
+        # (a higher epoch) and released again since, e.g. by a receiver that is stopping.
+        self._released_at: dict[str, tuple[float, int]] = {}
         self._stopping = asyncio.Event()
         self._balance_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
@@ -134,7 +136,7 @@ class PartitionBalancer:
                 pid = state.lease.partition_id
                 if pid in self.owned or not state.is_available:
                     continue
-                if now - self._released_at.get(pid, -math.inf) < self._options.lease_duration_seconds:
+                if self._just_handed_over(state, now):
                     continue  # we just handed it to someone who asked: let them take it
                 lease = await self._hub.leases.acquire(
                     pid, self.worker_id, duration=self._options.lease_duration
@@ -146,6 +148,13 @@ class PartitionBalancer:
             self._forget_stale_requests(states)
             if len(self.owned) < target:
                 await self._ask_for_one(states, target)
+
+    def _just_handed_over(self, state: LeaseState, now: float) -> bool:
+        released = self._released_at.get(state.lease.partition_id)
+        if released is None:
+            return False
+        at, epoch = released
+        return state.lease.epoch <= epoch and now - at < self._options.lease_duration_seconds
 
     def _target(self, states: list[LeaseState]) -> int:
         owners = {s.lease.owner for s in states if s.leased and s.lease.owner} | {self.worker_id}
@@ -220,7 +229,7 @@ class PartitionBalancer:
                 await self._hub.leases.release(lease)
             except Exception as exc:
                 outage_of(self._hub).failed(f"releasing partition {partition_id} failed; it will expire", exc)
-            self._released_at[partition_id] = time.monotonic()
+            self._released_at[partition_id] = (time.monotonic(), lease.epoch)
             self.moves.handed_over += not self._stopping.is_set()
             _LOG.info("worker %s released partition %s", self.worker_id, partition_id)
 
