@@ -236,13 +236,17 @@ class PartitionBalancer:
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self._options.lease_renew_seconds)
-            for partition_id, lease in list(self.owned.items()):
-                try:
-                    await self._hub.leases.renew(lease)
-                except LeaseLostError:
-                    await self._lose(partition_id)
-                except Exception as exc:
-                    outage_of(self._hub).failed(f"renewing the lease on {partition_id} failed", exc)
+            # All at once: during a storage outage each renewal can spend many seconds in SDK
+            # retries, and one after the other they would let the last leases expire.
+            await asyncio.gather(*(self._renew(pid, lease) for pid, lease in list(self.owned.items())))
+
+    async def _renew(self, partition_id: str, lease: PartitionLease) -> None:
+        try:
+            await self._hub.leases.renew(lease)
+        except LeaseLostError:
+            await self._lose(partition_id)
+        except Exception as exc:
+            outage_of(self._hub).failed(f"renewing the lease on {partition_id} failed", exc)
 
     async def _lose(self, partition_id: str) -> None:
         async with self._lock:
