@@ -220,7 +220,7 @@ class OrchestrationRunner:
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
         if new_start is None and not accepted:
-            if state.finished:
+            if state.finished or (not state.row_written and state.started is not None):
                 await self._repair_instance_row(state)
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
@@ -405,15 +405,25 @@ class OrchestrationRunner:
         await bounded_gather([send_one(om) for om in messages], limit=32)
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
-        """A crash between the History and Instances writes leaves "Running" behind (#1252)."""
-        assert state.final_status is not None and state.execution_id is not None
+        """A crash (or a storage error) between the History and Instances writes leaves the row
+        behind the history (#1252): "Running" for a finished instance, "Pending" or no row for
+        one whose start was committed. Redelivered messages are then duplicates; fix the row."""
+        assert state.execution_id is not None
         row = await self._hub.instances.get(state.instance_id, resolve_blobs=False)
-        expected = state.final_status.table_name
+        repaired = rows.checkpoint_instance_row(
+            task_hub=self._hub.names.hub,
+            instance_id=state.instance_id,
+            execution_id=state.execution_id,
+            new_events=state.history,
+            custom_status=row.get("CustomStatus") if row else None,
+        )
+        expected = repaired["RuntimeStatus"]
         if (
             row is not None
             and row.get("RuntimeStatus") == expected
             and row.get("ExecutionId") == state.execution_id
         ):
+            state.row_written = True
             return
         _LOG.warning(
             "repairing Instances row of %r: history says %s, row says %s",
@@ -421,15 +431,8 @@ class OrchestrationRunner:
             expected,
             None if row is None else row.get("RuntimeStatus"),
         )
-        await self._hub.instances.upsert_merge(
-            rows.checkpoint_instance_row(
-                task_hub=self._hub.names.hub,
-                instance_id=state.instance_id,
-                execution_id=state.execution_id,
-                new_events=state.history,
-                custom_status=row.get("CustomStatus") if row else None,
-            )
-        )
+        await self._hub.instances.upsert_merge(repaired)
+        state.row_written = True
 
 
 @dataclass

@@ -87,7 +87,13 @@ def plausible_faults(operation: str, headers: Any) -> tuple[Fault, ...]:
 
 class FaultInjector:
     """Seeded random storage faults, counted per kind. Thread-safe; one injector can serve
-    sync and async clients at once. ``active`` turns injection on and off."""
+    sync and async clients at once. ``active`` turns injection on and off.
+
+    ``rate``: the chance that a request fails; ``faults``: the kinds allowed (each request gets
+    one of those plausible for it, uniformly); ``services``/``operations``: which requests
+    (operations as ``metering.classify`` names them, e.g. ``table.upsert_merge``); ``limit``:
+    how many faults in all.
+    """
 
     def __init__(
         self,
@@ -96,6 +102,8 @@ class FaultInjector:
         seed: int = 0,
         faults: Iterable[Fault] | None = None,
         services: Iterable[str] = ("blob", "queue", "table"),
+        operations: Iterable[str] | None = None,
+        limit: int | None = None,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"fault rate must be between 0 and 1, got {rate}")
@@ -103,6 +111,8 @@ class FaultInjector:
         self.active = True
         self._allowed = frozenset(faults) if faults is not None else frozenset(Fault)
         self._services = frozenset(services)
+        self._operations = frozenset(operations) if operations is not None else None
+        self._limit = limit  # at most this many faults in all, then none
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._counts: Counter[Fault] = Counter()
@@ -122,10 +132,13 @@ class FaultInjector:
         operation = classify(service, request.method, request.url)
         if not self.active or service not in self._services:
             return None, operation
+        if self._operations is not None and operation not in self._operations:
+            return None, operation
         candidates = [f for f in plausible_faults(operation, request.headers) if f in self._allowed]
         with self._lock:
             self.requests += 1
-            if not candidates or self._random.random() >= self.rate:
+            spent = self._limit is not None and sum(self._counts.values()) >= self._limit
+            if spent or not candidates or self._random.random() >= self.rate:
                 return None, operation
             fault = self._random.choice(candidates)
             self._counts[fault] += 1
