@@ -27,6 +27,7 @@ from durablehub.engine.codec import JSON_CODEC
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.retries import retry_transient
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -160,14 +161,22 @@ class ActivityRunner:
             episode=item.message.episode if item.message.episode is not None else -1,
             sender=target,
         )
-        try:
-            await self._report(target.instance_id, message)
-            await self._hub.work_items.delete_message(holder["item"])
-            self.executed += 1
+        try:  # a response sent twice (a lost answer, retried) is dropped as a duplicate
+            await retry_transient(lambda: self._report(target.instance_id, message), what="reporting")
         except Exception:
             _LOG.exception(
                 "could not report activity %r of %r; it will run again", scheduled.name, target.instance_id
             )
+            with contextlib.suppress(Exception):  # at once, rather than when its hold ends
+                await self._hub.work_items.update_visibility(holder["item"], timedelta(seconds=1))
+            return
+        self.executed += 1
+        try:
+            await retry_transient(
+                lambda: self._hub.work_items.delete_message(holder["item"]), what="deleting a work item"
+            )
+        except Exception:  # it runs again when its hold ends; the orchestration drops the duplicate
+            _LOG.warning("could not delete work item %s", holder["item"].message_id, exc_info=True)
 
     async def _send_response(self, instance_id: str, message: envelope.MessageData) -> None:
         await self._hub.control_queue_for(instance_id).send(message)

@@ -38,6 +38,7 @@ from durablehub.runtime.delivery import Delivery
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrator_threads import OrchestratorThreads
+from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -196,14 +197,14 @@ class OrchestrationRunner:
         state = self.cache.get(instance_id)
         cached = state is not None
         if state is None:
-            state = InstanceState.from_history(await self._hub.history.load(instance_id))
+            state = InstanceState.from_history(await self._load(instance_id))
         triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
         if cached and triage.doubtful:
             # Discarding or holding back a message on cached state alone could lose it: another
             # worker may have committed since (a partition that moved away and back, or two
             # owners for a moment). Decide again on the stored history.
             self.cache.drop(instance_id)
-            state = InstanceState.from_history(await self._hub.history.load(instance_id))
+            state = InstanceState.from_history(await self._load(instance_id))
             triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
         triage.log_discards(instance_id)
         delete, abandon, accepted = triage.delete, triage.abandon, triage.accepted
@@ -240,6 +241,9 @@ class OrchestrationRunner:
             self.cache.drop(instance_id)
             raise
         return EpisodeOutcome(delete=delete, abandon=abandon)
+
+    async def _load(self, instance_id: str) -> rows.HistoryPage:
+        return await retry_transient(lambda: self._hub.history.load(instance_id), what="loading history")
 
     async def _run_episode(
         self, state: InstanceState, new_start: ev.ExecutionStarted | None, accepted: list[ev.HistoryEvent]
@@ -364,7 +368,7 @@ class OrchestrationRunner:
         )
         if timed_out:
             del row["CustomStatus"]  # unknown here: the merge keeps the last one written
-        await self._hub.instances.upsert_merge(row)
+        await retry_transient(lambda: self._hub.instances.upsert_merge(row), what="writing the Instances row")
         state.row_written = True
         state.append(written)
         self.episodes_run += 1
@@ -402,7 +406,12 @@ class OrchestrationRunner:
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
             await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay)
 
-        await bounded_gather([send_one(om) for om in messages], limit=32)
+        # Each send is retried on its own: a fan-out would rarely get all through otherwise.
+        # A message sent twice (its answer lost) is dropped as a duplicate by its consumer.
+        await bounded_gather(
+            [retry_transient(functools.partial(send_one, om), what="sending a message") for om in messages],
+            limit=32,
+        )
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash (or a storage error) between the History and Instances writes leaves the row

@@ -18,6 +18,7 @@ from datetime import timedelta
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 
@@ -134,9 +135,9 @@ class ControlQueueProcessor:
                         outcome = await self._runner.process(instance_id, batch)
                     except Exception:
                         _LOG.exception("episode of %r failed; its messages will be retried", instance_id)
-                        await self._release(
-                            [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
-                        )
+                        redeliveries = max(m.dequeue_count for m in batch)
+                        delay = abandon_delay(self._options.abandon_delay_seconds, redeliveries)
+                        await self._release([m.message_id for m in batch], delay=delay)
                         continue
                 self._settle(outcome)
         finally:
@@ -152,11 +153,8 @@ class ControlQueueProcessor:
         task.add_done_callback(self._settling.discard)
 
     async def _settle_now(self, outcome: EpisodeOutcome) -> None:
-        try:
-            await self._finish(outcome.delete)
-            await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
-        except Exception:  # a message left behind comes back and is dropped as a duplicate
-            _LOG.warning("could not delete consumed messages from %s", self.partition_id, exc_info=True)
+        await self._finish(outcome.delete)  # never raises: see _delete
+        await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
 
     async def _finish(self, message_ids: list[str]) -> None:
         async with self._receipts:
@@ -165,8 +163,12 @@ class ControlQueueProcessor:
     async def _delete(self, message_id: str) -> None:
         self._held_since.pop(message_id, None)
         message = self._held.pop(message_id, None)
-        if message is not None:
-            await self._queue.delete_message(message)
+        if message is None:
+            return
+        try:
+            await retry_transient(lambda: self._queue.delete_message(message), what="deleting a message")
+        except Exception:  # left behind, it comes back and is dropped as a duplicate
+            _LOG.warning("could not delete message %s from %s", message_id, self.partition_id, exc_info=True)
 
     async def _release(self, message_ids: list[str], *, delay: int) -> None:
         """Hand messages back (visible again after ``delay`` s): early responses, failed episodes."""
@@ -180,8 +182,10 @@ class ControlQueueProcessor:
         self._held_since.pop(message_id, None)
         message = self._held.pop(message_id, None)
         if message is not None:
-            with contextlib.suppress(Exception):
-                await self._queue.update_visibility(message, delay)
+            with contextlib.suppress(Exception):  # else it is visible again when its hold ends
+                await retry_transient(
+                    lambda: self._queue.update_visibility(message, delay), what="handing a message back"
+                )
 
     async def _renew_loop(self) -> None:
         # Only messages held for half their visibility are renewed: most are consumed sooner,
