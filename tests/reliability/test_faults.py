@@ -10,6 +10,7 @@ response recorded twice, the Instances row agreeing with the history.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -239,23 +240,52 @@ def test_each_fault_kind_surfaces_as_the_service_would_answer(azurite: StorageEm
         hub.delete()
 
 
+# One more than the runtime's own attempts (retries.retry_transient): the episode fails.
+ROW_WRITE_FAULTS = 4
+
+
+def _row_writes_fail() -> FaultInjector:
+    return FaultInjector(
+        1.0, faults=[Fault.SERVER_ERROR], operations=["table.upsert_merge"], limit=ROW_WRITE_FAULTS
+    )
+
+
 def test_a_start_whose_instances_write_failed_is_not_left_pending(azurite: StorageEmulator) -> None:
     """History committed, then the Instances upsert failed: the redelivered start is a duplicate,
     and the worker repairs the row instead of leaving the instance Pending forever (#1252)."""
     hub_name = new_hub_name()
     clean = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string)
     faulty = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string, retry_total=0)
-    injector = FaultInjector(
-        1.0, faults=[Fault.SERVER_ERROR], operations=["table.upsert_merge"], limit=1, seed=1
-    )
+    injector = _row_writes_fail()
     with TaskHub(clean) as hub, DurableClient(clean, hub=hub) as client:
         hub.create()
         with dh.Worker(app, faulty, options=_fast_options(), storage_policies=[injector.async_policy]):
             iid = client.schedule_new_orchestration("waiter", instance_id="waiter-row")
             state = client.wait_for_orchestration_start(iid, timeout=30)
             assert state.runtime_status is dh.OrchestrationStatus.RUNNING
-            assert injector.counts == {"500": 1}
+            assert injector.counts == {"500": ROW_WRITE_FAULTS}
             client.raise_orchestration_event(iid, "Approval", data=True)
             done = client.wait_for_orchestration_completion(iid, timeout=30)
         assert done.get_output() == {"approved": True}
+        hub.delete()
+
+
+def test_an_entity_whose_instances_write_failed_does_not_go_back_in_time(azurite: StorageEmulator) -> None:
+    """The same for an entity: ``get_entity`` reads the Instances row, which must catch up with
+    the committed history when the redelivered signal turns out to be a duplicate."""
+    hub_name = new_hub_name()
+    clean = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string)
+    faulty = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string, retry_total=0)
+    entity = dh.EntityInstanceId("counter", "row")
+    with TaskHub(clean) as hub, DurableClient(clean, hub=hub) as client:
+        hub.create()
+        client.signal_entity(entity, "add", 5)
+        client.signal_entity(entity, "add", 7)  # one batch, or two: the state ends at 12 either way
+        injector = _row_writes_fail()
+        with dh.Worker(app, faulty, options=_fast_options(), storage_policies=[injector.async_policy]):
+            deadline = time.monotonic() + 30
+            while (found := client.get_entity(entity)) is None or found.get_state() != 12:
+                assert time.monotonic() < deadline, f"entity state stuck at {found}"
+                time.sleep(0.2)
+        assert injector.counts == {"500": ROW_WRITE_FAULTS}
         hub.delete()
