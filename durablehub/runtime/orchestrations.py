@@ -485,6 +485,8 @@ def _triage(
             execution = event.orchestration_instance.execution_id
             if execution == state.execution_id or (t.new_start and execution == _exec(t.new_start)):
                 t.delete.append(m.message_id)  # a duplicate start (at-least-once delivery)
+            elif _same_parent_call(event, state):
+                t.delete.append(m.message_id)  # the parent's episode ran twice (a failed commit)
             elif t.new_start is None and (not state.history or state.finished):
                 t.new_start = event
                 t.delete.append(m.message_id)
@@ -530,6 +532,24 @@ def _triage(
         t.accepted.append(event)
         t.delete.append(m.message_id)
     return t
+
+
+def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
+    """Whether ``start`` repeats the sub-orchestration call that started the current execution.
+
+    A parent whose episode failed after sending (its history write failed) sends the start
+    again with a new execution id; restarting a finished child for it would run it twice. A
+    terminated child may be started again by the same call (a rewind of its parent does so).
+    """
+    current, new = state.started, start.parent_instance
+    if current is None or current.parent_instance is None or new is None:
+        return False
+    old = current.parent_instance
+    return (
+        old.orchestration_instance == new.orchestration_instance
+        and old.task_schedule_id == new.task_schedule_id
+        and state.final_status not in (OrchestrationStatus.TERMINATED, OrchestrationStatus.CANCELED)
+    )
 
 
 def _failed(error: Exception, *, next_id: int) -> EpisodeResult:

@@ -289,3 +289,28 @@ def test_an_entity_whose_instances_write_failed_does_not_go_back_in_time(azurite
                 time.sleep(0.2)
         assert injector.counts == {"500": ROW_WRITE_FAULTS}
         hub.delete()
+
+
+def test_a_parent_episode_run_twice_does_not_restart_its_finished_child(azurite: StorageEmulator) -> None:
+    """The parent's first history write fails after it sent the child's start; its retry sends
+    another start (a new execution id). The child (no activities: finished by then) must not
+    run again."""
+    hub_name = new_hub_name()
+    clean = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string)
+    faulty = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string, retry_total=0)
+    injector = FaultInjector(1.0, faults=[Fault.SERVER_ERROR], operations=["table.batch"], limit=1)
+    with TaskHub(clean) as hub, DurableClient(clean, hub=hub) as client:
+        hub.create()
+        with dh.Worker(app, faulty, options=_fast_options(), storage_policies=[injector.async_policy]):
+            iid = client.schedule_new_orchestration("parent", input=0, instance_id="twice")
+            assert client.wait_for_orchestration_completion(iid, timeout=30).get_output() == 3
+        assert injector.counts == {"500": 1}
+        assert _check_history(hub, "twice", dh.OrchestrationStatus.COMPLETED) == []
+        assert _check_history(hub, "twice-child", dh.OrchestrationStatus.COMPLETED) == []
+        # The child still runs the execution the first attempt started, not one of the retry's.
+        (created,) = [
+            e for e in hub.history.load("twice").events if isinstance(e, ev.SubOrchestrationInstanceCreated)
+        ]
+        (child,) = [e for e in hub.history.load("twice-child").events if isinstance(e, ev.ExecutionStarted)]
+        assert child.timestamp < created.timestamp
+        hub.delete()
