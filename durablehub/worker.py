@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
 
 from durablehub.app import App
@@ -25,6 +26,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
 from durablehub.runtime.partition import ControlQueueProcessor
 from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.aio.connections import PolicyFactory
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import partition_index
@@ -43,8 +45,10 @@ class Worker:
         options: WorkerOptions | None = None,
         worker_id: str | None = None,
         counter: RequestCounter | None = None,
+        storage_policies: Sequence[PolicyFactory] = (),
     ) -> None:
         self.app = app
+        self.storage_policies = list(storage_policies)  # e.g. durablehub.testing.faults
         self.settings = settings
         self.options = options or WorkerOptions()
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -61,7 +65,7 @@ class Worker:
     # ----------------------------------------------------------------------- async API
 
     async def start_async(self) -> None:
-        hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter)
+        hub = self._hub = AsyncTaskHub(self.settings, counter=self.counter, policies=self.storage_policies)
         try:
             await hub.create()  # idempotent; refuses a partition-count mismatch, a wrong key, ...
         except BaseException:

@@ -31,6 +31,7 @@ from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.retries import retry_transient
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -173,13 +174,21 @@ class ActivityRunner:
             episode=item.message.episode if item.message.episode is not None else -1,
             sender=target,
         )
-        try:
-            await self._report(target.instance_id, message)
-            await self._hub.work_items.delete_message(holder["item"])
-            self.executed += 1
+        try:  # a response sent twice (a lost answer, retried) is dropped as a duplicate
+            await retry_transient(lambda: self._report(target.instance_id, message), what="reporting")
         except Exception as exc:
             what = f"could not report activity {scheduled.name!r} of {target.instance_id!r}; it runs again"
             outage_of(self._hub).failed(what, exc)
+            with contextlib.suppress(Exception):  # at once, rather than when its hold ends
+                await self._hub.work_items.update_visibility(holder["item"], timedelta(seconds=1))
+            return
+        self.executed += 1
+        try:
+            await retry_transient(
+                lambda: self._hub.work_items.delete_message(holder["item"]), what="deleting a work item"
+            )
+        except Exception as exc:  # it runs again when its hold ends; the orchestration drops the duplicate
+            outage_of(self._hub).failed(f"could not delete work item {holder['item'].message_id}", exc)
 
     async def _poison(self, item: ReceivedMessage) -> None:
         """A work item dequeued too often without completing: its activity crashes the worker

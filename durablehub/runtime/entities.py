@@ -30,6 +30,7 @@ from durablehub.entities.batch import run_entity_batch
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.messages import SchedulerState
 from durablehub.errors import CheckpointConflictError
+from durablehub.runtime.retries import retry_transient
 from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
@@ -47,6 +48,9 @@ class _Entity:
     state: SchedulerState
     sentinel_etag: str | None
     stored: bool  # has history already (CreatedTime is written once)
+    # Read from history, not written by this worker: its Instances row may be behind (a
+    # failure between the History and Instances writes), checked when nothing else is written.
+    loaded_execution_id: str | None = None
 
 
 def scheduler_state_of(events: tuple[ev.HistoryEvent, ...] | list[ev.HistoryEvent]) -> SchedulerState:
@@ -77,8 +81,13 @@ class EntityRunner:
             return every, []
         entity = self._cache.pop(instance_id, None)
         if entity is None:
-            page = await self._hub.history.load(instance_id)
-            entity = _Entity(scheduler_state_of(page.events), page.sentinel_etag, stored=bool(page.events))
+            page = await retry_transient(lambda: self._hub.history.load(instance_id), what="loading history")
+            entity = _Entity(
+                scheduler_state_of(page.events),
+                page.sentinel_etag,
+                stored=bool(page.events),
+                loaded_execution_id=page.execution_id,
+            )
         events = [m.message.event for m in sorted(messages, key=_arrival_order) if m.message is not None]
         try:
             target: Any = self._app.get_entity(entity_id.entity).target
@@ -92,6 +101,8 @@ class EntityRunner:
         )
         new_state = result.state
         if not result.messages and new_state.to_json() == entity.state.to_json():
+            if entity.loaded_execution_id is not None:
+                await self._repair_row(instance_id, entity, entity.loaded_execution_id)
             self._keep(instance_id, entity)  # only duplicates: nothing to record
             return every, []
         execution_id = new_execution_id()
@@ -130,10 +141,35 @@ class EntityRunner:
         )
         if entity.stored:
             row.pop("CreatedTime", None)
-        await self._hub.instances.upsert_merge(row)
+        await retry_transient(lambda: self._hub.instances.upsert_merge(row), what="writing the Instances row")
         self._keep(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
         return every, []
+
+    async def _repair_row(self, instance_id: str, entity: _Entity, execution_id: str) -> None:
+        """Write the row of the stored execution if it shows an older one (#1252 for entities:
+        ``get_entity`` would read a state that went backwards)."""
+        row = await self._hub.instances.get(instance_id, resolve_blobs=False)
+        if row is None or row.get("ExecutionId") != execution_id:
+            _LOG.warning("repairing Instances row of entity %r from its history", instance_id)
+            started = ev.ExecutionStarted(
+                orchestration_instance=ev.OrchestrationInstance(
+                    instance_id=instance_id, execution_id=execution_id
+                ),
+                name=instance_id,
+                input=entity.state.to_json(),
+            )
+            repaired = rows.checkpoint_instance_row(
+                task_hub=self._hub.names.hub,
+                instance_id=instance_id,
+                execution_id=execution_id,
+                new_events=[started],
+                custom_status=entity.state.status().to_json(),
+            )
+            if row is not None:
+                repaired.pop("CreatedTime", None)
+            await self._hub.instances.upsert_merge(repaired)
+        entity.loaded_execution_id = None
 
     def drop(self, instance_id: str) -> None:
         self._cache.pop(instance_id, None)

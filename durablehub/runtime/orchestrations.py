@@ -39,6 +39,7 @@ from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrator_threads import OrchestratorThreads
+from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -212,14 +213,14 @@ class OrchestrationRunner:
         state = self.cache.get(instance_id)
         cached = state is not None
         if state is None:
-            state = InstanceState.from_history(await self._hub.history.load(instance_id))
+            state = InstanceState.from_history(await self._load(instance_id))
         triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
         if cached and triage.doubtful:
             # Discarding or holding back a message on cached state alone could lose it: another
             # worker may have committed since (a partition that moved away and back, or two
             # owners for a moment). Decide again on the stored history.
             self.cache.drop(instance_id)
-            state = InstanceState.from_history(await self._hub.history.load(instance_id))
+            state = InstanceState.from_history(await self._load(instance_id))
             triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
         triage.log_discards(instance_id)
         delete, abandon, accepted = triage.delete, triage.abandon, triage.accepted
@@ -236,7 +237,7 @@ class OrchestrationRunner:
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
         if new_start is None and not accepted:
-            if state.finished:
+            if state.finished or (not state.row_written and state.started is not None):
                 await self._repair_instance_row(state)
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
@@ -256,6 +257,9 @@ class OrchestrationRunner:
             self.cache.drop(instance_id)
             raise
         return EpisodeOutcome(delete=delete, abandon=abandon)
+
+    async def _load(self, instance_id: str) -> rows.HistoryPage:
+        return await retry_transient(lambda: self._hub.history.load(instance_id), what="loading history")
 
     async def _run_episode(
         self,
@@ -402,7 +406,7 @@ class OrchestrationRunner:
         )
         if timed_out:
             del row["CustomStatus"]  # unknown here: the merge keeps the last one written
-        await self._hub.instances.upsert_merge(row)
+        await retry_transient(lambda: self._hub.instances.upsert_merge(row), what="writing the Instances row")
         state.row_written = True
         state.append(written)
         self.episodes_run += 1
@@ -445,18 +449,33 @@ class OrchestrationRunner:
             delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
             await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay, later=later)
 
-        await bounded_gather([send_one(om) for om in messages], limit=32)
+        # Each send is retried on its own: a fan-out would rarely get all through otherwise.
+        # A message sent twice (its answer lost) is dropped as a duplicate by its consumer.
+        await bounded_gather(
+            [retry_transient(functools.partial(send_one, om), what="sending a message") for om in messages],
+            limit=32,
+        )
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
-        """A crash between the History and Instances writes leaves "Running" behind (#1252)."""
-        assert state.final_status is not None and state.execution_id is not None
+        """A crash (or a storage error) between the History and Instances writes leaves the row
+        behind the history (#1252): "Running" for a finished instance, "Pending" or no row for
+        one whose start was committed. Redelivered messages are then duplicates; fix the row."""
+        assert state.execution_id is not None
         row = await self._hub.instances.get(state.instance_id, resolve_blobs=False)
-        expected = state.final_status.table_name
+        repaired = rows.checkpoint_instance_row(
+            task_hub=self._hub.names.hub,
+            instance_id=state.instance_id,
+            execution_id=state.execution_id,
+            new_events=state.history,
+            custom_status=row.get("CustomStatus") if row else None,
+        )
+        expected = repaired["RuntimeStatus"]
         if (
             row is not None
             and row.get("RuntimeStatus") == expected
             and row.get("ExecutionId") == state.execution_id
         ):
+            state.row_written = True
             return
         _LOG.warning(
             "repairing Instances row of %r: history says %s, row says %s",
@@ -464,15 +483,8 @@ class OrchestrationRunner:
             expected,
             None if row is None else row.get("RuntimeStatus"),
         )
-        await self._hub.instances.upsert_merge(
-            rows.checkpoint_instance_row(
-                task_hub=self._hub.names.hub,
-                instance_id=state.instance_id,
-                execution_id=state.execution_id,
-                new_events=state.history,
-                custom_status=row.get("CustomStatus") if row else None,
-            )
-        )
+        await self._hub.instances.upsert_merge(repaired)
+        state.row_written = True
 
 
 @dataclass
@@ -518,6 +530,8 @@ def _triage(
             execution = event.orchestration_instance.execution_id
             if execution == state.execution_id or (t.new_start and execution == _exec(t.new_start)):
                 t.delete.append(m.message_id)  # a duplicate start (at-least-once delivery)
+            elif _same_parent_call(event, state):
+                t.delete.append(m.message_id)  # the parent's episode ran twice (a failed commit)
             elif t.new_start is None and (not state.history or state.finished):
                 t.new_start = event
                 t.delete.append(m.message_id)
@@ -572,6 +586,24 @@ def _triage(
         t.accepted.append(event)
         t.delete.append(m.message_id)
     return t
+
+
+def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
+    """Whether ``start`` repeats the sub-orchestration call that started the current execution.
+
+    A parent whose episode failed after sending (its history write failed) sends the start
+    again with a new execution id; restarting a finished child for it would run it twice. A
+    terminated child may be started again by the same call (a rewind of its parent does so).
+    """
+    current, new = state.started, start.parent_instance
+    if current is None or current.parent_instance is None or new is None:
+        return False
+    old = current.parent_instance
+    return (
+        old.orchestration_instance == new.orchestration_instance
+        and old.task_schedule_id == new.task_schedule_id
+        and state.final_status not in (OrchestrationStatus.TERMINATED, OrchestrationStatus.CANCELED)
+    )
 
 
 def _failed(error: Exception, *, next_id: int) -> EpisodeResult:

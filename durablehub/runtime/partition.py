@@ -22,6 +22,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.taskhub import quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
@@ -162,9 +163,9 @@ class ControlQueueProcessor:
                     except Exception as exc:
                         what = f"episode of {instance_id!r} failed; its messages will be retried"
                         outage_of(self._hub).failed(what, exc)
-                        await self._release(
-                            [m.message_id for m in batch], delay=self._options.abandon_delay_seconds
-                        )
+                        redeliveries = max(m.dequeue_count for m in batch)
+                        delay = abandon_delay(self._options.abandon_delay_seconds, redeliveries)
+                        await self._release([m.message_id for m in batch], delay=delay)
                         continue
                 self._settle(outcome)
         finally:
@@ -181,7 +182,7 @@ class ControlQueueProcessor:
 
     async def _settle_now(self, outcome: EpisodeOutcome) -> None:
         try:
-            await self._finish(outcome.delete)
+            await self._finish(outcome.delete)  # never raises: see _delete
             # Only now what the episode sent to this process runs: an activity that crashes
             # the process must not bring back the messages that scheduled it.
             if outcome.handovers is not None:
@@ -189,8 +190,8 @@ class ControlQueueProcessor:
             for message_id in outcome.abandon:
                 self._handed_back[message_id] = self._handed_back.get(message_id, 0) + 1
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
-        except Exception as exc:  # a message left behind comes back and is dropped as a duplicate
-            outage_of(self._hub).failed(f"could not delete consumed messages from {self.partition_id}", exc)
+        except Exception as exc:
+            outage_of(self._hub).failed(f"could not settle messages of {self.partition_id}", exc)
         finally:
             if outcome.handovers is not None:
                 await outcome.handovers.give()  # no-op once given
@@ -203,8 +204,14 @@ class ControlQueueProcessor:
         self._held_since.pop(message_id, None)
         self._handed_back.pop(message_id, None)
         message = self._held.pop(message_id, None)
-        if message is not None:
-            await self._queue.delete_message(message)
+        if message is None:
+            return
+        try:
+            await retry_transient(lambda: self._queue.delete_message(message), what="deleting a message")
+        except Exception as exc:  # left behind, it comes back and is dropped as a duplicate
+            outage_of(self._hub).failed(
+                f"could not delete message {message_id} from {self.partition_id}", exc
+            )
 
     async def _release(self, message_ids: list[str], *, delay: int) -> None:
         """Hand messages back (visible again after ``delay`` s): early responses, failed episodes."""
@@ -218,8 +225,10 @@ class ControlQueueProcessor:
         self._held_since.pop(message_id, None)
         message = self._held.pop(message_id, None)
         if message is not None:
-            with contextlib.suppress(Exception):
-                await self._queue.update_visibility(message, delay)
+            with contextlib.suppress(Exception):  # else it is visible again when its hold ends
+                await retry_transient(
+                    lambda: self._queue.update_visibility(message, delay), what="handing a message back"
+                )
 
     async def _renew_loop(self) -> None:
         # Only messages held for half their visibility are renewed: most are consumed sooner,

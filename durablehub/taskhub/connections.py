@@ -9,9 +9,11 @@ client shares the request counter and fails fast on an unreachable endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+from azure.core.pipeline.policies import RetryPolicy
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
@@ -33,8 +35,23 @@ def make_token_credential(settings: TaskHubSettings) -> Any:
     return DefaultAzureCredential()
 
 
+# Makes the extra pipeline policy of one service client, given "blob", "queue" or "table".
+PolicyFactory = Callable[[str], Any]
+
+
+def _after_retry(policies: list[Any], extra: list[Any]) -> None:
+    """Insert ``extra`` right after the retry policy of a tables pipeline, in place."""
+    index = next(i for i, p in enumerate(policies) if isinstance(p, RetryPolicy))
+    policies[index + 1 : index + 1] = extra
+
+
 class StorageClients:
-    """Service clients for one storage account. Close it (or use ``with``) when done."""
+    """Service clients for one storage account. Close it (or use ``with``) when done.
+
+    ``policies`` adds azure-core policies (async ones here, sync in the generated twin) to every
+    request, inside the SDK's retry loop: each factory is called once per service client.
+    Fault injection (``durablehub.testing.faults``) comes in this way.
+    """
 
     def __init__(
         self,
@@ -42,6 +59,7 @@ class StorageClients:
         *,
         counter: RequestCounter | None = None,
         token_credential: Any = None,
+        policies: Sequence[PolicyFactory] = (),
         **client_options: Any,
     ) -> None:
         self.settings = settings
@@ -69,10 +87,12 @@ class StorageClients:
         # The storage SDKs' default back-off starts at 15 s: an unreachable endpoint would hang
         # for a minute. Start at 1 s (then 3 s, 5 s) so a wrong endpoint fails within seconds.
         storage_retry = {"initial_backoff": 1, "increment_base": 2}
+        # The storage SDKs append these after their retry policy, for sub-clients too.
         self.blob = BlobServiceClient(
             self.account.blob_url,
             credential=credential,
             raw_request_hook=self.counter.hook("blob"),
+            _additional_pipeline_policies=[make("blob") for make in policies],
             **storage_retry,
             **common,
         )
@@ -80,6 +100,7 @@ class StorageClients:
             self.account.queue_url,
             credential=credential,
             raw_request_hook=self.counter.hook("queue"),
+            _additional_pipeline_policies=[make("queue") for make in policies],
             **storage_retry,
             **common,
         )
@@ -89,6 +110,8 @@ class StorageClients:
             raw_request_hook=self.counter.hook("table"),
             **common,
         )
+        if policies:  # table clients are built from this list (get_table_client)
+            _after_retry(self.table._policies, [make("table") for make in policies])
 
     def close(self) -> None:
         self.blob.close()

@@ -10,6 +10,7 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ from durablehub.errors import (
     TaskHubNotFoundError,
 )
 from durablehub.settings import TaskHubSettings
-from durablehub.taskhub.connections import StorageClients
+from durablehub.taskhub.connections import StorageClients, PolicyFactory
 from durablehub.taskhub.history_table import HistoryTable
 from durablehub.taskhub.instances_table import InstancesTable
 from durablehub.taskhub.large_messages import LargeMessageStore
@@ -43,7 +44,8 @@ class TaskHubDescription:
 
 
 class TaskHub:
-    """The adapters of one hub over one set of clients. Use ``with`` or ``close()``."""
+    """The adapters of one hub over one set of clients. Use ``with`` or ``close()``.
+    ``policies``: extra azure-core policies for its clients (see ``StorageClients``)."""
 
     def __init__(
         self,
@@ -51,11 +53,12 @@ class TaskHub:
         *,
         clients: StorageClients | None = None,
         counter: RequestCounter | None = None,
+        policies: Sequence[PolicyFactory] = (),
     ) -> None:
         self.settings = settings
         self.names = settings.names
         self._owns_clients = clients is None
-        self.clients = clients or StorageClients(settings, counter=counter)
+        self.clients = clients or StorageClients(settings, counter=counter, policies=policies)
         self.large_messages = LargeMessageStore(self.clients, self.names)
         self.history = HistoryTable(self.clients, self.names, self.large_messages)
         self.instances = InstancesTable(self.clients, self.names, self.large_messages)

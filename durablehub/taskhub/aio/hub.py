@@ -9,6 +9,7 @@ count is refused, naming both counts, because changing it would strand messages.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from durablehub.errors import (
     TaskHubNotFoundError,
 )
 from durablehub.settings import TaskHubSettings
-from durablehub.taskhub.aio.connections import AsyncStorageClients
+from durablehub.taskhub.aio.connections import AsyncStorageClients, PolicyFactory
 from durablehub.taskhub.aio.history_table import AsyncHistoryTable
 from durablehub.taskhub.aio.instances_table import AsyncInstancesTable
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
@@ -42,7 +43,8 @@ class TaskHubDescription:
 
 
 class AsyncTaskHub:
-    """The adapters of one hub over one set of clients. Use ``async with`` or ``close()``."""
+    """The adapters of one hub over one set of clients. Use ``async with`` or ``close()``.
+    ``policies``: extra azure-core policies for its clients (see ``AsyncStorageClients``)."""
 
     def __init__(
         self,
@@ -50,11 +52,12 @@ class AsyncTaskHub:
         *,
         clients: AsyncStorageClients | None = None,
         counter: RequestCounter | None = None,
+        policies: Sequence[PolicyFactory] = (),
     ) -> None:
         self.settings = settings
         self.names = settings.names
         self._owns_clients = clients is None
-        self.clients = clients or AsyncStorageClients(settings, counter=counter)
+        self.clients = clients or AsyncStorageClients(settings, counter=counter, policies=policies)
         self.large_messages = AsyncLargeMessageStore(self.clients, self.names)
         self.history = AsyncHistoryTable(self.clients, self.names, self.large_messages)
         self.instances = AsyncInstancesTable(self.clients, self.names, self.large_messages)
