@@ -7,6 +7,7 @@ prints lost / stuck / wrong instances (each must be 0), duplicate activity execu
 how long each kill took to be taken over. Exit code 1 if anything was lost, stuck or wrong.
 
     .venv/bin/python scripts/chaos.py [--orchestrations 500] [--workers 4] [--kill-every 3 6]
+                                      [--schedule-over 120] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ from durablehub.testing.chaos import ChaosRun, workload
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orchestrations", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--kill-every", type=float, nargs=2, default=(3.0, 6.0), metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--schedule-over", type=float, default=120.0, help="spread the starts over this many seconds"
+    )
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds to wait for completion")
     parser.add_argument("--logs", type=Path, help="keep the worker logs in this folder (default: discarded)")
     args = parser.parse_args()
@@ -49,16 +57,19 @@ def main() -> int:
             )
             print(
                 f"chaos: {args.orchestrations} orchestrations, {args.workers} workers, a SIGKILL every "
-                f"{args.kill_every[0]:g}-{args.kill_every[1]:g} s, hub {settings.task_hub}"
+                f"{args.kill_every[0]:g}-{args.kill_every[1]:g} s, starts spread over "
+                f"{args.schedule_over:g} s, hub {settings.task_hub}",
+                flush=True,
             )
             run = ChaosRun(
-                settings, args.logs or Path(scratch) / "logs", workers=args.workers, cwd=ROOT, say=print
+                settings, args.logs or Path(scratch) / "logs", workers=args.workers, cwd=ROOT, say=say
             )
             try:
                 report = run.run(
                     workload(args.orchestrations, prefix="chaos"),
                     kill_every=tuple(args.kill_every),  # type: ignore[arg-type]
                     deadline=args.deadline,
+                    schedule_over=args.schedule_over,
                 )
             finally:
                 run.stop_all()

@@ -364,9 +364,11 @@ class ChaosRun:
         kill_for: float | None = None,
         deadline: float = 600.0,
         seed: int = 11,
+        schedule_over: float = 0.0,
     ) -> ChaosReport:
-        """Schedule ``cases``, kill a worker every ``kill_every`` seconds (uniform) until all
-        are done or ``kill_for`` seconds passed, and wait up to ``deadline`` for completion."""
+        """Schedule ``cases`` (spread evenly over ``schedule_over`` seconds, so that kills land
+        on every stage of the work), kill a worker every ``kill_every`` seconds (uniform) until
+        all are done or ``kill_for`` seconds passed, and wait up to ``deadline`` for completion."""
         rng = random.Random(seed)
         started = time.monotonic()
         for _ in range(self.worker_count):
@@ -391,7 +393,13 @@ class ChaosRun:
             watching.start()
             try:
                 with ThreadPoolExecutor(max_workers=8) as pool:  # one start is ~3 round trips
-                    list(pool.map(lambda c: self._schedule(client, c), cases))
+                    futures = []
+                    for index, case in enumerate(cases):
+                        due = started + schedule_over * index / max(1, len(cases))
+                        time.sleep(max(0.0, due - time.monotonic()))
+                        futures.append(pool.submit(self._schedule, client, case))
+                    for future in futures:
+                        future.result()
                 self.say(f"scheduled {len(cases)} orchestrations in {time.monotonic() - started:.1f} s")
                 finished: dict[str, dh.OrchestrationState] = {}
                 prefix = os.path.commonprefix([c.instance_id for c in cases])
