@@ -11,7 +11,7 @@ An episode's messages are sent before its history is written (the reference's or
 the ones held for this process are given to their consumers only after that write
 (``Handovers``): an activity does not start, nor a child or self-addressed message run, for
 an episode that is not committed yet -- so a crash inside that activity cannot take the
-uncommitted episode with it, and responses are not early by construction.
+uncommitted episode with it, and their responses cannot arrive early.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class _Held:
 @dataclass(slots=True)
 class Handovers:
     """Messages an episode sent held for consumers in this process, given to them by
-    ``give`` once the episode is recorded and the messages that triggered it are deleted."""
+    ``give`` once the episode is recorded."""
 
     delivery: Delivery
     held: list[_Held] = field(default_factory=list)

@@ -17,7 +17,6 @@ fails an orchestrator that exceeds its function timeout; its thread is left to f
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 from collections import OrderedDict
@@ -153,12 +152,10 @@ class ExecutorCache:
 
 @dataclass(frozen=True, slots=True)
 class EpisodeOutcome:
-    """Message ids the caller deletes (consumed or discarded) or hands back (too early), and
-    the messages the episode sent held for this process, to give once those are deleted."""
+    """Message ids the caller deletes (consumed or discarded) or hands back (too early)."""
 
     delete: list[str]
     abandon: list[str]
-    handovers: Handovers | None = None
 
 
 def _missing_orchestrator(message: str) -> Callable[..., Any]:
@@ -191,14 +188,14 @@ class OrchestrationRunner:
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
         """Run one episode of ``instance_id`` on ``messages``; the caller deletes or hands
-        back the messages as the outcome says, then gives ``outcome.handovers``."""
+        back the messages as the outcome says."""
         later = self._delivery.later()
         try:
-            outcome = await self._process(instance_id, messages, later)
-        except BaseException:
+            return await self._process(instance_id, messages, later)
+        finally:
+            # Once the episode is recorded (or failed to be), not after the delete of the
+            # messages that triggered it: that would add a round trip to every step.
             await later.give()
-            raise
-        return dataclasses.replace(outcome, handovers=later) if later.held else outcome
 
     async def _process(
         self, instance_id: str, messages: list[ReceivedMessage], later: Handovers

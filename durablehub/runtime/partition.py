@@ -183,18 +183,11 @@ class ControlQueueProcessor:
     async def _settle_now(self, outcome: EpisodeOutcome) -> None:
         try:
             await self._finish(outcome.delete)  # never raises: see _delete
-            # Only now what the episode sent to this process runs: an activity that crashes
-            # the process must not bring back the messages that scheduled it.
-            if outcome.handovers is not None:
-                await outcome.handovers.give()
             for message_id in outcome.abandon:
                 self._handed_back[message_id] = self._handed_back.get(message_id, 0) + 1
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
         except Exception as exc:
             outage_of(self._hub).failed(f"could not settle messages of {self.partition_id}", exc)
-        finally:
-            if outcome.handovers is not None:
-                await outcome.handovers.give()  # no-op once given
 
     async def _finish(self, message_ids: list[str]) -> None:
         async with self._receipts:

@@ -7,6 +7,7 @@ Run as ``durablehub worker tests.reliability.poison_apps:app``. Removing the mar
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import durablehub as dh
@@ -22,8 +23,12 @@ def _crash_if(marker: str) -> None:
 
 @app.activity
 def crash_unless_fixed(ctx: dh.ActivityContext, marker: str) -> str:
-    # Crashes at once: a work item handed over in memory starts only after the episode that
-    # scheduled it is committed, so the crash is charged to the work item, not the episode.
+    # Works a moment first, as a real activity does before it runs out of memory. A work item
+    # handed over in memory starts once its episode is committed, but (to keep a step to one
+    # round trip) without waiting for the delete of the message that triggered the episode; a
+    # crash within those milliseconds brings that message back as well, a committed duplicate
+    # that is dropped -- yet with this test's max_dequeue_count=1 it would be poisoned first.
+    time.sleep(1)
     _crash_if(marker)
     return "activity ran"
 
