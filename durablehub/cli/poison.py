@@ -24,27 +24,24 @@ from durablehub.cli.main import (
     load_settings,
     with_hub,
 )
+from durablehub.http.payloads import iso
 
 _LIST_HOLD = timedelta(seconds=30)  # hidden while listed, then made visible again
 
 app = typer.Typer(name="poison", help="List and requeue poison messages.", no_args_is_help=True)
 
 
-def _when(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _payload(entry: Any) -> dict[str, Any]:
     record = entry.record
     return {
         "messageId": entry.message_id,
-        "insertedTime": _when(entry.inserted_on),
+        "insertedTime": iso(entry.inserted_on),
         "dequeueCount": record.dequeue_count if record.original_queue else None,
         "instanceId": record.instance_id,
         "eventType": record.event_type,
         "originalQueue": record.original_queue,
         "originalMessageId": record.original_message_id,
-        "originalInsertedTime": _when(record.original_inserted_on),
+        "originalInsertedTime": iso(record.original_inserted_on),
         "reason": record.reason or None,
         "instanceWasTold": record.reported,
     }

@@ -114,21 +114,14 @@ class ActivityRunner:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            try:
-                batch = await self._hub.work_items.receive(
+            batch = await self._poller.poll(
+                lambda: self._hub.work_items.receive(
                     max_messages=min(2 * self._capacity - len(self._held), 32),
                     visibility_timeout=self._options.activity_visibility,
-                )
-            except Exception as exc:
-                outage_of(self._hub).failed("receiving work items failed; backing off", exc)
-                batch = []
-                self._poller.back_off()
-            else:
-                outage_of(self._hub).succeeded()
-            if not batch:
-                await self._poller.idle()
-                continue
-            self._poller.reset()
+                ),
+                outage=outage_of(self._hub),
+                what="receiving work items",
+            )
             for item in batch:
                 self._hold(item)
 

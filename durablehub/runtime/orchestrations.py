@@ -589,8 +589,11 @@ def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
     """Whether ``start`` repeats the sub-orchestration call that started the current execution.
 
     A parent whose episode failed after sending (its history write failed) sends the start
-    again with a new execution id; restarting a finished child for it would run it twice. A
-    terminated child may be started again by the same call (a rewind of its parent does so).
+    again on its rerun. durablehub derives the child's execution id from the episode, so that
+    repeat is caught as a duplicate start already; a parent whose engine draws a fresh id per
+    run (the reference's Guid.NewGuid, or durablehub before derived ids) sends another id, and
+    restarting a finished child for it would run it twice. A terminated child may be started
+    again by the same call (a rewind of its parent does so).
     """
     current, new = state.started, start.parent_instance
     if current is None or current.parent_instance is None or new is None:

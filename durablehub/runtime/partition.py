@@ -94,21 +94,14 @@ class ControlQueueProcessor:
             if len(self._held) >= _BUFFER_LIMIT:
                 await asyncio.sleep(0.05)
                 continue
-            try:
-                batch = await self._queue.receive(
+            batch = await self._poller.poll(
+                lambda: self._queue.receive(
                     max_messages=self._options.control_queue_batch_size,
                     visibility_timeout=self._options.control_visibility,
-                )
-            except Exception as exc:
-                outage_of(self._hub).failed(f"receiving from {self.partition_id} failed; backing off", exc)
-                batch = []
-                self._poller.back_off()
-            else:
-                outage_of(self._hub).succeeded()
-            if not batch:
-                await self._poller.idle()
-                continue
-            self._poller.reset()
+                ),
+                outage=outage_of(self._hub),
+                what=f"receiving from {self.partition_id}",
+            )
             for message in batch:
                 await self._accept(message)
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from durablehub.runtime.outage import StorageOutage
+
+T = TypeVar("T")
 
 
 class IdlePoller:
@@ -36,3 +42,22 @@ class IdlePoller:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=self._delay)
         self._delay = min(self._delay * 2, self._max)
+
+    async def poll(
+        self, receive: Callable[[], Awaitable[list[T]]], *, outage: StorageOutage, what: str
+    ) -> list[T]:
+        """One receive of a dequeue loop. A failure is logged (``what`` failed) and answered
+        with the longest wait, an empty queue with the idle wait; either way [] comes back."""
+        try:
+            batch = await receive()
+        except Exception as exc:
+            outage.failed(f"{what} failed; backing off", exc)
+            self.back_off()
+            batch = []
+        else:
+            outage.succeeded()
+        if batch:
+            self.reset()
+        else:
+            await self.idle()
+        return batch

@@ -237,6 +237,20 @@ class ChaosReport:
         return out
 
 
+def stop_gracefully(processes: list[subprocess.Popen[bytes]], *, grace: float = 30.0) -> None:
+    """SIGTERM every live worker process, then SIGKILL those still running after ``grace`` s."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class ChaosRun:
     """Worker processes on one hub, a killer, and the bookkeeping of a chaos run."""
 
@@ -344,15 +358,7 @@ class ChaosRun:
                     self.say(f"lease watch: {exc!r}")
 
     def stop_all(self) -> None:
-        for process in self.alive():
-            process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_gracefully(self.processes)
 
     # --- the run ---
 

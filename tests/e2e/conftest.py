@@ -15,6 +15,7 @@ import pytest
 from durablehub.client import DurableClient
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.hub import TaskHub
+from durablehub.testing.chaos import stop_gracefully
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,16 +60,7 @@ class WorkerProcesses:
         )
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_gracefully(self.processes)
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ import pytest
 import durablehub as dh
 from durablehub.client import DurableClient
 from durablehub.taskhub.hub import TaskHub
+from tests.e2e.conftest import wait_until
 from tests.reliability.shutdown_app import LOG_ENV
 
 pytestmark = pytest.mark.azurite
@@ -96,15 +96,6 @@ def held_by(hub: TaskHub, process: subprocess.Popen[bytes]) -> set[str]:
     return {
         s.lease.partition_id for s in hub.leases.list() if s.leased and tag(process) in (s.lease.owner or "")
     }
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_sigterm_finishes_work_releases_leases_and_the_other_worker_takes_over(
