@@ -82,6 +82,8 @@ class InstanceState:
     # history may follow a crash between the History and Instances writes of its first
     # episode: its next checkpoint then writes the whole row again (#1252, running variant).
     row_written: bool = False
+    # Rows a torn checkpoint left beyond the history (``HistoryPage``): deleted by the next one.
+    uncommitted_row_keys: tuple[str, ...] = ()
 
     @property
     def execution_id(self) -> str | None:
@@ -113,7 +115,11 @@ class InstanceState:
 
     @classmethod
     def from_history(cls, page: rows.HistoryPage) -> InstanceState:
-        state = cls(instance_id=page.instance_id, sentinel_etag=page.sentinel_etag)
+        state = cls(
+            instance_id=page.instance_id,
+            sentinel_etag=page.sentinel_etag,
+            uncommitted_row_keys=page.uncommitted_row_keys,
+        )
         state.append(list(page.events))
         return state
 
@@ -239,7 +245,11 @@ class OrchestrationRunner:
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
         if new_start is not None:
-            state = InstanceState(instance_id=instance_id, sentinel_etag=state.sentinel_etag)
+            state = InstanceState(
+                instance_id=instance_id,
+                sentinel_etag=state.sentinel_etag,
+                uncommitted_row_keys=state.uncommitted_row_keys,
+            )
             if new_start.scheduled_start_time is not None:
                 terminated = await self._terminated_before_start(new_start)
                 if terminated is not None:
@@ -324,7 +334,10 @@ class OrchestrationRunner:
             self._hub.instances, plan.children, parent=started, reason=event.reason, now=now
         )
         rewound = InstanceState(
-            instance_id=state.instance_id, sentinel_etag=state.sentinel_etag, executor=executor
+            instance_id=state.instance_id,
+            sentinel_etag=state.sentinel_etag,
+            executor=executor,
+            uncommitted_row_keys=state.uncommitted_row_keys,
         )
         rewound.append(list(plan.history))
         result, timed_out = await self._run_orchestrator(
@@ -391,7 +404,9 @@ class OrchestrationRunner:
             first_sequence_number=len(state.history),
             sentinel_etag=state.sentinel_etag,
             replaced=replaced,
+            uncommitted_row_keys=state.uncommitted_row_keys,
         )
+        state.uncommitted_row_keys = ()
         row_events = written if state.row_written or not state.history else [started, *written]
         row = rows.checkpoint_instance_row(
             task_hub=self._hub.names.hub,

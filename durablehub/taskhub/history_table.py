@@ -66,16 +66,18 @@ class HistoryTable:
             query = "PartitionKey eq @pk and ( RowKey eq 'sentinel' or ExecutionId eq @eid )"
             params = {"pk": pk, "eid": execution_id}
         raw = [entity for entity in self._table.query_entities(query, parameters=params)]
-        current, selected, sentinel = rows.select_generation(raw, execution_id)
+        generation = rows.select_generation(raw, execution_id)
+        sentinel = generation.sentinel
         events = []
-        for row in selected:
+        for row in generation.committed:
             events.append(rows.row_to_event(self._with_blobs_downloaded(row)))
         return rows.HistoryPage(
             instance_id=instance_id,
-            execution_id=current,
+            execution_id=generation.execution_id,
             events=tuple(events),
             sentinel_etag=sentinel.metadata["etag"] if sentinel is not None else None,
             checkpoint_complete=bool(sentinel.get("IsCheckpointComplete", True)) if sentinel else True,
+            uncommitted_row_keys=tuple(r["RowKey"] for r in generation.uncommitted),
         )
 
     def find_events(
@@ -106,59 +108,73 @@ class HistoryTable:
         first_sequence_number: int,
         sentinel_etag: str | None,
         replaced: Mapping[int, ev.HistoryEvent] | None = None,
+        uncommitted_row_keys: Sequence[str] = (),
     ) -> str:
         """Append ``new_events`` (numbered from ``first_sequence_number``); return the new ETag.
 
-        ``replaced`` rewrites earlier rows (sequence number → event) in the same transaction,
-        first: a rewind blanks rows out this way.
+        ``replaced`` rewrites earlier rows (sequence number → event), last: a rewind blanks rows
+        out this way. ``uncommitted_row_keys`` (``HistoryPage``) are rows a torn checkpoint left
+        beyond the history; those this one does not overwrite are deleted. More than 99 rows
+        take several transactions: until the last one is in, the sentinel keeps the earlier
+        length (``rows.COMMITTED_EVENT_COUNT``), so a failure between them leaves the history
+        as it was and the episode can run again.
 
         Raises:
             CheckpointConflictError: the sentinel changed since ``sentinel_etag`` was read.
         """
-        numbered = [*sorted((replaced or {}).items()), *enumerate(new_events, start=first_sequence_number)]
-        entities = [
-            self._offload_large_properties(
-                rows.event_to_row(
-                    event, instance_id=instance_id, execution_id=execution_id, sequence_number=n
+        end = first_sequence_number + len(new_events)
+        numbered = [*enumerate(new_events, start=first_sequence_number), *sorted((replaced or {}).items())]
+        ops: list[Any] = [
+            (
+                TransactionOperation.UPSERT,
+                self._offload_large_properties(
+                    rows.event_to_row(
+                        event, instance_id=instance_id, execution_id=execution_id, sequence_number=n
+                    ),
+                    instance_id,
                 ),
-                instance_id,
+                {"mode": UpdateMode.REPLACE},
             )
             for n, event in numbered
         ]
-        batches: list[list[dict[str, Any]]] = [[]]
+        pk = escape_partition_key(instance_id)
+        ops += [
+            (TransactionOperation.DELETE, {"PartitionKey": pk, "RowKey": key})
+            for key in uncommitted_row_keys
+            if int(key, 16) >= end
+        ]
+        batches: list[list[Any]] = [[]]
         size = 0
-        for entity in entities:
-            estimate = rows.estimated_row_size(entity)
+        for op in ops:
+            estimate = rows.estimated_row_size(op[1])
             if batches[-1] and (
                 len(batches[-1]) >= MAX_EVENTS_PER_BATCH or size + estimate > MAX_BATCH_ESTIMATE_BYTES
             ):
                 batches.append([])
                 size = 0
-            batches[-1].append(entity)
+            batches[-1].append(op)
             size += estimate
         etag = sentinel_etag
         for i, batch in enumerate(batches):
             final = i == len(batches) - 1
-            sentinel = rows.sentinel_row(instance_id, execution_id, complete=final, now=datetime.now(UTC))
-            ops: list[Any] = [
-                (TransactionOperation.UPSERT, entity, {"mode": UpdateMode.REPLACE}) for entity in batch
-            ]
+            sentinel = rows.sentinel_row(
+                instance_id,
+                execution_id,
+                complete=final,
+                committed_events=end if final else first_sequence_number,
+                now=datetime.now(UTC),
+            )
             if etag is None:
-                ops.append((TransactionOperation.CREATE, sentinel))
+                batch = [*batch, (TransactionOperation.CREATE, sentinel)]
             else:
-                ops.append(
-                    (
-                        TransactionOperation.UPDATE,
-                        sentinel,
-                        {
-                            "mode": UpdateMode.MERGE,
-                            "etag": etag,
-                            "match_condition": MatchConditions.IfNotModified,
-                        },
-                    )
-                )
+                guard = {
+                    "mode": UpdateMode.MERGE,
+                    "etag": etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                batch = [*batch, (TransactionOperation.UPDATE, sentinel, guard)]
             try:
-                result = self._table.submit_transaction(ops)
+                result = self._table.submit_transaction(batch)
             except TableTransactionError as exc:
                 if _is_lost_race(exc):
                     raise CheckpointConflictError(instance_id) from exc
