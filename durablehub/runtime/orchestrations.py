@@ -36,6 +36,7 @@ from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
+from durablehub.runtime.gather import bounded_gather
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrator_threads import OrchestratorThreads
 from durablehub.runtime.retries import retry_transient
@@ -641,16 +642,3 @@ def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:
     inserted = m.inserted_on or datetime.min.replace(tzinfo=UTC)
     return (inserted, m.message.sequence_number if m.message else 0)
 
-
-async def bounded_gather(coros: list[Any], *, limit: int) -> None:
-    if len(coros) <= 1:
-        for coro in coros:
-            await coro
-        return
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(coro: Any) -> None:
-        async with semaphore:
-            await coro
-
-    await asyncio.gather(*(run(c) for c in coros))

@@ -18,8 +18,9 @@ import logging
 import time
 from datetime import timedelta
 
+from durablehub.runtime.gather import bounded_gather
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
+from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.runtime.retries import abandon_delay, retry_transient
