@@ -72,13 +72,14 @@ class ControlQueueProcessor:
         self._poller.wake()
 
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
-        """Stop dequeuing, let running episodes finish, hand the rest back at once."""
+        """Stop dequeuing, let running episodes finish within ``drain_timeout``, cancel the
+        rest (as a crash would end them: their messages come back), hand everything back."""
         self._stopping = True
         self._poller.wake()
         sessions = list(self._sessions.values())
         if sessions:
             await asyncio.wait(sessions, timeout=drain_timeout)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._sessions.values()]:
             task.cancel()
         for task in [*self._tasks, *self._sessions.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):

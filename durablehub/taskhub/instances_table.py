@@ -18,6 +18,7 @@ from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
 # A client whose start message went to a blob points Input at that message blob (the
@@ -37,6 +38,7 @@ class InstancesTable:
     ) -> None:
         self._table = clients.table.get_table_client(names.instances_table)
         self.table_name = names.instances_table
+        self._task_hub = names.hub
         self._blobs = large_messages
 
     def create(self) -> None:
@@ -58,6 +60,11 @@ class InstancesTable:
         except ResourceNotFoundError:
             return None
         return self._row(entity, resolve_blobs=resolve_blobs)
+
+    def get_record(self, instance_id: str, *, resolve_blobs: bool = True) -> InstanceRecord | None:
+        """The instance's row as a typed record, or None."""
+        row = self.get(instance_id, resolve_blobs=resolve_blobs)
+        return None if row is None else InstanceRecord.from_row(row)
 
     def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
@@ -121,6 +128,10 @@ class InstancesTable:
             match_condition=MatchConditions.IfNotModified,
         )
         return result["etag"]
+
+    def merge_update(self, update: InstanceUpdate) -> str:
+        """Merge a checkpoint's columns (InsertOrMerge, as every reference checkpoint does)."""
+        return self.upsert_merge(update.to_row(self._task_hub))
 
     def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""

@@ -17,6 +17,7 @@ from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
 # A client whose start message went to a blob points Input at that message blob (the
@@ -36,6 +37,7 @@ class AsyncInstancesTable:
     ) -> None:
         self._table = clients.table.get_table_client(names.instances_table)
         self.table_name = names.instances_table
+        self._task_hub = names.hub
         self._blobs = large_messages
 
     async def create(self) -> None:
@@ -57,6 +59,11 @@ class AsyncInstancesTable:
         except ResourceNotFoundError:
             return None
         return await self._row(entity, resolve_blobs=resolve_blobs)
+
+    async def get_record(self, instance_id: str, *, resolve_blobs: bool = True) -> InstanceRecord | None:
+        """The instance's row as a typed record, or None."""
+        row = await self.get(instance_id, resolve_blobs=resolve_blobs)
+        return None if row is None else InstanceRecord.from_row(row)
 
     async def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
@@ -120,6 +127,10 @@ class AsyncInstancesTable:
             match_condition=MatchConditions.IfNotModified,
         )
         return result["etag"]
+
+    async def merge_update(self, update: InstanceUpdate) -> str:
+        """Merge a checkpoint's columns (InsertOrMerge, as every reference checkpoint does)."""
+        return await self.upsert_merge(update.to_row(self._task_hub))
 
     async def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""
