@@ -34,6 +34,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.runtime.retries import retry_transient
+from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.runtime.threads import UserCodeThreads
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
@@ -69,7 +70,7 @@ class ActivityRunner:
         self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._dequeue_loop(), name="activities")
+        self._loop_task = supervise(self._dequeue_loop, name="dequeuing work items")
 
     def wake(self) -> None:
         self._poller.wake()
@@ -129,9 +130,10 @@ class ActivityRunner:
                 self._hold(item)
 
     def _hold(self, item: ReceivedMessage) -> None:
-        task = asyncio.create_task(self._execute(item))
+        task = asyncio.create_task(self._execute(item), name=f"work item {item.message_id}")
         self._held.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(report_failure)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._held.discard(task)
