@@ -31,8 +31,9 @@ MAX_BATCH_ESTIMATE_BYTES = 3 * 1024 * 1024  # the reference's estimate; the hard
 
 def _is_lost_race(exc: HttpResponseError) -> bool:
     # Azurite answers a duplicate insert with 409 and no error code; the service with
-    # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved).
-    return exc.status_code in (409, 412)
+    # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved); 404 on a
+    # guarded sentinel: it was deleted (a purge) since it was read.
+    return exc.status_code in (404, 409, 412)
 
 
 class HistoryTable:
@@ -173,16 +174,7 @@ class HistoryTable:
                     "match_condition": MatchConditions.IfNotModified,
                 }
                 batch = [*batch, (TransactionOperation.UPDATE, sentinel, guard)]
-            try:
-                result = self._table.submit_transaction(batch)
-            except TableTransactionError as exc:
-                if _is_lost_race(exc):
-                    raise CheckpointConflictError(instance_id) from exc
-                raise
-            except HttpResponseError as exc:
-                if _is_lost_race(exc):
-                    raise CheckpointConflictError(instance_id) from exc
-                raise
+            result = self._submit(instance_id, batch)
             etag = result[-1]["etag"]
         assert etag is not None
         return etag
@@ -203,19 +195,55 @@ class HistoryTable:
         return [dict(e) for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
 
     def delete_instance(self, instance_id: str) -> int:
-        """Delete every row of one instance, in transactions of up to 100; return the count."""
+        """Delete every row of one instance, oldest first; return the count.
+
+        Guarded by the sentinel as a commit is: each transaction of up to 99 deletes also
+        merges the sentinel under its last ETag, and the last one deletes it. A commit made
+        meanwhile (the instance restarted, an entity signalled) wins, and this stops with
+        CheckpointConflictError; what it deleted so far was history older than that commit.
+
+        Raises:
+            CheckpointConflictError: the instance was written since its rows were listed.
+        """
         params = {"pk": escape_partition_key(instance_id)}
-        keys = [
-            {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}
+        listed = [
+            e
             for e in self._table.query_entities(
                 "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey"]
             )
         ]
-        for start in range(0, len(keys), 100):
-            chunk = keys[start : start + 100]
-            try:
-                self._table.submit_transaction([(TransactionOperation.DELETE, key) for key in chunk])
-            except (TableTransactionError, ResourceNotFoundError):
-                for key in chunk:  # someone else deleted some rows: fall back to single deletes
-                    self._table.delete_entity(key["PartitionKey"], key["RowKey"])
-        return len(keys)
+        sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)
+        keys = sorted(
+            ({"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]} for e in listed if e is not sentinel),
+            key=lambda key: key["RowKey"],
+        )
+        if sentinel is None:  # not written by a checkpoint: nothing to guard with
+            for start in range(0, len(keys), 100):
+                self._submit(
+                    instance_id, [(TransactionOperation.DELETE, k) for k in keys[start : start + 100]]
+                )
+            return len(keys)
+        sentinel_key = {"PartitionKey": sentinel["PartitionKey"], "RowKey": rows.SENTINEL_ROW_KEY}
+        etag = sentinel.metadata["etag"]
+        chunks = [
+            keys[start : start + MAX_EVENTS_PER_BATCH] for start in range(0, len(keys), MAX_EVENTS_PER_BATCH)
+        ]
+        for i, chunk in enumerate(chunks or [[]]):
+            guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+            if i == len(chunks or [[]]) - 1:
+                last: Any = (TransactionOperation.DELETE, sentinel_key, guard)
+            else:
+                last = (TransactionOperation.UPDATE, sentinel_key, {"mode": UpdateMode.MERGE, **guard})
+            result = self._submit(
+                instance_id, [*((TransactionOperation.DELETE, k) for k in chunk), last]
+            )
+            etag = result[-1].get("etag", etag)
+        return len(keys) + 1
+
+    def _submit(self, instance_id: str, operations: list[Any]) -> list[Any]:
+        try:
+            return self._table.submit_transaction(operations)
+        except (TableTransactionError, HttpResponseError) as exc:
+            if _is_lost_race(exc):  # another writer (or a purge) got there first
+                raise CheckpointConflictError(instance_id) from exc
+            raise

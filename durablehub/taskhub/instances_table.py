@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
 from durablehub.taskhub import envelope, rows
@@ -69,6 +69,7 @@ class InstancesTable:
     def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
+        row["_timestamp"] = entity.metadata.get("timestamp")  # the service's clock: last write
         if resolve_blobs:
             for column in _URL_COLUMNS:
                 value = row.get(column)
@@ -138,15 +139,25 @@ class InstancesTable:
         result = self._table.upsert_entity(self._offload(dict(row)), mode=UpdateMode.MERGE)
         return result["etag"]
 
-    def delete(self, instance_id: str) -> bool:
-        """Delete the row; False if there was none. (``delete_entity`` hides a 404, a one-op
-        transaction does not, and costs the same single request.)"""
+    def delete(self, instance_id: str, *, etag: str | None = None) -> bool:
+        """Delete the row (only if it still has ``etag``, when given); False if there was none.
+        (``delete_entity`` hides a 404, a one-op transaction does not, and costs the same.)
+
+        Raises:
+            ResourceModifiedError: the row changed since ``etag`` was read.
+        """
         key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
+        guard = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._table.submit_transaction([(TransactionOperation.DELETE, key)])
+            self._table.submit_transaction([(TransactionOperation.DELETE, key, guard)])
         except (TableTransactionError, ResourceNotFoundError) as exc:
-            if getattr(exc, "status_code", 404) == 404:
+            status = getattr(exc, "status_code", 404)
+            if status == 404:
                 return False
+            if status == 412:
+                raise ResourceModifiedError(
+                    f"the Instances row of {instance_id!r} changed meanwhile"
+                ) from exc
             raise
         return True
 
