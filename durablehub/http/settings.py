@@ -18,6 +18,7 @@ from durablehub.errors import ConfigurationError
 
 MIN_KEY_LENGTH = 16  # a guessable key is no protection; Functions' generated keys are 40+ chars
 ENTRA_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class HttpSettings(BaseSettings):
@@ -43,6 +44,12 @@ class HttpSettings(BaseSettings):
     entra_issuer: str | None = Field(default=None, description="Expected 'iss'; by default the v2.0 issuer")
     entra_jwks_url: str | None = Field(default=None, description="Signing keys; by default the tenant's")
     entra_leeway_seconds: int = Field(default=60, ge=0, description="Clock skew allowed on exp/nbf/iat")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1,
+        description="Largest request body accepted (an input, event data, an operation's input); "
+        "a larger one is refused with 413",
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
