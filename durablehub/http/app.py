@@ -22,6 +22,7 @@ from durablehub.async_client import AsyncDurableClient
 from durablehub.http.auth import authentication
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import install_error_handlers
+from durablehub.http.guards import TrustedHosts
 from durablehub.http.limits import BodySizeLimit
 from durablehub.http.logs import install_access_log_redaction
 from durablehub.http.payloads import API_PREFIX
@@ -94,7 +95,9 @@ def create_app(
     )
     app.state.durablehub = context
     install_error_handlers(app)
+    # The last added runs first: the Host is checked before anything else.
     app.add_middleware(BodySizeLimit, max_bytes=http_settings.max_body_bytes)
+    app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
     auth = authentication(http_settings)
     dependencies = [Depends(auth)] if auth is not None else []
     app.include_router(router, dependencies=dependencies)

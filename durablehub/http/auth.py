@@ -17,9 +17,9 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from durablehub.http.payloads import KEY_QUERY_PARAMETER
 from durablehub.http.settings import HttpSettings
 
-KEY_QUERY_PARAMETER = "code"
 KEY_HEADER = "x-functions-key"
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 10

@@ -53,7 +53,8 @@ async def durable(
 @pytest.fixture(scope="module")
 async def http(durable: AsyncDurableClient) -> AsyncIterator[httpx.AsyncClient]:
     """Requests carry the key in the x-functions-key header unless a test says otherwise."""
-    app = create_app(http_settings=HttpSettings(key=KEY), client=durable, worker_app=e2e_app)
+    settings = HttpSettings(key=KEY, allowed_hosts=["testserver"])
+    app = create_app(http_settings=settings, client=durable, worker_app=e2e_app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={"x-functions-key": KEY}

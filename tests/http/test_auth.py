@@ -31,7 +31,7 @@ KID = "test-key-1"
 
 def offline_client(http_settings: HttpSettings) -> httpx.AsyncClient:
     app = create_app(OFFLINE, http_settings)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
 # ---------------------------------------------------------------------------------------- keys
@@ -89,8 +89,9 @@ def test_settings_refuse_a_missing_or_short_key(monkeypatch: pytest.MonkeyPatch)
         HttpSettings(key="short-secret")
     assert "short-secret" not in str(error.value)
     monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
-    assert HttpSettings().url_key == KEY and KEY not in repr(HttpSettings())
-    assert HttpSettings(auth="none").url_key is None
+    assert HttpSettings().url_key is None and KEY not in repr(HttpSettings())  # keys in URLs: opt-in
+    assert HttpSettings(key_in_urls=True).url_key == KEY
+    assert HttpSettings(auth="none", key_in_urls=True).url_key is None
     with pytest.raises(ConfigurationError, match="ENTRA_AUDIENCE"):
         HttpSettings(auth="entra", entra_tenant_id="t")
 
