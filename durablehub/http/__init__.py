@@ -20,12 +20,15 @@ if TYPE_CHECKING:
         wait_for_completion_or_create_check_status_response,
     )
     from durablehub.http.payloads import API_PREFIX
+    from durablehub.http.principal import Principal, require_principal
     from durablehub.http.settings import HttpSettings
 
 _WHERE = {
     "API_PREFIX": "durablehub.http.payloads",
     "OPENAPI_PATH": "durablehub.http.app",
     "HttpSettings": "durablehub.http.settings",
+    "Principal": "durablehub.http.principal",
+    "require_principal": "durablehub.http.principal",
     "create_app": "durablehub.http.app",
     "create_check_status_response": "durablehub.http.check_status",
     "wait_for_completion_or_create_check_status_response": "durablehub.http.check_status",
@@ -34,8 +37,10 @@ __all__ = [
     "API_PREFIX",
     "OPENAPI_PATH",
     "HttpSettings",
+    "Principal",
     "create_app",
     "create_check_status_response",
+    "require_principal",
     "wait_for_completion_or_create_check_status_response",
 ]
 

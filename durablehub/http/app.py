@@ -83,7 +83,8 @@ def create_app(
             + {
                 "key": "Every request carries the key: the `code` query parameter or the "
                 "`x-functions-key` header.",
-                "entra": "Every request carries a Microsoft Entra ID access token (Authorization: Bearer).",
+                "entra": "Every request carries a Microsoft Entra ID access token (Authorization: Bearer) "
+                "with one of the app roles or scopes the server requires.",
                 "none": "Authentication is off on this server.",
             }[http_settings.auth]
         ),
@@ -105,14 +106,16 @@ def create_app(
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=dependencies)
     async def openapi() -> JSONResponse:
         if app.openapi_schema is None:
-            app.openapi_schema = _describe(app, authenticated=auth is not None)
+            app.openapi_schema = _describe(
+                app, authenticated=auth is not None, authorized=http_settings.auth == "entra"
+            )
         return JSONResponse(app.openapi_schema)
 
     return app
 
 
-def _describe(app: FastAPI, *, authenticated: bool) -> dict[str, Any]:
-    """FastAPI's description, with the codes this API answers: 400 (not 422), 401."""
+def _describe(app: FastAPI, *, authenticated: bool, authorized: bool) -> dict[str, Any]:
+    """FastAPI's description, with the codes this API answers: 400 (not 422), 401, 403."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for operations in schema["paths"].values():
@@ -125,6 +128,8 @@ def _describe(app: FastAPI, *, authenticated: bool) -> dict[str, Any]:
             }
             if authenticated:
                 responses["401"] = {"description": "No credentials, or wrong ones", **error}
+            if authorized:
+                responses["403"] = {"description": "A valid token without a required role or scope", **error}
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

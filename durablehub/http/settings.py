@@ -4,7 +4,8 @@ Read from ``DURABLEHUB_HTTP_*`` variables (or passed as field names). By default
 needs the key ``DURABLEHUB_HTTP_KEY``, sent as Functions clients send the system key: the
 ``code`` query parameter or the ``x-functions-key`` header. With ``DURABLEHUB_HTTP_AUTH=entra``
 Microsoft Entra ID bearer tokens are validated instead (issuer, audience, signature from the
-tenant's JWKS document, expiry). ``none`` turns authentication off, for a loopback-only server.
+tenant's JWKS document, expiry) and must carry one of the configured app roles or scopes.
+``none`` turns authentication off, for a loopback-only server.
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ class HttpSettings(BaseSettings):
     entra_issuer: str | None = Field(default=None, description="Expected 'iss'; by default the v2.0 issuer")
     entra_jwks_url: str | None = Field(default=None, description="Signing keys; by default the tenant's")
     entra_leeway_seconds: int = Field(default=60, ge=0, description="Clock skew allowed on exp/nbf/iat")
+    entra_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="App roles (the 'roles' claim) of which a token needs one"
+    )
+    entra_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Delegated scopes (the 'scp' claim) of which a token needs one"
+    )
+    entra_client_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="If set, the client applications ('azp' or 'appid') whose tokens are accepted",
+    )
+    entra_allow_any_principal: bool = Field(
+        default=False,
+        description="Accept any principal of the tenant with a token for the audience (no role or scope)",
+    )
     max_body_bytes: int = Field(
         default=DEFAULT_MAX_BODY_BYTES,
         ge=1,
@@ -72,7 +87,7 @@ class HttpSettings(BaseSettings):
             )
             raise ConfigurationError(f"invalid HTTP settings: {problems}") from None
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "entra_roles", "entra_scopes", "entra_client_ids", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return (
@@ -107,6 +122,13 @@ class HttpSettings(BaseSettings):
                 raise ValueError(
                     "auth=entra needs DURABLEHUB_HTTP_ENTRA_TENANT_ID, or both "
                     "DURABLEHUB_HTTP_ENTRA_ISSUER and DURABLEHUB_HTTP_ENTRA_JWKS_URL"
+                )
+            if not (self.entra_roles or self.entra_scopes or self.entra_allow_any_principal):
+                raise ValueError(
+                    "auth=entra needs DURABLEHUB_HTTP_ENTRA_ROLES or DURABLEHUB_HTTP_ENTRA_SCOPES (an app "
+                    "role or a scope a token must carry): without them any principal of the tenant "
+                    "with a token for the audience administers the hub. Set "
+                    "DURABLEHUB_HTTP_ENTRA_ALLOW_ANY_PRINCIPAL=true if that is what you want"
                 )
         return self
 
