@@ -12,7 +12,8 @@ from fastapi import HTTPException
 
 from durablehub.http.settings import HttpSettings
 
-JWKS_CACHE_SECONDS = 300
+JWKS_CACHE_SECONDS = 300  # a key withdrawn from the document is refused at most this long after
+JWKS_REFETCH_COOLDOWN_SECONDS = 30  # unknown kids fetch the document at most this often
 JWKS_TIMEOUT_SECONDS = 10
 ALGORITHMS = ["RS256"]  # what Entra ID signs access tokens with
 
@@ -28,9 +29,17 @@ class EntraTokenValidator:
         self.issuer = settings.issuer
         self.audience = settings.entra_audience
         self.leeway = settings.entra_leeway_seconds
-        # PyJWKClient caches the key set and fetches it again for an unknown kid (key rollover).
+        # The key set is cached for a while and fetched again when it expires, or for an unknown
+        # kid (key rollover), at most once per cooldown so that made-up kids cannot make every
+        # request fetch it. No per-kid cache (cache_keys): PyJWT keeps those forever, so a key
+        # withdrawn from the document would stay trusted.
         self._keys = jwt.PyJWKClient(
-            settings.jwks_url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS
+            settings.jwks_url,
+            cache_keys=False,
+            cache_jwk_set=True,
+            lifespan=JWKS_CACHE_SECONDS,
+            cooldown_duration=JWKS_REFETCH_COOLDOWN_SECONDS,
+            timeout=JWKS_TIMEOUT_SECONDS,
         )
 
     @property
@@ -48,7 +57,7 @@ class EntraTokenValidator:
             key = self._keys.get_signing_key_from_jwt(token)
             return jwt.decode(
                 token,
-                key.key,
+                key,  # the PyJWK, not its key: its algorithm is bound to the token's (PyJWT 2.13)
                 algorithms=ALGORITHMS,
                 audience=self.audience,
                 issuer=self.issuer,
