@@ -54,11 +54,12 @@ def create_app(
     """
     settings = settings or (client.settings if client is not None else TaskHubSettings())
     http_settings = http_settings or HttpSettings()
+    # Here, not in the lifespan: an app that mounts this one never runs its lifespan.
+    install_access_log_redaction()
     context = ManagementContext(settings, http_settings, client=client, app=worker_app)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        install_access_log_redaction()  # after uvicorn has configured its loggers
         async with AsyncExitStack() as stack:
             stack.push_async_callback(context.close)
             if worker_app is not None:
