@@ -32,6 +32,11 @@ def check_exposure(host: str, http_settings: HttpSettings) -> None:
     """
     if is_loopback(host):
         return
+    if http_settings.auth == "none":
+        raise ConfigurationError(
+            f"authentication is off (DURABLEHUB_HTTP_AUTH=none): serve on loopback only, not on {host}; "
+            "set DURABLEHUB_HTTP_KEY or DURABLEHUB_HTTP_AUTH=entra to serve other machines"
+        )
     if http_settings.allowed_hosts is None and http_settings.base_url is None:
         raise ConfigurationError(
             f"serving on {host} needs {ALLOWED_HOSTS_SETTING} (the host names clients use, '*' for "

@@ -22,7 +22,7 @@ from durablehub.async_client import AsyncDurableClient
 from durablehub.http.auth import authentication
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import install_error_handlers
-from durablehub.http.guards import TrustedHosts
+from durablehub.http.guards import LoopbackOnly, SameOriginWrites, TrustedHosts
 from durablehub.http.limits import BodySizeLimit
 from durablehub.http.logs import install_access_log_redaction
 from durablehub.http.payloads import API_PREFIX
@@ -99,6 +99,9 @@ def create_app(
     install_error_handlers(app)
     # The last added runs first: the Host is checked before anything else.
     app.add_middleware(BodySizeLimit, max_bytes=http_settings.max_body_bytes)
+    app.add_middleware(SameOriginWrites, base_url=http_settings.base_url)
+    if http_settings.auth == "none":
+        app.add_middleware(LoopbackOnly)
     app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
     auth = authentication(http_settings)
     dependencies = [Depends(auth)] if auth is not None else []

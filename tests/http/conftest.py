@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from durablehub.async_client import AsyncDurableClient
 from durablehub.http import HttpSettings, create_app
@@ -60,6 +61,19 @@ async def http(durable: AsyncDurableClient) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://testserver", headers={"x-functions-key": KEY}
     ) as client:
         yield client
+
+
+@pytest.fixture
+def serve_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """``uvicorn.run`` replaced: what serve would have served, without serving it."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("DURABLEHUB_TASK_HUB", "ServeHub")
+    monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
+    for name in ("ALLOWED_HOSTS", "BASE_URL", "AUTH"):
+        monkeypatch.delenv(f"DURABLEHUB_HTTP_{name}", raising=False)
+    return calls
 
 
 def new_id(prefix: str = "http") -> str:

@@ -152,21 +152,6 @@ def test_allowed_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert "orders.example.com" in defaults and "127.0.0.1" in defaults and "localhost" in defaults
 
 
-@pytest.fixture
-def serve_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """``uvicorn.run`` replaced: what serve would have served, without serving it."""
-    import uvicorn
-
-    calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    monkeypatch.setenv("DURABLEHUB_TASK_HUB", "ServeHub")
-    monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
-    for name in ("ALLOWED_HOSTS", "BASE_URL", "AUTH"):
-        monkeypatch.delenv(f"DURABLEHUB_HTTP_{name}", raising=False)
-    return calls
-
-
 def test_serve_on_every_interface_needs_the_public_host(
     serve_calls: list[dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
