@@ -2,7 +2,8 @@
 
 Needs the ``http`` extra (``pip install 'durablehub[http]'``). ``durablehub serve`` runs
 ``create_app()`` with uvicorn; any Starlette/FastAPI app can answer start requests with
-``create_check_status_response`` for the async HTTP API pattern.
+``create_check_status_response`` for the async HTTP API pattern, and check who calls its own
+routes with ``require_principal`` (an Entra ID token with a given role or scope).
 
 Names resolve lazily (PEP 562), so that ``durablehub.http.payloads``, which the CLI uses to
 print statuses, imports without the web framework installed.
