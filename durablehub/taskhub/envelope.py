@@ -251,4 +251,17 @@ def decode(body: str | bytes) -> MessageData:
         raise MalformedMessageError(
             f"queue message is not valid JSON: {exc.msg} at position {exc.pos}"
         ) from exc
+    except RecursionError as exc:
+        raise MalformedMessageError("queue message is JSON nested too deeply to read") from exc
     return from_json(data)
+
+
+def as_malformed(exc: Exception) -> MalformedMessageError:
+    """Why a body could not be read, whatever failed: a number that overflows, a field of
+    the wrong type, a blob that is not gzip... A foreign message must never fail its batch."""
+    if isinstance(exc, MalformedMessageError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return MalformedMessageError("queue message is nested too deeply to read")
+    detail = f"{type(exc).__name__}: {exc}"
+    return MalformedMessageError(f"queue message has a malformed field ({detail})")

@@ -9,10 +9,12 @@ purging ``abc`` never touches ``abcd`` (a known flaw of the reference, taskhub-l
 from __future__ import annotations
 
 import gzip
+import zlib
 from urllib.parse import unquote
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from durablehub.errors import MalformedMessageError
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
@@ -55,9 +57,22 @@ class LargeMessageStore:
             blob.upload_blob(data, overwrite=True)
 
     def download(self, blob_name: str) -> str:
+        """The text in a blob.
+
+        Raises:
+            ResourceNotFoundError: no such blob.
+            MalformedMessageError: the blob is not gzip, or not UTF-8 inside.
+        """
         stream = self._container.get_blob_client(blob_name).download_blob()
         data = stream.readall()
-        return gzip.decompress(data).decode("utf-8")
+        try:
+            inflated = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise MalformedMessageError(f"large message blob {blob_name!r} is not gzip ({exc})") from exc
+        try:
+            return inflated.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedMessageError(f"large message blob {blob_name!r} is not UTF-8 ({exc})") from exc
 
     def delete(self, blob_name: str) -> None:
         try:

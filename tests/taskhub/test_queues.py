@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import time
 from datetime import timedelta
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy
 from azure.storage.queue import QueueClient
 
 from durablehub.engine import history as ev
@@ -125,3 +129,66 @@ def test_a_held_message_that_is_never_consumed_becomes_visible_when_its_hold_end
     time.sleep(1.5)  # the process that sent it died: the next owner receives it
     [received] = queue.receive(visibility_timeout=timedelta(seconds=30))
     assert received.message_id == held.message_id and received.dequeue_count == 1
+
+
+def _put_blob(hub: TaskHub, name: str, data: bytes) -> None:
+    container = hub.clients.blob.get_container_client(hub.large_messages.container_name)
+    container.upload_blob(name, data, overwrite=True)
+
+
+def test_any_failure_to_read_one_message_marks_that_message_and_spares_its_batch(hub: TaskHub) -> None:
+    q = hub.control_queues[0]
+    overflowing = envelope.encode(message()).replace('"EventId":0', '"EventId":1e999')
+    too_deep = '{"TaskMessage":' + "[" * 20_000 + "]" * 20_000 + "}"
+    _put_blob(hub, "q-1/message-not-gzip-TaskScheduled.json.gz", b"plain bytes, not gzip")
+    _put_blob(hub, "q-1/message-not-utf8-TaskScheduled.json.gz", gzip.compress(b"\xff\xfe\x00"))
+    bad = {
+        overflowing: "OverflowError",
+        too_deep: "nested too deeply",
+        envelope.encode(envelope.wrapper_for("q-1/message-not-gzip-TaskScheduled.json.gz")): "not gzip",
+        envelope.encode(envelope.wrapper_for("q-1/message-not-utf8-TaskScheduled.json.gz")): "not UTF-8",
+        envelope.encode(envelope.wrapper_for("q-1/message-missing-TaskScheduled.json.gz")): "does not exist",
+    }
+    good = message()
+    for body in bad:
+        q.send_raw(body)
+    q.send(good)
+
+    received = q.receive(visibility_timeout=timedelta(seconds=30))  # raised before, dropping all six
+
+    assert len(received) == 6
+    assert [r.message for r in received if r.error is None] == [good]
+    errors = {r.body: str(r.error) for r in received if r.error is not None}
+    assert errors.keys() == bad.keys()
+    for body, why in bad.items():
+        assert why in errors[body], (why, errors[body])
+
+
+class _BlobReadsFail(HTTPPolicy):  # type: ignore[type-arg]
+    """The blob service cannot be reached for reads (an outage of one service)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        if self.service == "blob" and request.http_request.method == "GET":
+            raise ServiceRequestError("blob service unreachable (injected)")
+        return self.next.send(request)
+
+
+def test_a_blob_that_cannot_be_fetched_for_a_storage_fault_leaves_its_message_for_later(hub: TaskHub) -> None:
+    q = hub.control_queues[1]
+    big = message(json.dumps("b" * 60_000))
+    small = message()
+    q.send(big)
+    q.send(small)
+    flaky = hub.settings.model_copy(update={"retry_total": 0})
+    with TaskHub(flaky, policies=[_BlobReadsFail]) as faulty:
+        got = faulty.control_queues[1].receive(visibility_timeout=timedelta(seconds=1))
+        assert [r.message for r in got] == [small]  # not marked unreadable: not the message's fault
+        assert faulty.control_queues[1].delete_message(got[0])
+    time.sleep(1.5)  # it comes back, and reads fine once blobs can be read again
+    [again] = q.receive(visibility_timeout=timedelta(seconds=30))
+    assert again.error is None and again.message is not None and again.dequeue_count == 2
+    assert again.message.event == big.event
