@@ -25,7 +25,7 @@ from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC
+from durablehub.engine.codec import JSON_CODEC, check_size
 from durablehub.errors import PoisonMessageError
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
@@ -118,6 +118,9 @@ class ActivityRunner:
                 lambda: self._hub.work_items.receive(
                     max_messages=min(2 * self._capacity - len(self._held), 32),
                     visibility_timeout=self._options.activity_visibility,
+                    # One dequeue over the limit still reads a work item, to tell its instance
+                    # which task failed (_poison); after that its blob is never downloaded again.
+                    max_dequeue_count=self._options.max_dequeue_count + 1,
                 ),
                 outage=outage_of(self._hub),
                 what="receiving work items",
@@ -236,7 +239,13 @@ class ActivityRunner:
             else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(self._pool, registered.fn, ctx, value)
-            encoded = JSON_CODEC.encode(result, what=f"result of activity {scheduled.name!r}")
+            what = f"result of activity {scheduled.name!r}"
+            # Checked here: a larger result would become a message no worker may read back.
+            encoded = check_size(
+                JSON_CODEC.encode(result, what=what),
+                what=what,
+                max_bytes=self._hub.settings.max_payload_bytes,
+            )
         except Exception as exc:  # the orchestration decides what a failure means
             details = FailureDetails.from_exception(exc)
             return ev.TaskFailed(

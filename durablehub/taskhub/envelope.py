@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durablehub.engine import history as ev
-from durablehub.errors import MalformedMessageError
+from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.models import OrchestrationStatus
 from durablehub.taskhub import wire
 
@@ -138,6 +138,14 @@ def to_json(message: MessageData) -> dict[str, Any]:
 def encode(message: MessageData) -> str:
     """The queue body: compact JSON text (sent raw, UTF-8)."""
     return json.dumps(to_json(message), separators=(",", ":"), ensure_ascii=False)
+
+
+def approximate_size(message: MessageData) -> int:
+    """About how long ``encode(message)`` is: its payloads' length (to decide where to encode it)."""
+    if message.task_message is None:
+        return 0
+    event = message.task_message.event
+    return sum(len(v) for f in dataclasses.fields(event) if isinstance(v := getattr(event, f.name), str))
 
 
 def needs_offload(body: str) -> bool:
@@ -261,6 +269,8 @@ def as_malformed(exc: Exception) -> MalformedMessageError:
     the wrong type, a blob that is not gzip... A foreign message must never fail its batch."""
     if isinstance(exc, MalformedMessageError):
         return exc
+    if isinstance(exc, PayloadTooLargeError):  # a blob larger than any worker may inflate
+        return MalformedMessageError(str(exc))
     if isinstance(exc, RecursionError):
         return MalformedMessageError("queue message is nested too deeply to read")
     detail = f"{type(exc).__name__}: {exc}"
