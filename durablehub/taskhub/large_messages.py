@@ -17,7 +17,7 @@ from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.taskhub import compression
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
-from durablehub.taskhub.offload import offload
+from durablehub.taskhub.offload import in_thread
 
 
 def _total_size(content_range: str | None, fallback: int) -> int:
@@ -56,7 +56,7 @@ class LargeMessageStore:
         return "/".join(unquote(seg) for seg in value[len(prefix) :].split("/"))
 
     def upload(self, blob_name: str, text: str) -> None:
-        data = offload(compression.gzip_text, len(text), text)
+        data = in_thread(compression.gzip_text, text)  # only large texts come here
         blob = self._container.get_blob_client(blob_name)
         try:
             blob.upload_blob(data, overwrite=True)
@@ -91,7 +91,7 @@ class LargeMessageStore:
                 limit=limit,
             )
         data = stream.readall()
-        return offload(compression.inflate_text, len(data), data, blob_name, limit, charge)
+        return in_thread(compression.inflate_text, data, blob_name, limit, charge)
 
     def delete(self, blob_name: str) -> None:
         try:

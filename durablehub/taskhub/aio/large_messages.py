@@ -16,7 +16,7 @@ from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.taskhub import compression
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
-from durablehub.taskhub.offload import async_offload
+from durablehub.taskhub.offload import async_in_thread
 
 
 def _total_size(content_range: str | None, fallback: int) -> int:
@@ -55,7 +55,7 @@ class AsyncLargeMessageStore:
         return "/".join(unquote(seg) for seg in value[len(prefix) :].split("/"))
 
     async def upload(self, blob_name: str, text: str) -> None:
-        data = await async_offload(compression.gzip_text, len(text), text)
+        data = await async_in_thread(compression.gzip_text, text)  # only large texts come here
         blob = self._container.get_blob_client(blob_name)
         try:
             await blob.upload_blob(data, overwrite=True)
@@ -90,7 +90,7 @@ class AsyncLargeMessageStore:
                 limit=limit,
             )
         data = await stream.readall()
-        return await async_offload(compression.inflate_text, len(data), data, blob_name, limit, charge)
+        return await async_in_thread(compression.inflate_text, data, blob_name, limit, charge)
 
     async def delete(self, blob_name: str) -> None:
         try:
