@@ -74,25 +74,53 @@ class PageBudgetExhausted(Exception):
 
 
 class ByteBudget:
-    """Bytes that the blobs of one page of results may still inflate to, shared by the
-    downloads running at once (they inflate on worker threads, hence the lock)."""
+    """Bytes the blobs of one page of results may inflate to, shared by rows downloaded at
+    once (inflating on worker threads, hence the lock). Earlier rows come first: row ``i`` is
+    refused only when rows ``0..i`` together pass the limit (row 0 never is), and rows after the
+    first refused one are refused at once. Rows still running may together hold up to twice the
+    limit before the later ones are refused; ``fits`` then says where the page ends."""
 
     def __init__(self, limit: int) -> None:
-        self._left = limit
+        self._limit = limit
+        self._rows: dict[int, int] = {}
+        self._total = 0
+        self._cut: int | None = None  # the first row refused: it and all after it are left out
         self._lock = threading.Lock()
 
-    @property
-    def exhausted(self) -> bool:
-        return self._left <= 0
-
-    def charge(self, size: int) -> None:
-        """Count ``size`` bytes; raise PageBudgetExhausted once the budget is spent."""
+    def refuses(self, row: int) -> bool:
+        """Whether ``row`` is past the page's end already (not worth starting)."""
         with self._lock:
-            self._left -= size
-            if self._left < 0:
-                raise PageBudgetExhausted
+            if self._cut is not None and row >= self._cut:
+                return True
+            return row > 0 and sum(self._rows.values()) >= self._limit and self._prefix(row) >= self._limit
 
-    def charge_always(self, size: int) -> None:
-        """Count ``size`` bytes without ever refusing (the first row of a page always fits)."""
-        with self._lock:
-            self._left -= size
+    def charger(self, row: int) -> Callable[[int], None]:
+        """What ``row``'s downloads call with each inflated chunk's size; it raises
+        PageBudgetExhausted when the row no longer fits in the page."""
+
+        def charge(size: int) -> None:
+            with self._lock:
+                self._rows[row] = self._rows.get(row, 0) + size
+                self._total += size
+                if row == 0:
+                    return
+                if (self._cut is not None and row >= self._cut) or (
+                    self._prefix(row) > self._limit or self._total > 2 * self._limit
+                ):
+                    self._cut = row if self._cut is None else min(self._cut, row)
+                    self._total -= self._rows.pop(row)  # dropped: its chunks are garbage now
+                    raise PageBudgetExhausted
+
+        return charge
+
+    def fits(self, rows: int) -> int:
+        """How many of the first ``rows`` rows (all downloaded) fit in the page, in order."""
+        total = 0
+        for row in range(rows):
+            total += self._rows.get(row, 0)
+            if row > 0 and total > self._limit:
+                return row
+        return rows
+
+    def _prefix(self, row: int) -> int:
+        return sum(size for index, size in self._rows.items() if index <= row)
