@@ -36,8 +36,25 @@ from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.taskhub.offload import async_in_thread, async_offload
 
 _LOG = logging.getLogger("durablehub.worker")
+
+
+def _decode_input(name: str, text: str | None) -> Any:
+    return JSON_CODEC.decode(text, what=f"input of activity {name!r}")
+
+
+def _encode_result(name: str, result: Any, limit: int) -> str | None:
+    what = f"result of activity {name!r}"
+    # Checked here: a larger result would become a message no worker may read back.
+    return check_size(JSON_CODEC.encode(result, what=what), what=what, max_bytes=limit)
+
+
+def _run_sync(
+    fn: Callable[..., Any], ctx: ActivityContext, name: str, text: str | None, limit: int
+) -> str | None:
+    return _encode_result(name, fn(ctx, _decode_input(name, text)), limit)
 
 
 class ActivityRunner:
@@ -230,22 +247,20 @@ class ActivityRunner:
         ctx = ActivityContext(
             orchestration_id=target.instance_id, task_id=scheduled.event_id, task_name=scheduled.name
         )
+        name, text, limit = scheduled.name, scheduled.input, self._hub.settings.max_payload_bytes
         try:
-            registered = self._app.get_activity(scheduled.name)
-            what = f"input of activity {scheduled.name!r}"
-            value = JSON_CODEC.decode(scheduled.input, what=what)
+            registered = self._app.get_activity(name)
+            # JSON of a large payload would stall the loop (and lease renewal): it runs on the
+            # activity's thread, or on the codec pool for an async activity.
             if registered.is_async:
+                value = await async_offload(_decode_input, len(text or ""), name, text)
                 result: Any = await registered.fn(ctx, value)
+                encoded = await async_in_thread(_encode_result, name, result, limit)
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._pool, registered.fn, ctx, value)
-            what = f"result of activity {scheduled.name!r}"
-            # Checked here: a larger result would become a message no worker may read back.
-            encoded = check_size(
-                JSON_CODEC.encode(result, what=what),
-                what=what,
-                max_bytes=self._hub.settings.max_payload_bytes,
-            )
+                encoded = await loop.run_in_executor(
+                    self._pool, _run_sync, registered.fn, ctx, name, text, limit
+                )
         except Exception as exc:  # the orchestration decides what a failure means
             details = FailureDetails.from_exception(exc)
             return ev.TaskFailed(
