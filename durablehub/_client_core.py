@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC
+from durablehub.engine.codec import JSON_CODEC, check_size
 from durablehub.errors import (
     OrchestrationAlreadyExistsError,
     OrchestrationNotFoundError,
@@ -128,6 +128,7 @@ def prepare_start(
     tags: Mapping[str, str] | None,
     version: str | None,
     now: datetime | None = None,
+    max_payload_bytes: int | None = None,
 ) -> StartRequest:
     """Check every argument and encode the input, before anything is written.
 
@@ -135,6 +136,7 @@ def prepare_start(
         ValueError: a bad instance id, orchestrator name or start time (more than 6 days ahead).
         TypeError: tags, version or policy of the wrong type.
         PayloadError: the input is not JSON-serializable.
+        PayloadTooLargeError: its JSON is longer than ``max_payload_bytes``.
     """
     name = get_name(orchestrator)
     if not name:
@@ -164,7 +166,8 @@ def prepare_start(
                 "longest a queue message can wait; start the orchestration now and have it wait "
                 "with ctx.create_timer(start_at), which chains long timers"
             )
-    encoded = JSON_CODEC.encode(input, what=f"input of orchestration {name!r}")
+    what = f"input of orchestration {name!r}"
+    encoded = check_size(JSON_CODEC.encode(input, what=what), what=what, max_bytes=max_payload_bytes)
     return StartRequest(
         instance_id=iid,
         name=name,
@@ -270,11 +273,14 @@ class PreparedEvent:
     input: str | None
 
 
-def prepare_event(event_name: Any, data: Any) -> PreparedEvent:
-    """Check the name and encode the data, before anything is read or written."""
+def prepare_event(event_name: Any, data: Any, *, max_payload_bytes: int | None = None) -> PreparedEvent:
+    """Check the name and encode the data (at most ``max_payload_bytes``), before anything is
+    read or written."""
     if not isinstance(event_name, str) or not event_name:
         raise ValueError(f"event_name must be a non-empty string, got {event_name!r}")
-    return PreparedEvent(name=event_name, input=JSON_CODEC.encode(data, what=f"data of event {event_name!r}"))
+    what = f"data of event {event_name!r}"
+    encoded = check_size(JSON_CODEC.encode(data, what=what), what=what, max_bytes=max_payload_bytes)
+    return PreparedEvent(name=event_name, input=encoded)
 
 
 def plan_event(

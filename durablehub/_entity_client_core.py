@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC
+from durablehub.engine.codec import JSON_CODEC, check_size
 from durablehub.entities.entity_id import EntityInstanceId, is_entity_instance_id
 from durablehub.entities.messages import (
     OPERATION_EVENT,
@@ -56,6 +56,7 @@ def plan_signal(
     client_id: str | None = None,
     last_sent: dict[str, datetime] | None = None,
     now: datetime | None = None,
+    max_payload_bytes: int | None = None,
 ) -> SignalPlan:
     """The message that signals ``operation`` on ``entity`` (now, or at ``signal_time``).
 
@@ -65,12 +66,14 @@ def plan_signal(
     Raises:
         ValueError: not an entity id, or an empty operation name.
         PayloadError: ``input`` is not JSON-serializable.
+        PayloadTooLargeError: its JSON is longer than ``max_payload_bytes``.
     """
     target = EntityInstanceId.of(entity)
     if not isinstance(operation, str) or not operation:
         raise ValueError(f"operation must be a non-empty string, got {operation!r}")
     now = now or datetime.now(UTC)
-    encoded = JSON_CODEC.encode(input, what=f"input of operation {operation!r} on {target}")
+    what = f"input of operation {operation!r} on {target}"
+    encoded = check_size(JSON_CODEC.encode(input, what=what), what=what, max_bytes=max_payload_bytes)
     due = None
     if signal_time is not None:
         due = signal_time.astimezone(UTC) if signal_time.tzinfo else signal_time.replace(tzinfo=UTC)

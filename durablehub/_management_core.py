@@ -22,7 +22,7 @@ from typing import Any
 
 from durablehub._client_core import CLIENT_SENDER, require_row, status_of
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC
+from durablehub.engine.codec import JSON_CODEC, check_size
 from durablehub.errors import OrchestrationStateError
 from durablehub.models import OrchestrationStatus
 from durablehub.state import OrchestrationQuery
@@ -85,8 +85,11 @@ def require_status(
     return status
 
 
-def terminate_event(output: Any, *, recursive: bool, now: datetime | None = None) -> ev.ExecutionTerminated:
-    reason = JSON_CODEC.encode(output, what="output (reason) of terminate_orchestration")
+def terminate_event(
+    output: Any, *, recursive: bool, now: datetime | None = None, max_payload_bytes: int | None = None
+) -> ev.ExecutionTerminated:
+    what = "output (reason) of terminate_orchestration"
+    reason = check_size(JSON_CODEC.encode(output, what=what), what=what, max_bytes=max_payload_bytes)
     return ev.ExecutionTerminated(timestamp=now or datetime.now(UTC), input=reason, recurse=recursive or None)
 
 
@@ -125,10 +128,10 @@ def pending_after_rewind(instance_id: str, *, now: datetime | None = None) -> di
     }
 
 
-def check_reason(reason: Any) -> str | None:
+def check_reason(reason: Any, operation: str, *, max_payload_bytes: int | None = None) -> str | None:
     if reason is not None and not isinstance(reason, str):
         raise TypeError(f"reason must be a string, got {type(reason).__name__}")
-    return reason
+    return check_size(reason, what=f"reason of {operation}", max_bytes=max_payload_bytes)
 
 
 # -------------------------------------------------------------------------------------- purge

@@ -79,6 +79,7 @@ class DurableClient:
         # Signals to entities carry this client's id and labels, so each entity runs them in order.
         self._client_id = uuid.uuid4().hex
         self._signals_sent: dict[str, datetime] = {}
+        self._max_payload = settings.max_payload_bytes
 
     def close(self) -> None:
         """Close the storage clients, unless the hub was passed in (its owner closes it)."""
@@ -127,6 +128,7 @@ class DurableClient:
             reuse_id_policy=reuse_id_policy,
             tags=tags,
             version=version,
+            max_payload_bytes=self._max_payload,
         )
         return self._start(request)
 
@@ -229,7 +231,7 @@ class DurableClient:
             PayloadError: ``data`` is not JSON-serializable.
         """
         instance_id = core.check_instance_id(instance_id)
-        event = core.prepare_event(event_name, data)
+        event = core.prepare_event(event_name, data, max_payload_bytes=self._max_payload)
         hub = self._open()
         row = hub.instances.get(instance_id, resolve_blobs=False)
         hub.control_queue_for(instance_id).send(core.plan_event(instance_id, event, row))
@@ -268,7 +270,7 @@ class DurableClient:
             PayloadError: ``output`` is not JSON-serializable.
         """
         instance_id = core.check_instance_id(instance_id)
-        event = mgmt.terminate_event(output, recursive=recursive)
+        event = mgmt.terminate_event(output, recursive=recursive, max_payload_bytes=self._max_payload)
         hub = self._open()
         row = hub.instances.get(instance_id, resolve_blobs=False)
         mgmt.require_unfinished(instance_id, row, "terminate")
@@ -291,9 +293,8 @@ class DurableClient:
             OrchestrationNotFoundError: no such instance.
             OrchestrationStateError: the instance has finished. Nothing was sent.
         """
-        self._send_control(
-            instance_id, ev.ExecutionSuspended(reason=mgmt.check_reason(reason)), "suspend"
-        )
+        reason = mgmt.check_reason(reason, "suspend_orchestration", max_payload_bytes=self._max_payload)
+        self._send_control(instance_id, ev.ExecutionSuspended(reason=reason), "suspend")
 
     def resume_orchestration(self, instance_id: str, *, reason: str | None = None) -> None:
         """Resume a suspended instance; the events it received while suspended are delivered.
@@ -304,7 +305,8 @@ class DurableClient:
             OrchestrationNotFoundError: no such instance.
             OrchestrationStateError: the instance has finished. Nothing was sent.
         """
-        self._send_control(instance_id, ev.ExecutionResumed(reason=mgmt.check_reason(reason)), "resume")
+        reason = mgmt.check_reason(reason, "resume_orchestration", max_payload_bytes=self._max_payload)
+        self._send_control(instance_id, ev.ExecutionResumed(reason=reason), "resume")
 
     def _send_control(self, instance_id: str, event: ev.HistoryEvent, operation: str) -> None:
         instance_id = core.check_instance_id(instance_id)
@@ -325,7 +327,7 @@ class DurableClient:
             OrchestrationStateError: the instance is not Failed. Nothing was changed.
         """
         instance_id = core.check_instance_id(instance_id)
-        reason = mgmt.check_reason(reason)
+        reason = mgmt.check_reason(reason, "rewind_orchestration", max_payload_bytes=self._max_payload)
         hub = self._open()
         row = hub.instances.get(instance_id, resolve_blobs=False)
         mgmt.require_status(instance_id, row, {OrchestrationStatus.FAILED}, "rewind")
@@ -504,6 +506,7 @@ class DurableClient:
             signal_time,
             client_id=self._client_id,
             last_sent=self._signals_sent,
+            max_payload_bytes=self._max_payload,
         )
         hub = self._open()
         hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)

@@ -4,6 +4,7 @@
     ├── ConfigurationError          bad settings, connection string, hub name, partition count
     │   └── PartitionCountMismatchError
     ├── PayloadError                a value that is not JSON-serializable, or too large
+    │   └── PayloadTooLargeError    a payload over max_payload_bytes, a blob over max_decompressed_bytes
     ├── TaskHubNotFoundError        the hub's resources do not exist
     ├── CheckpointConflictError     another worker committed this instance first (sentinel ETag)
     ├── LeaseLostError              a partition lease was taken by another worker
@@ -49,6 +50,15 @@ class PartitionCountMismatchError(ConfigurationError):
 
 class PayloadError(DurableHubError, TypeError):
     """A payload (input, output, event data, custom status) that cannot be stored."""
+
+
+class PayloadTooLargeError(PayloadError):
+    """A payload over a configured size limit: ``size`` bytes (at least), ``limit`` allowed."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class StorageAuthenticationError(ConfigurationError):

@@ -29,6 +29,8 @@ from durablehub.taskhub.names import (
     validate_partition_count,
 )
 
+ENVELOPE_ROOM = 64 * 1024  # a message's own fields around its payload
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -78,6 +80,19 @@ class TaskHubSettings(BaseSettings):
     connection_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_total: int = Field(default=3, ge=0)
+    # What one caller can make every worker hold in memory: a client refuses a larger payload
+    # (PayloadTooLargeError), and no blob is inflated beyond max_decompressed_bytes (a message
+    # whose blob is larger goes to poison). Room for a payload escaped inside its envelope.
+    max_payload_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("max_payload_bytes", "DURABLEHUB_MAX_PAYLOAD_BYTES"),
+    )
+    max_decompressed_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        validation_alias=_env("max_decompressed_bytes", "DURABLEHUB_MAX_DECOMPRESSED_BYTES"),
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -108,6 +123,17 @@ class TaskHubSettings(BaseSettings):
                 "for DefaultAzureCredential"
             )
         return value.lower() if value else None
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> TaskHubSettings:
+        # A payload is escaped inside its message (up to twice as long) before it is compressed.
+        room = 2 * self.max_payload_bytes + ENVELOPE_ROOM
+        if self.max_decompressed_bytes < room:
+            raise ValueError(
+                f"max_decompressed_bytes ({self.max_decompressed_bytes:,}) must be at least twice "
+                f"max_payload_bytes plus {ENVELOPE_ROOM:,} ({room:,}), or accepted payloads could not be read"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_account(self) -> TaskHubSettings:

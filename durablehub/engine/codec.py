@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import pydantic
 
-from durablehub.errors import PayloadError
+from durablehub.errors import PayloadError, PayloadTooLargeError
 
-__all__ = ["Codec", "JsonCodec", "JSON_CODEC", "decode", "encode", "is_structured_type"]
+__all__ = ["Codec", "JsonCodec", "JSON_CODEC", "check_size", "decode", "encode", "is_structured_type"]
 
 
 class Codec(Protocol):
@@ -80,6 +80,25 @@ def encode(value: Any, *, what: str = "payload") -> str | None:
 def decode(text: str | None, type_: Any = None, *, what: str = "payload") -> Any:
     """``JSON_CODEC.decode``."""
     return JSON_CODEC.decode(text, type_, what=what)
+
+
+def check_size(text: str | None, *, what: str, max_bytes: int | None) -> str | None:
+    """``text`` if its UTF-8 form is at most ``max_bytes`` long (None: no limit).
+
+    Raises:
+        PayloadTooLargeError: it is longer, naming the payload, its size and the setting.
+    """
+    if text is None or max_bytes is None or len(text) * 4 <= max_bytes:  # 4: the most bytes a char takes
+        return text
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"{what} is {size:,} bytes of JSON, more than max_payload_bytes={max_bytes:,} "
+            "(DURABLEHUB_MAX_PAYLOAD_BYTES): keep large data elsewhere (a blob) and pass a reference",
+            size=size,
+            limit=max_bytes,
+        )
+    return text
 
 
 def is_structured_type(type_: Any) -> bool:

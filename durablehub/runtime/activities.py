@@ -27,7 +27,7 @@ from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC
+from durablehub.engine.codec import JSON_CODEC, check_size
 from durablehub.errors import ActivityTimeoutError, PoisonMessageError
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
@@ -40,8 +40,25 @@ from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.taskhub.offload import async_in_thread, async_offload
 
 _LOG = logging.getLogger("durablehub.worker")
+
+
+def _decode_input(name: str, text: str | None) -> Any:
+    return JSON_CODEC.decode(text, what=f"input of activity {name!r}")
+
+
+def _encode_result(name: str, result: Any, limit: int) -> str | None:
+    what = f"result of activity {name!r}"
+    # Checked here: a larger result would become a message no worker may read back.
+    return check_size(JSON_CODEC.encode(result, what=what), what=what, max_bytes=limit)
+
+
+def _run_sync(
+    fn: Callable[..., Any], ctx: ActivityContext, name: str, text: str | None, limit: int
+) -> str | None:
+    return _encode_result(name, fn(ctx, _decode_input(name, text)), limit)
 
 
 class ActivityRunner:
@@ -122,6 +139,9 @@ class ActivityRunner:
                 lambda: self._hub.work_items.receive(
                     max_messages=min(2 * self._capacity - len(self._held), 32),
                     visibility_timeout=self._options.activity_visibility,
+                    # One dequeue over the limit still reads a work item, to tell its instance
+                    # which task failed (_poison); after that its blob is never downloaded again.
+                    max_dequeue_count=self._options.max_dequeue_count + 1,
                 ),
                 outage=outage_of(self._hub),
                 what="receiving work items",
@@ -232,24 +252,27 @@ class ActivityRunner:
         ctx = ActivityContext(
             orchestration_id=target.instance_id, task_id=scheduled.event_id, task_name=scheduled.name
         )
+        name, text, limit = scheduled.name, scheduled.input, self._hub.settings.max_payload_bytes
         try:
-            registered = self._app.get_activity(scheduled.name)
-            what = f"input of activity {scheduled.name!r}"
-            value = JSON_CODEC.decode(scheduled.input, what=what)
-            run = (
-                registered.fn(ctx, value)
-                if registered.is_async
-                else self._threads.run(functools.partial(registered.fn, ctx, value))
-            )
+            registered = self._app.get_activity(name)
+            # JSON of a large payload would stall the loop (and lease renewal): it runs on the
+            # activity's thread, or on the codec pool for an async activity.
+            if registered.is_async:
+                value = await async_offload(_decode_input, len(text or ""), name, text)
+                run: Awaitable[Any] = registered.fn(ctx, value)
+            else:
+                run = self._threads.run(functools.partial(_run_sync, registered.fn, ctx, name, text, limit))
             deadline = self._options.activity_timeout_seconds
             try:
-                async with asyncio.timeout(deadline) as limit:
+                async with asyncio.timeout(deadline) as timer:
                     result: Any = await run
             except TimeoutError:
-                if not limit.expired():
+                if not timer.expired():
                     raise  # the activity's own timeout, not ours
-                raise ActivityTimeoutError(scheduled.name, target.instance_id, deadline) from None
-            encoded = JSON_CODEC.encode(result, what=f"result of activity {scheduled.name!r}")
+                raise ActivityTimeoutError(name, target.instance_id, deadline) from None
+            if registered.is_async:
+                result = await async_in_thread(_encode_result, name, result, limit)
+            encoded = result
         except Exception as exc:  # the orchestration decides what a failure means
             details = FailureDetails.from_exception(exc)
             return ev.TaskFailed(

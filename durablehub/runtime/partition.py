@@ -101,6 +101,10 @@ class ControlQueueProcessor:
                 lambda: self._queue.receive(
                     max_messages=self._options.control_queue_batch_size,
                     visibility_timeout=self._options.control_visibility,
+                    # Past this a message is poisoned however often it was handed back on purpose
+                    # (see _poison_reason): no need to download its blob first.
+                    max_dequeue_count=self._options.max_dequeue_count
+                    + self._options.max_early_message_dequeues,
                 ),
                 outage=outage_of(self._hub),
                 what=f"receiving from {self.partition_id}",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durablehub.engine import history as ev
-from durablehub.errors import MalformedMessageError
+from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.models import OrchestrationStatus
 from durablehub.taskhub import wire
 
@@ -140,6 +140,14 @@ def encode(message: MessageData) -> str:
     return json.dumps(to_json(message), separators=(",", ":"), ensure_ascii=False)
 
 
+def approximate_size(message: MessageData) -> int:
+    """About how long ``encode(message)`` is: its payloads' length (to decide where to encode it)."""
+    if message.task_message is None:
+        return 0
+    event = message.task_message.event
+    return sum(len(v) for f in dataclasses.fields(event) if isinstance(v := getattr(event, f.name), str))
+
+
 def needs_offload(body: str) -> bool:
     return len(body.encode("utf-8")) > MAX_QUEUE_PAYLOAD_BYTES
 
@@ -251,4 +259,19 @@ def decode(body: str | bytes) -> MessageData:
         raise MalformedMessageError(
             f"queue message is not valid JSON: {exc.msg} at position {exc.pos}"
         ) from exc
+    except RecursionError as exc:
+        raise MalformedMessageError("queue message is JSON nested too deeply to read") from exc
     return from_json(data)
+
+
+def as_malformed(exc: Exception) -> MalformedMessageError:
+    """Why a body could not be read, whatever failed: a number that overflows, a field of
+    the wrong type, a blob that is not gzip... A foreign message must never fail its batch."""
+    if isinstance(exc, MalformedMessageError):
+        return exc
+    if isinstance(exc, PayloadTooLargeError):  # a blob larger than any worker may inflate
+        return MalformedMessageError(str(exc))
+    if isinstance(exc, RecursionError):
+        return MalformedMessageError("queue message is nested too deeply to read")
+    detail = f"{type(exc).__name__}: {exc}"
+    return MalformedMessageError(f"queue message has a malformed field ({detail})")

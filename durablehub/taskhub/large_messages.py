@@ -8,20 +8,30 @@ purging ``abc`` never touches ``abcd`` (a known flaw of the reference, taskhub-l
 
 from __future__ import annotations
 
-import gzip
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import unquote
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from durablehub.errors import MalformedMessageError, PayloadTooLargeError
+from durablehub.taskhub import compression
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
+from durablehub.taskhub.offload import in_thread
+
+
+def _total_size(content_range: str | None, fallback: int) -> int:
+    """The whole blob's size from ``bytes 0-N/TOTAL``."""
+    total = (content_range or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else fallback
 
 
 class LargeMessageStore:
     def __init__(self, clients: StorageClients, names: TaskHubNames) -> None:
         self._container = clients.blob.get_container_client(names.large_messages_container)
         self.container_name = names.large_messages_container
+        self.max_decompressed_bytes = clients.settings.max_decompressed_bytes
 
     def create(self) -> None:
         try:
@@ -47,7 +57,7 @@ class LargeMessageStore:
         return "/".join(unquote(seg) for seg in value[len(prefix) :].split("/"))
 
     def upload(self, blob_name: str, text: str) -> None:
-        data = gzip.compress(text.encode("utf-8"))
+        data = in_thread(compression.gzip_text, text)  # only large texts come here
         blob = self._container.get_blob_client(blob_name)
         try:
             blob.upload_blob(data, overwrite=True)
@@ -55,10 +65,34 @@ class LargeMessageStore:
             self.create()
             blob.upload_blob(data, overwrite=True)
 
-    def download(self, blob_name: str) -> str:
-        stream = self._container.get_blob_client(blob_name).download_blob()
+    def download(self, blob_name: str, *, charge: Callable[[int], None] | None = None) -> str:
+        """The text in a blob, inflated to at most ``max_decompressed_bytes``.
+
+        ``charge`` is told each inflated chunk's size (a query page's budget) and may raise.
+
+        Raises:
+            ResourceNotFoundError: no such blob.
+            PayloadTooLargeError: it is, or inflates to, more than ``max_decompressed_bytes``.
+            MalformedMessageError: the blob is not gzip, or not UTF-8 inside.
+        """
+        limit = self.max_decompressed_bytes
+        most = limit + limit // 1000 + 1024  # compressed: what gzip adds to data it cannot shrink
+        try:  # a range: a larger blob is refused after reading no more than that
+            stream = self._container.get_blob_client(blob_name).download_blob(offset=0, length=most + 1)
+        except HttpResponseError as exc:
+            if exc.status_code != 416:  # the range of an empty blob
+                raise
+            raise MalformedMessageError(f"large message blob {blob_name!r} is empty") from exc
+        size = _total_size(stream.properties.content_range, stream.size)
+        if size > most:
+            raise PayloadTooLargeError(
+                f"large message blob {blob_name!r} is {size:,} bytes compressed, more than "
+                f"max_decompressed_bytes={limit:,} (DURABLEHUB_MAX_DECOMPRESSED_BYTES)",
+                size=size,
+                limit=limit,
+            )
         data = stream.readall()
-        return gzip.decompress(data).decode("utf-8")
+        return in_thread(compression.inflate_text, data, blob_name, limit, charge)
 
     def delete(self, blob_name: str) -> None:
         try:

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from durablehub.engine import history as ev
-from durablehub.errors import MalformedMessageError
 from durablehub.taskhub import envelope, wire
 
 RECORD_TYPE = "durablehub.PoisonMessage"
@@ -93,8 +92,8 @@ def describe_body(body: str) -> tuple[str | None, str | None, str | None]:
     """(instance id, event type, why unreadable) of a raw queue body, as far as it can be read."""
     try:
         message = envelope.decode(body)
-    except (MalformedMessageError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        return None, None, str(exc) or type(exc).__name__
+    except Exception as exc:  # whatever it is, it must not stop its move to the poison queue
+        return None, None, str(envelope.as_malformed(exc))
     if message.task_message is None:
         return None, None, None  # a large-message wrapper: readable once its blob is
     instance_id = message.task_message.orchestration_instance.instance_id

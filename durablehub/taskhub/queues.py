@@ -9,19 +9,26 @@ message never blocks the queue and the caller can quarantine it.
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 
 from durablehub.errors import MalformedMessageError
 from durablehub.taskhub import envelope
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.offload import offload
 
+_LOG = logging.getLogger("durablehub.taskhub")
 # Azure rejects a visibility delay of 7 days or more; longer timers are chained by the engine.
 MAX_VISIBILITY_DELAY = timedelta(days=6)
 
@@ -116,7 +123,7 @@ class TaskHubQueue:
     def _put(
         self, message: envelope.MessageData, visible_after: timedelta | None
     ) -> tuple[Any, str, str | None]:
-        body = envelope.encode(message)
+        body = offload(envelope.encode, envelope.approximate_size(message), message)
         blob_name = None
         if envelope.needs_offload(body):
             blob_name = envelope.large_message_blob_name(message)
@@ -146,20 +153,28 @@ class TaskHubQueue:
         self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
 
     def receive(
-        self, *, max_messages: int = 32, visibility_timeout: timedelta
+        self, *, max_messages: int = 32, visibility_timeout: timedelta, max_dequeue_count: int | None = None
     ) -> list[ReceivedMessage]:
-        """Dequeue up to ``max_messages`` (at most 32) in a single request."""
+        """Dequeue up to ``max_messages`` (at most 32) in a single request.
+
+        A message that cannot be read comes back with its ``error`` set, whatever went wrong;
+        so does one dequeued more than ``max_dequeue_count`` times whose body is in a large-message
+        blob, without downloading it (a blob that crashed workers must not crash another). One
+        whose blob could not be fetched for a storage fault (not its own) is left out, to come
+        back when ``visibility_timeout`` ends."""
         pager = self._queue.receive_messages(
             messages_per_page=min(max_messages, 32), visibility_timeout=_seconds(visibility_timeout)
         )
         received: list[ReceivedMessage] = []
         for page in pager.by_page():
             for item in page:
-                received.append(self._read(item))
+                message = self._read(item, max_dequeue_count)
+                if message is not None:
+                    received.append(message)
             break  # one request per batch: the pager would otherwise poll again
         return received
 
-    def _read(self, item: object) -> ReceivedMessage:
+    def _read(self, item: object, max_dequeue_count: int | None) -> ReceivedMessage | None:
         body = item.content if isinstance(item.content, str) else str(item.content)  # type: ignore[attr-defined]
         base = ReceivedMessage(
             message_id=item.id,  # type: ignore[attr-defined]
@@ -173,22 +188,29 @@ class TaskHubQueue:
             message = envelope.decode(body)
             blob_name = message.compressed_blob_name
             if blob_name:
+                if max_dequeue_count is not None and base.dequeue_count > max_dequeue_count:
+                    raise MalformedMessageError(
+                        f"dequeued {base.dequeue_count} times, more than the limit of {max_dequeue_count}: "
+                        f"its large message blob {blob_name!r} was not downloaded"
+                    )
                 try:
                     full = self._blobs.download(blob_name)
                 except ResourceNotFoundError as exc:
                     raise MalformedMessageError(f"large message blob {blob_name!r} does not exist") from exc
                 # Keep the blob's name on the real message, so purge and poison tools can find it.
-                message = replace(envelope.decode(full), compressed_blob_name=blob_name)
-        except (MalformedMessageError, json.JSONDecodeError) as exc:
-            error = exc if isinstance(exc, MalformedMessageError) else MalformedMessageError(str(exc))
-            return replace(base, error=error)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            # A field of the wrong type (an EventId that is not a number, a Sender that is a
-            # list...): this message is foreign, and must not fail the batch it came in.
-            detail = f"{type(exc).__name__}: {exc}"
-            return replace(
-                base, error=MalformedMessageError(f"queue message has a malformed field ({detail})")
+                decoded = offload(envelope.decode, len(full), full)
+                message = replace(decoded, compressed_blob_name=blob_name)
+        except AzureError as exc:  # storage failed us, not the message: it comes back
+            _LOG.warning(
+                "could not read message %s of %s (%s: %s); it comes back when its hold ends",
+                base.message_id,
+                self.name,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
             )
+            return None
+        except Exception as exc:  # anything else is this message's fault: never its batch's
+            return replace(base, error=envelope.as_malformed(exc))
         return replace(base, message=message)
 
     def update_visibility(

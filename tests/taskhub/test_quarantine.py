@@ -70,3 +70,16 @@ def test_only_message_events_belong_on_control_queues() -> None:
     wrapper = envelope.wrapper_for("i-1/message-x.json.gz")
     assert "wrapper" in (quarantine.problem_on_work_items(wrapper) or "")
     assert json.loads(quarantine.encode(PoisonRecord(body="b", reason="r")))["Body"] == "b"
+
+
+def test_a_body_that_overflows_or_nests_too_deep_is_described_not_raised() -> None:
+    # describe_body runs while a message moves to poison: raising there stopped the move.
+    body = envelope.encode(message(ev.EventRaised(event_id=3, name="go", input="1")))
+    overflowing = body.replace('"EventId":3', '"EventId":1e999')
+    assert overflowing != body
+    too_deep = "[" * 20_000 + "]" * 20_000
+    assert quarantine.describe_body(overflowing)[2] == (
+        "queue message has a malformed field (OverflowError: cannot convert float infinity to integer)"
+    )
+    assert quarantine.describe_body(too_deep)[2] == "queue message is JSON nested too deeply to read"
+    assert quarantine.bare(too_deep).body == too_deep

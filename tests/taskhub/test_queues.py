@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
 import time
+import tracemalloc
 from datetime import timedelta
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy
 from azure.storage.queue import QueueClient
 
 from durablehub.engine import history as ev
@@ -125,3 +131,119 @@ def test_a_held_message_that_is_never_consumed_becomes_visible_when_its_hold_end
     time.sleep(1.5)  # the process that sent it died: the next owner receives it
     [received] = queue.receive(visibility_timeout=timedelta(seconds=30))
     assert received.message_id == held.message_id and received.dequeue_count == 1
+
+
+def _put_blob(hub: TaskHub, name: str, data: bytes) -> None:
+    container = hub.clients.blob.get_container_client(hub.large_messages.container_name)
+    container.upload_blob(name, data, overwrite=True)
+
+
+def test_any_failure_to_read_one_message_marks_that_message_and_spares_its_batch(hub: TaskHub) -> None:
+    q = hub.control_queues[0]
+    overflowing = envelope.encode(message()).replace('"EventId":0', '"EventId":1e999')
+    too_deep = '{"TaskMessage":' + "[" * 20_000 + "]" * 20_000 + "}"
+    _put_blob(hub, "q-1/message-not-gzip-TaskScheduled.json.gz", b"plain bytes, not gzip")
+    _put_blob(hub, "q-1/message-not-utf8-TaskScheduled.json.gz", gzip.compress(b"\xff\xfe\x00"))
+    _put_blob(hub, "q-1/message-empty-TaskScheduled.json.gz", b"")
+    _put_blob(hub, "q-1/message-cut-TaskScheduled.json.gz", gzip.compress(b'"abc"' * 1000)[:-30])
+    bad = {
+        overflowing: "OverflowError",
+        too_deep: "nested too deeply",
+        envelope.encode(envelope.wrapper_for("q-1/message-not-gzip-TaskScheduled.json.gz")): "not gzip",
+        envelope.encode(envelope.wrapper_for("q-1/message-not-utf8-TaskScheduled.json.gz")): "not UTF-8",
+        envelope.encode(envelope.wrapper_for("q-1/message-missing-TaskScheduled.json.gz")): "does not exist",
+        envelope.encode(envelope.wrapper_for("q-1/message-empty-TaskScheduled.json.gz")): "is empty",
+        envelope.encode(envelope.wrapper_for("q-1/message-cut-TaskScheduled.json.gz")): "gzip cut short",
+    }
+    good = message()
+    for body in bad:
+        q.send_raw(body)
+    q.send(good)
+
+    received = q.receive(visibility_timeout=timedelta(seconds=30))  # raised before, dropping them all
+
+    assert len(received) == len(bad) + 1
+    assert [r.message for r in received if r.error is None] == [good]
+    errors = {r.body: str(r.error) for r in received if r.error is not None}
+    assert errors.keys() == bad.keys()
+    for body, why in bad.items():
+        assert why in errors[body], (why, errors[body])
+
+
+class _BlobReadsFail(HTTPPolicy):  # type: ignore[type-arg]
+    """The blob service cannot be reached for reads (an outage of one service)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        if self.service == "blob" and request.http_request.method == "GET":
+            raise ServiceRequestError("blob service unreachable (injected)")
+        return self.next.send(request)
+
+
+def test_a_blob_that_cannot_be_fetched_for_a_storage_fault_leaves_its_message_for_later(hub: TaskHub) -> None:
+    q = hub.control_queues[1]
+    big = message(json.dumps("b" * 60_000))
+    small = message()
+    q.send(big)
+    q.send(small)
+    flaky = hub.settings.model_copy(update={"retry_total": 0})
+    with TaskHub(flaky, policies=[_BlobReadsFail]) as faulty:
+        got = faulty.control_queues[1].receive(visibility_timeout=timedelta(seconds=1))
+        assert [r.message for r in got] == [small]  # not marked unreadable: not the message's fault
+        assert faulty.control_queues[1].delete_message(got[0])
+    time.sleep(1.5)  # it comes back, and reads fine once blobs can be read again
+    [again] = q.receive(visibility_timeout=timedelta(seconds=30))
+    assert again.error is None and again.message is not None and again.dequeue_count == 2
+    assert again.message.event == big.event
+
+
+MiB = 1024 * 1024
+
+
+def test_a_blob_is_never_inflated_beyond_max_decompressed_bytes(hub: TaskHub) -> None:
+    # 100 MiB of spaces is 100 KiB of gzip: read whole, it would take 100 MiB (200 as text).
+    _put_blob(hub, "q-1/message-bomb-TaskScheduled.json.gz", gzip.compress(b" " * (100 * MiB)))
+    incompressible = random.Random(7).randbytes(2 * MiB)
+    _put_blob(hub, "q-1/message-dense-TaskScheduled.json.gz", gzip.compress(incompressible))
+    dense = len(gzip.compress(incompressible))
+    capped = hub.settings.model_copy(update={"max_decompressed_bytes": MiB})
+    with TaskHub(capped) as small:
+        q = small.control_queues[3]
+        for kind in ("bomb", "dense"):
+            q.send_raw(envelope.encode(envelope.wrapper_for(f"q-1/message-{kind}-TaskScheduled.json.gz")))
+        good = message()
+        q.send(good)
+        tracemalloc.start()
+        try:
+            received = q.receive(visibility_timeout=timedelta(seconds=30))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    errors = sorted(str(r.error) for r in received if r.error is not None)
+    assert errors == [
+        "large message blob 'q-1/message-bomb-TaskScheduled.json.gz' inflates to more than "
+        "max_decompressed_bytes=1,048,576 (DURABLEHUB_MAX_DECOMPRESSED_BYTES)",
+        f"large message blob 'q-1/message-dense-TaskScheduled.json.gz' is {dense:,} bytes compressed, "
+        "more than max_decompressed_bytes=1,048,576 (DURABLEHUB_MAX_DECOMPRESSED_BYTES)",
+    ]
+    assert [r.message for r in received if r.error is None] == [good]
+    assert peak < 16 * MiB, f"{peak:,} bytes allocated while reading"
+
+
+def test_a_message_over_the_dequeue_limit_is_marked_without_downloading_its_blob(hub: TaskHub) -> None:
+    q = hub.control_queues[2]
+    sent = message(json.dumps("z" * 60_000))
+    q.send(sent)
+    [first] = q.receive(visibility_timeout=timedelta(seconds=1), max_dequeue_count=1)
+    assert first.error is None and first.message is not None and first.message.event == sent.event
+    time.sleep(1.5)
+    before = hub.counter.snapshot().get("blob.download", 0)
+    [second] = q.receive(visibility_timeout=timedelta(seconds=30), max_dequeue_count=1)
+    assert hub.counter.snapshot().get("blob.download", 0) == before  # its blob was not fetched
+    assert second.message is None and str(second.error) == (
+        f"dequeued 2 times, more than the limit of 1: its large message blob "
+        f"'q-1/message-{sent.activity_id.hex}-TaskScheduled.json.gz' was not downloaded"
+    )

@@ -7,16 +7,18 @@ large-message container and the column holds the blob's full URL, as the referen
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
-from durablehub.taskhub import envelope, rows
+from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+from durablehub.taskhub.offload import async_bounded_map, async_offload
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
@@ -25,10 +27,10 @@ _URL_COLUMNS = ("Input", "Output", "CustomStatus")
 _START_MESSAGE_BLOB_SUFFIX = "ExecutionStarted.json.gz"
 
 
-def _payload_of(column: str, blob_name: str, text: str) -> str | None:
-    if column == "Input" and blob_name.endswith(_START_MESSAGE_BLOB_SUFFIX):
-        return envelope.decode(text).event.input
-    return text
+# Blobs downloaded at once for one page of query results.
+_DOWNLOADS_AT_ONCE = 8
+# In a continuation token: the last row a page cut short by its blobs' size returned.
+_RETURNED_UP_TO = "ReturnedUpTo"
 
 
 class AsyncInstancesTable:
@@ -65,7 +67,9 @@ class AsyncInstancesTable:
         row = await self.get(instance_id, resolve_blobs=resolve_blobs)
         return None if row is None else InstanceRecord.from_row(row)
 
-    async def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
+    async def _row(
+        self, entity: Any, *, resolve_blobs: bool, charge: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
         row["_timestamp"] = entity.metadata.get("timestamp")  # the service's clock: last write
@@ -74,8 +78,37 @@ class AsyncInstancesTable:
                 value = row.get(column)
                 blob = self._blobs.blob_name_from_url(value) if isinstance(value, str) else None
                 if blob is not None:
-                    row[column] = _payload_of(column, blob, await self._blobs.download(blob))
+                    text = await self._blobs.download(blob, charge=charge)
+                    if column == "Input" and blob.endswith(_START_MESSAGE_BLOB_SUFFIX):
+                        text = (await async_offload(envelope.decode, len(text), text)).event.input
+                    row[column] = text
         return row
+
+    async def _resolve_page(self, entities: list[Any]) -> tuple[list[dict[str, Any]], int | None]:
+        """The rows with their blobs, a few downloads at a time, and the index of the first row
+        left for the next page (None: all fit) once the page's blobs reach max_decompressed_bytes.
+        The first row always fits, so that paging moves on."""
+        budget = compression.ByteBudget(self._blobs.max_decompressed_bytes)
+
+        async def resolve(indexed: tuple[int, Any]) -> dict[str, Any]:
+            index, entity = indexed
+            if budget.refuses(index):
+                raise compression.PageBudgetExhausted
+            return await self._row(entity, resolve_blobs=True, charge=budget.charger(index))
+
+        results = await async_bounded_map(resolve, list(enumerate(entities)), limit=_DOWNLOADS_AT_ONCE)
+        rows: list[dict[str, Any]] = []
+        failed: Exception | None = None
+        for result in results:
+            if isinstance(result, Exception):
+                failed = result
+                break
+            rows.append(result)
+        # Rows ran side by side: the page is the longest run from the first that fits.
+        end = budget.fits(len(rows))
+        if end == len(rows) and failed and not isinstance(failed, compression.PageBudgetExhausted):
+            raise failed  # the next row of the page cannot be read
+        return rows[:end], (end if end < len(entities) else None)
 
     async def query_page(
         self,
@@ -87,15 +120,26 @@ class AsyncInstancesTable:
         continuation_token: dict[str, Any] | None,
         resolve_blobs: bool,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of rows (at most ``page_size``) and the token of the next page, or None."""
+        """One page of rows (at most ``page_size``) and the token of the next page, or None.
+
+        With ``resolve_blobs``, a page ends early once its blobs reach ``max_decompressed_bytes``;
+        its token then reads the same page of the service again, past the last row returned
+        (the service's tokens are opaque: one cannot be made for a row of our choosing)."""
+        service_token = dict(continuation_token or {})
+        after = service_token.pop(_RETURNED_UP_TO, None)
         pages = self._table.query_entities(
             filter, parameters=parameters, select=select, results_per_page=page_size
-        ).by_page(continuation_token=continuation_token)
-        found: list[dict[str, Any]] = []
+        ).by_page(continuation_token=service_token or None)
+        entities: list[Any] = []
         async for page in pages:
-            found = [await self._row(entity, resolve_blobs=resolve_blobs) async for entity in page]
+            entities = [entity async for entity in page if after is None or entity["PartitionKey"] > after]
             break
-        return found, pages.continuation_token
+        if not resolve_blobs:
+            return [await self._row(e, resolve_blobs=False) for e in entities], pages.continuation_token
+        found, cut = await self._resolve_page(entities)
+        if cut is None:
+            return found, pages.continuation_token
+        return found, {**service_token, _RETURNED_UP_TO: entities[cut - 1]["PartitionKey"]}
 
     async def merge(self, row: dict[str, Any], *, etag: str) -> str:
         """Merge columns into the row if it still has ``etag`` (ResourceModifiedError otherwise)."""

@@ -7,20 +7,30 @@ purging ``abc`` never touches ``abcd`` (a known flaw of the reference, taskhub-l
 
 from __future__ import annotations
 
-import gzip
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import unquote
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from durablehub.errors import MalformedMessageError, PayloadTooLargeError
+from durablehub.taskhub import compression
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
+from durablehub.taskhub.offload import async_in_thread
+
+
+def _total_size(content_range: str | None, fallback: int) -> int:
+    """The whole blob's size from ``bytes 0-N/TOTAL``."""
+    total = (content_range or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else fallback
 
 
 class AsyncLargeMessageStore:
     def __init__(self, clients: AsyncStorageClients, names: TaskHubNames) -> None:
         self._container = clients.blob.get_container_client(names.large_messages_container)
         self.container_name = names.large_messages_container
+        self.max_decompressed_bytes = clients.settings.max_decompressed_bytes
 
     async def create(self) -> None:
         try:
@@ -46,7 +56,7 @@ class AsyncLargeMessageStore:
         return "/".join(unquote(seg) for seg in value[len(prefix) :].split("/"))
 
     async def upload(self, blob_name: str, text: str) -> None:
-        data = gzip.compress(text.encode("utf-8"))
+        data = await async_in_thread(compression.gzip_text, text)  # only large texts come here
         blob = self._container.get_blob_client(blob_name)
         try:
             await blob.upload_blob(data, overwrite=True)
@@ -54,10 +64,34 @@ class AsyncLargeMessageStore:
             await self.create()
             await blob.upload_blob(data, overwrite=True)
 
-    async def download(self, blob_name: str) -> str:
-        stream = await self._container.get_blob_client(blob_name).download_blob()
+    async def download(self, blob_name: str, *, charge: Callable[[int], None] | None = None) -> str:
+        """The text in a blob, inflated to at most ``max_decompressed_bytes``.
+
+        ``charge`` is told each inflated chunk's size (a query page's budget) and may raise.
+
+        Raises:
+            ResourceNotFoundError: no such blob.
+            PayloadTooLargeError: it is, or inflates to, more than ``max_decompressed_bytes``.
+            MalformedMessageError: the blob is not gzip, or not UTF-8 inside.
+        """
+        limit = self.max_decompressed_bytes
+        most = limit + limit // 1000 + 1024  # compressed: what gzip adds to data it cannot shrink
+        try:  # a range: a larger blob is refused after reading no more than that
+            stream = await self._container.get_blob_client(blob_name).download_blob(offset=0, length=most + 1)
+        except HttpResponseError as exc:
+            if exc.status_code != 416:  # the range of an empty blob
+                raise
+            raise MalformedMessageError(f"large message blob {blob_name!r} is empty") from exc
+        size = _total_size(stream.properties.content_range, stream.size)
+        if size > most:
+            raise PayloadTooLargeError(
+                f"large message blob {blob_name!r} is {size:,} bytes compressed, more than "
+                f"max_decompressed_bytes={limit:,} (DURABLEHUB_MAX_DECOMPRESSED_BYTES)",
+                size=size,
+                limit=limit,
+            )
         data = await stream.readall()
-        return gzip.decompress(data).decode("utf-8")
+        return await async_in_thread(compression.inflate_text, data, blob_name, limit, charge)
 
     async def delete(self, blob_name: str) -> None:
         try:
