@@ -2,8 +2,8 @@
 
 OrchestrationNotFoundError → 404; OrchestrationStateError → 410 Gone when the instance has
 finished (Completed, Failed, Terminated, Canceled), 409 Conflict otherwise; a taken instance
-id → 409; a payload, id or parameter that cannot be used → 400; a hub that does not exist
-→ 503.
+id → 409; a payload, id or parameter that cannot be used → 400, one over the hub's
+``max_payload_bytes`` → 413; a hub that does not exist → 503.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from durablehub.errors import (
     OrchestrationNotFoundError,
     OrchestrationStateError,
     PayloadError,
+    PayloadTooLargeError,
     TaskHubNotFoundError,
 )
 from durablehub.models import OrchestrationStatus
@@ -48,6 +49,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def bad_request(_: Request, exc: Exception) -> JSONResponse:
         return error_response(400, str(exc))
 
+    async def too_large(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(413, str(exc))
+
     async def invalid_parameters(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # FastAPI's default is a 422 echoing the input; DF answers 400, and echoes nothing.
@@ -72,6 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConfigurationError, misconfigured)
     app.add_exception_handler(OrchestrationStateError, wrong_state)
     app.add_exception_handler(OrchestrationAlreadyExistsError, conflict)
+    app.add_exception_handler(PayloadTooLargeError, too_large)
     app.add_exception_handler(PayloadError, bad_request)
     app.add_exception_handler(ValueError, bad_request)  # checked arguments: ids, names, times
     app.add_exception_handler(RequestValidationError, invalid_parameters)

@@ -11,6 +11,7 @@ import pytest
 from durablehub.async_client import AsyncDurableClient
 from durablehub.errors import ConfigurationError
 from durablehub.http import HttpSettings, create_app
+from durablehub.settings import TaskHubSettings
 from tests.e2e.apps import app as e2e_app
 from tests.http.conftest import API, KEY, new_id
 
@@ -100,3 +101,26 @@ def test_the_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert HttpSettings(key=KEY).max_body_bytes == 2048
     with pytest.raises(ConfigurationError, match="max_body_bytes"):
         HttpSettings(key=KEY, max_body_bytes=0)
+
+
+async def test_a_payload_over_the_hubs_limit_is_413_too(http_hub_settings: TaskHubSettings) -> None:
+    """A body the HTTP limit lets through but the hub's ``max_payload_bytes`` refuses (the
+    clients' PayloadTooLargeError) is a 413 as well, not a 400."""
+    hub_settings = http_hub_settings.model_copy(update={"max_payload_bytes": LIMIT})
+    async with AsyncDurableClient(hub_settings) as durable:
+        app = create_app(http_settings=HttpSettings(key=KEY), client=durable, worker_app=e2e_app)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"x-functions-key": KEY},
+        ) as client:
+            iid = new_id("hub-limit")
+            body = b'"' + b"x" * (2 * LIMIT) + b'"'
+            response = await client.post(
+                f"{API}/orchestrators/hello_cities/{iid}",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            assert response.status_code == 413, response.text
+            assert "DURABLEHUB_MAX_PAYLOAD_BYTES" in response.json()["error"]
+            assert await durable.get_orchestration_state(iid) is None
