@@ -14,8 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from durablehub.cli.instances import _short, table
-from durablehub.cli.main import (
+from durablehub.cli.common import (
     ConnectionOption,
     JsonOption,
     PartitionsOption,
@@ -24,6 +23,7 @@ from durablehub.cli.main import (
     load_settings,
     with_hub,
 )
+from durablehub.cli.output import short, table
 from durablehub.http.payloads import iso
 
 _LIST_HOLD = timedelta(seconds=30)  # hidden while listed, then made visible again
@@ -79,7 +79,7 @@ def list_command(
             p["instanceId"] or "-",
             p["eventType"] or "-",
             p["originalQueue"] or "-",
-            _short(p["reason"] or "-", 100),
+            short(p["reason"] or "-", 100),
         ]
         for p in payloads
     ]
