@@ -1,24 +1,33 @@
 """What every ``durablehub`` command shares: its options, settings, hub and client, and how
 errors become one line.
 
-Errors are one readable line on stderr and a non-zero exit code, never a traceback: a
-``DurableHubError`` says what is wrong, an unreachable endpoint or a refused credential is
-named as such (without echoing the connection string).
+Errors are one readable line on stderr and exit code 1, never a traceback or local variables
+(which would show settings, keys and payloads): a ``DurableHubError`` says what is wrong, a
+refused credential, an unreachable endpoint or any other Azure SDK error is named as such, and
+every line is passed through ``redact`` so no key or SAS signature is echoed.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from durablehub.errors import DurableHubError
+from durablehub.taskhub.accounts import redact
 
 T = TypeVar("T")
 
@@ -51,9 +60,19 @@ PartitionsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def typer_app(**options: Any) -> typer.Typer:
+    """A Typer app that never prints a pretty traceback with its local variables."""
+    return typer.Typer(pretty_exceptions_enable=False, pretty_exceptions_show_locals=False, **options)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else '(no message)'}"
 
 
 @contextmanager
@@ -69,8 +88,10 @@ def storage_errors() -> Iterator[None]:
             "SAS token or identity"
         ) from None
     except ServiceRequestError as exc:
+        raise fail(f"cannot reach the storage account: {_first_line(exc)}") from None
+    except ServiceResponseError as exc:
         raise fail(
-            f"cannot reach the storage account: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            f"the storage account closed the connection or sent no valid response: {_first_line(exc)}"
         ) from None
     except HttpResponseError as exc:
         if exc.status_code in (401, 403):
@@ -81,6 +102,8 @@ def storage_errors() -> Iterator[None]:
         raise fail(
             f"storage request failed (HTTP {exc.status_code}, {exc.error_code or 'no error code'})"
         ) from None
+    except AzureError as exc:  # the SDK's other errors: decoding, streams, credentials, ...
+        raise fail(f"storage client error: {_first_line(exc)}") from None
 
 
 def load_settings(task_hub: str | None, connection_string: str | None, partitions: int | None) -> Any:
@@ -141,6 +164,11 @@ def import_app(target: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise fail(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module is broken: say where, without a traceback
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        raise fail(
+            f"importing {module_name!r} raised {_first_line(exc)} ({frame.filename}, line {frame.lineno})"
+        ) from None
     if attribute:
         found = getattr(module, attribute, None)
         if not isinstance(found, App):

@@ -20,11 +20,12 @@ from durablehub.cli.common import (
     TaskHubOption,
     fail,
     json_argument,
+    typer_app,
     with_client,
 )
 from durablehub.cli.output import echo_json, short, table, when
 
-app = typer.Typer(name="entity", help="Read, list and signal durable entities.", no_args_is_help=True)
+app = typer_app(name="entity", help="Read, list and signal durable entities.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="The entity name (case-insensitive).")]
 KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The entity key.")]

@@ -13,10 +13,11 @@ from durablehub.cli.common import (
     PartitionsOption,
     TaskHubOption,
     load_settings,
+    typer_app,
     with_hub,
 )
 
-app = typer.Typer(name="hub", help="Create, inspect and delete task hubs.", no_args_is_help=True)
+app = typer_app(name="hub", help="Create, inspect and delete task hubs.", no_args_is_help=True)
 
 
 @app.command("create")

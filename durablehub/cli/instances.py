@@ -22,11 +22,12 @@ from durablehub.cli.common import (
     TaskHubOption,
     fail,
     json_argument,
+    typer_app,
     with_client,
 )
 from durablehub.cli.output import echo_json, short, table, when
 
-app = typer.Typer()
+app = typer_app()
 
 InstanceArgument = Annotated[str, typer.Argument(help="The instance id.")]
 ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded in the history.")]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from durablehub.cli import entities, hub, instances, poison, run, serve
+from durablehub.cli.common import typer_app
+from durablehub.taskhub.accounts import redact
 
-app = typer.Typer(
+app = typer_app(
     name="durablehub",
     help="Durable Functions in pure Python on an Azure Storage task hub.",
     no_args_is_help=True,
@@ -27,6 +30,17 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: one line (commands report what users can fix themselves)
+        if os.environ.get("DURABLEHUB_TRACEBACK", "").lower() in ("1", "true", "yes"):
+            raise
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "(no message)"
+        typer.secho(
+            f"error: unexpected {type(exc).__name__}: {redact(message)} "
+            "(set DURABLEHUB_TRACEBACK=1 to see the traceback)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

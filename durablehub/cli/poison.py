@@ -21,6 +21,7 @@ from durablehub.cli.common import (
     TaskHubOption,
     fail,
     load_settings,
+    typer_app,
     with_hub,
 )
 from durablehub.cli.output import short, table
@@ -28,7 +29,7 @@ from durablehub.http.payloads import iso
 
 _LIST_HOLD = timedelta(seconds=30)  # hidden while listed, then made visible again
 
-app = typer.Typer(name="poison", help="List and requeue poison messages.", no_args_is_help=True)
+app = typer_app(name="poison", help="List and requeue poison messages.", no_args_is_help=True)
 
 
 def _payload(entry: Any) -> dict[str, Any]:

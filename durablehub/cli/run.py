@@ -19,9 +19,10 @@ from durablehub.cli.common import (
     import_app,
     load_settings,
     storage_errors,
+    typer_app,
 )
 
-app = typer.Typer()
+app = typer_app()
 
 
 @app.command()

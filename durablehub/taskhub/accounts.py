@@ -7,6 +7,7 @@ little differently. Errors name the problem but never echo the string: it holds 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -20,6 +21,14 @@ DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6t
 # 127.0.0.1, not localhost: with localhost the tables SDK mistakes the account for Cosmos (spec §7).
 DEV_HOST = "http://127.0.0.1"
 DEV_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
+# The secret parts of connection strings and SAS URLs; what follows '=' up to a separator.
+_SECRETS = re.compile(r"\b(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with account keys and SAS signatures masked: for anything shown or logged that
+    may quote a connection string or a request URL (an SDK's error message, say)."""
+    return _SECRETS.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
