@@ -7,6 +7,7 @@ little differently. Errors name the problem but never echo the string: it holds 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ class StorageAccount:
     table_url: str
     account_key: SecretStr | None = field(default=None, repr=False)
     sas_token: SecretStr | None = field(default=None, repr=False)
+    development_storage: bool = False  # UseDevelopmentStorage=true: the emulator's public key
 
     @property
     def auth_kind(self) -> str:
@@ -52,6 +54,19 @@ class StorageAccount:
 
     def url(self, service: str) -> str:
         return {"blob": self.blob_url, "queue": self.queue_url, "table": self.table_url}[service]
+
+    def insecure_endpoints(self) -> list[str]:
+        """``scheme://host:port`` of each plain-HTTP endpoint on another machine: there, a key,
+        a SAS or a token would cross the network readable (the emulator's key is public)."""
+        if self.development_storage:
+            return []
+        found: list[str] = []
+        for url in (self.blob_url, self.queue_url, self.table_url):
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and origin not in found:
+                found.append(origin)
+        return found
 
     def __repr__(self) -> str:
         return (
@@ -74,10 +89,26 @@ def _split_segments(connection_string: str) -> dict[str, str]:
     return values
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"{what} must be an http(s) URL with a host, got {url!r}")
+        raise ConfigurationError(f"{what} must be an http(s) URL with a host, got {redact(url)!r}")
+    if parts.query or parts.fragment:
+        # A SAS token here would be shown in logs and reprs, and copied into every blob URL the
+        # Instances table stores: it belongs in SharedAccessSignature=, never in a URL.
+        raise ConfigurationError(
+            f"{what} must not have a query string (got {parts.scheme}://{parts.netloc}{parts.path}?...): "
+            "put a SAS token in the connection string's SharedAccessSignature=... segment"
+        )
     return url.rstrip("/")
 
 
@@ -95,6 +126,7 @@ def parse_connection_string(connection_string: str) -> StorageAccount:
             queue_url=urls["queue"],
             table_url=urls["table"],
             account_key=SecretStr(DEV_ACCOUNT_KEY),
+            development_storage=True,
         )
 
     account_name = values.get("accountname")
