@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from durablehub.taskhub.aio.connections import AsyncStorageClients
-from durablehub.taskhub.names import TaskHubNames, escape_partition_key
+from durablehub.taskhub.names import TaskHubNames, blob_segments, escape_partition_key
 
 
 class AsyncLargeMessageStore:
@@ -66,7 +66,7 @@ class AsyncLargeMessageStore:
 
     async def list_instance_blobs(self, instance_id: str) -> list[str]:
         """Every blob of one instance: history blobs (escaped id) and message blobs (raw id)."""
-        prefixes = {escape_partition_key(instance_id) + "/", instance_id + "/"}
+        prefixes = {blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"}
         names: list[str] = []
         try:
             for prefix in sorted(prefixes):
