@@ -83,6 +83,8 @@ def storage_errors() -> Iterator[None]:
     except DurableHubError as exc:
         raise fail(str(exc)) from None
     except ClientAuthenticationError as exc:
+        if exc.status_code is None:  # azure-identity: no token was obtained, nothing was sent
+            raise fail(f"could not get a token for the storage account: {_first_line(exc)}") from None
         raise fail(
             f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
             "SAS token or identity"
@@ -94,14 +96,16 @@ def storage_errors() -> Iterator[None]:
             f"the storage account closed the connection or sent no valid response: {_first_line(exc)}"
         ) from None
     except HttpResponseError as exc:
-        if exc.status_code in (401, 403):
+        status = getattr(exc, "status_code", None)  # subclasses such as DecodeError may lack it
+        if status in (401, 403):
             raise fail(
-                f"storage refused the credentials (HTTP {exc.status_code}): check the account key, "
+                f"storage refused the credentials (HTTP {status}): check the account key, "
                 "SAS token or identity"
             ) from None
-        raise fail(
-            f"storage request failed (HTTP {exc.status_code}, {exc.error_code or 'no error code'})"
-        ) from None
+        if status is None:
+            raise fail(f"storage client error: {_first_line(exc)}") from None
+        code = getattr(exc, "error_code", None) or "no error code"
+        raise fail(f"storage request failed (HTTP {status}, {code})") from None
     except AzureError as exc:  # the SDK's other errors: decoding, streams, credentials, ...
         raise fail(f"storage client error: {_first_line(exc)}") from None
 

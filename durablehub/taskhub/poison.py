@@ -198,12 +198,14 @@ class PoisonQueue(TaskHubQueue):
                 destination.send_raw(body)
                 assert entry.received is not None  # entries() dequeued it
                 if not self.delete_message(entry.received):
-                    _LOG.warning(  # another process holds it now: it may be requeued twice
+                    # Another process holds it now: it may be requeued twice (harmless, as any
+                    # duplicate), and its body blob must stay for that copy.
+                    _LOG.warning(
                         "requeued poison message %s but could not delete it from %s",
                         entry.message_id,
                         self.name,
                     )
-                if entry.record.body_blob_name:
+                elif entry.record.body_blob_name:
                     self._blobs.delete(entry.record.body_blob_name)
                 by_id.pop(entry.message_id)
                 result.requeued.append((entry.message_id, destination.name))

@@ -15,8 +15,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import typer
+from azure.core.exceptions import AzureError, DecodeError, ServiceRequestError, ServiceResponseError
+from azure.identity import CredentialUnavailableError
 
 from durablehub.azurite import free_port
+from durablehub.cli.common import storage_errors
 
 KEY = "U0VDUkVUS0VZLU1VU1QtTk9ULUxFQUs="
 SIGNATURE = "TOPSECRETSIGNATURE"
@@ -132,3 +136,35 @@ def test_an_unexpected_error_is_one_line(
         "error: unexpected RuntimeError: a bug, near AccountKey=***; "
         "(set DURABLEHUB_TRACEBACK=1 to see the traceback)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            ServiceResponseError("Connection aborted."),
+            "the storage account closed the connection or sent no valid response: "
+            "ServiceResponseError: Connection aborted.",
+        ),
+        (DecodeError("bad XML"), "storage client error: DecodeError: bad XML"),
+        (AzureError("odd\nsecond line"), "storage client error: AzureError: odd"),
+        (
+            CredentialUnavailableError("no managed identity endpoint"),
+            "could not get a token for the storage account: "
+            "CredentialUnavailableError: no managed identity endpoint",
+        ),
+        (
+            ServiceRequestError(f"GET https://a.example/q?sv=1&sig={SIGNATURE} failed"),
+            "cannot reach the storage account: "
+            "ServiceRequestError: GET https://a.example/q?sv=1&sig=*** failed",
+        ),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "",
+)
+def test_each_kind_of_sdk_error_is_named(
+    error: Exception, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as exited, storage_errors():
+        raise error
+    assert exited.value.exit_code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {line}"]
