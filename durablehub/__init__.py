@@ -16,9 +16,11 @@ from durablehub.entities.metadata import (
     EntityQueryPage,
 )
 from durablehub.errors import (
+    ActivityTimeoutError,
     CheckpointConflictError,
     ConfigurationError,
     DurableHubError,
+    EntityOperationTimeoutError,
     LeaseLostError,
     MalformedMessageError,
     NonDeterminismError,
@@ -49,6 +51,7 @@ from durablehub.worker import Worker
 
 __all__ = [
     "ActivityContext",
+    "ActivityTimeoutError",
     "App",
     "AsyncDurableClient",
     "CheckpointConflictError",
@@ -61,6 +64,7 @@ __all__ = [
     "EntityInstanceId",
     "EntityLock",
     "EntityMetadata",
+    "EntityOperationTimeoutError",
     "EntityQuery",
     "EntityQueryPage",
     "FailureDetails",

@@ -30,7 +30,7 @@ from durablehub.entities.metadata import (
     EntityQuery,
     EntityQueryPage,
 )
-from durablehub.errors import ConfigurationError
+from durablehub.errors import CheckpointConflictError, ConfigurationError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
@@ -383,9 +383,13 @@ class AsyncDurableClient:
         if row is None:
             return PurgeResult(0)
         mgmt.require_status(instance_id, row, mgmt.FINISHED, "purge")
-        return await self._purge(instance_id, recursive=recursive)
+        return await self._purge(instance_id, row, recursive=recursive)
 
-    async def _purge(self, instance_id: str, *, recursive: bool) -> PurgeResult:
+    async def _purge(self, instance_id: str, row: Mapping[str, Any], *, recursive: bool) -> PurgeResult:
+        """Purge an instance found finished in ``row``, unless it changes meanwhile: its
+        history goes under the sentinel's guard, its blobs only if older than the row, and the
+        row only if unchanged -- a restart or a new start in between is left alone (and the
+        result says the purge is incomplete)."""
         hub = await self._open()
         deleted, complete = 0, True
         if recursive:
@@ -399,14 +403,18 @@ class AsyncDurableClient:
                     )
                     complete = False
                     continue
-                result = await self._purge(child, recursive=True)
+                result = await self._purge(child, child_row, recursive=True)
                 deleted += result.deleted_instance_count
                 complete = complete and result.is_complete
         # The row goes last: while it exists, the purge can be run again.
-        await hub.large_messages.delete_instance_blobs(instance_id)
-        await hub.history.delete_instance(instance_id)
-        if await hub.instances.delete(instance_id):
-            deleted += 1
+        try:
+            await hub.history.delete_instance(instance_id)
+            await hub.large_messages.delete_instance_blobs(instance_id, written_before=row.get("_timestamp"))
+            if await hub.instances.delete(instance_id, etag=row["_etag"]):
+                deleted += 1
+        except (CheckpointConflictError, ResourceModifiedError):
+            _LOG.warning("not purging %r: it was written to while being purged (restarted?)", instance_id)
+            return PurgeResult(deleted, False)
         return PurgeResult(deleted, complete)
 
     async def purge_orchestrations_by(
@@ -430,9 +438,16 @@ class AsyncDurableClient:
             runtime_status=statuses,
             page_size=1000,
         )
+        hub = await self._open()
         deleted, complete = 0, True
         for state in await self.get_all_orchestration_states(query):
-            result = await self._purge(state.instance_id, recursive=recursive)
+            row = await hub.instances.get(state.instance_id, resolve_blobs=False)
+            if row is None:
+                continue  # purged meanwhile
+            if core.status_of(row) not in mgmt.FINISHED:
+                complete = False  # restarted since the query
+                continue
+            result = await self._purge(state.instance_id, row, recursive=recursive)
             deleted += result.deleted_instance_count
             complete = complete and result.is_complete
         return PurgeResult(deleted, complete)
@@ -567,8 +582,10 @@ class AsyncDurableClient:
                             await hub.control_queue_for(instance_id).send(message)
                             released += 1
                 elif remove_empty_entities and not status.entity_exists and not status.queue_size:
-                    await hub.history.delete_instance(instance_id)
-                    await hub.instances.delete(instance_id)
-                    removed += 1
+                    try:  # both guarded: a signal processed meanwhile keeps the entity
+                        await hub.history.delete_instance(instance_id)
+                        removed += await hub.instances.delete(instance_id, etag=row["_etag"])
+                    except (CheckpointConflictError, ResourceModifiedError):
+                        _LOG.info("not removing entity %r: it was signalled meanwhile", instance_id)
             if token is None:
                 return CleanEntityStorageResult(removed, released)

@@ -14,6 +14,8 @@
     ├── OrchestrationFailedError    OrchestrationState.raise_if_failed() on a Failed instance
     ├── NonDeterminismError         replay diverged from history
     ├── OrchestratorTimeoutError    an episode's orchestrator code ran past the worker's deadline
+    ├── EntityOperationTimeoutError an entity operation ran past the worker's deadline
+    ├── ActivityTimeoutError        an activity ran past the worker's deadline
     └── TaskFailedError             an activity / sub-orchestration / entity call failed (in orchestrators)
 
 Errors carry the ids they concern as attributes and say what to do.
@@ -136,6 +138,35 @@ class OrchestratorTimeoutError(DurableHubError, TimeoutError):
         )
         self.instance_id = instance_id
         self.name = name
+        self.seconds = seconds
+
+
+class EntityOperationTimeoutError(DurableHubError, TimeoutError):
+    """An entity operation did not return within the worker's deadline: it fails its caller
+    (its state changes are not kept) and the entity's next operations run."""
+
+    def __init__(self, instance_id: str, operation: str, seconds: float) -> None:
+        super().__init__(
+            f"operation {operation!r} of entity {instance_id!r} ran for more than {seconds:g} s "
+            "(entity_operation_timeout_seconds, DURABLEHUB_ENTITY_OPERATION_TIMEOUT_SECONDS); its "
+            "changes are not kept; do long work in an activity"
+        )
+        self.instance_id = instance_id
+        self.operation = operation
+        self.seconds = seconds
+
+
+class ActivityTimeoutError(DurableHubError, TimeoutError):
+    """An activity did not return within the worker's deadline: its task fails (a retry policy
+    may run it again)."""
+
+    def __init__(self, name: str, instance_id: str, seconds: float) -> None:
+        super().__init__(
+            f"activity {name!r} of instance {instance_id!r} ran for more than {seconds:g} s "
+            "(activity_timeout_seconds, DURABLEHUB_ACTIVITY_TIMEOUT_SECONDS)"
+        )
+        self.name = name
+        self.instance_id = instance_id
         self.seconds = seconds
 
 

@@ -78,6 +78,7 @@ class Worker:
         self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
 
         async def acquired(partition_id: str) -> None:
+            self._forget(partition_id)  # what was cached before it last left is stale now
             index = int(partition_id.rsplit("-", 1)[1])
             processor = ControlQueueProcessor(
                 partition_id, hub.control_queues[index], hub, self._orchestrations, self.options, concurrency
@@ -136,11 +137,14 @@ class Worker:
         if processor is not None:
             await processor.stop(drain_timeout=drain_timeout)
             self._processors.pop(partition_id, None)
-        runner = self._orchestrations
-        if runner is not None:  # cached state of a moved partition would be stale
+        self._forget(partition_id)
+
+    def _forget(self, partition_id: str) -> None:
+        """Drop the partition's cached instances: another worker may commit them meanwhile."""
+        if self._orchestrations is not None:
             index = int(partition_id.rsplit("-", 1)[1])
             count = self.settings.partition_count
-            runner.cache.drop_where(lambda iid: partition_index(iid, count) == index)
+            self._orchestrations.forget(lambda iid: partition_index(iid, count) == index)
 
     def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
         """The processor of ``instance_id``'s partition if this worker owns it."""

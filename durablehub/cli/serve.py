@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,8 +15,34 @@ from durablehub.cli.common import (
     load_settings,
     storage_errors,
 )
+from durablehub.errors import ConfigurationError
+from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, BASE_URL_SETTING, is_loopback
+
+if TYPE_CHECKING:
+    from durablehub.http.settings import HttpSettings
 
 app = typer.Typer()
+
+
+def check_exposure(host: str, http_settings: HttpSettings) -> None:
+    """Refuse to listen beyond loopback with the defaults that only make sense on loopback.
+
+    Raises:
+        ConfigurationError: what to set instead.
+    """
+    if is_loopback(host):
+        return
+    if http_settings.auth == "none":
+        raise ConfigurationError(
+            f"authentication is off (DURABLEHUB_HTTP_AUTH=none): serve on loopback only, not on {host}; "
+            "set DURABLEHUB_HTTP_KEY or DURABLEHUB_HTTP_AUTH=entra to serve other machines"
+        )
+    if http_settings.allowed_hosts is None and http_settings.base_url is None:
+        raise ConfigurationError(
+            f"serving on {host} needs {ALLOWED_HOSTS_SETTING} (the host names clients use, '*' for "
+            f"any) or {BASE_URL_SETTING} (the server's public URL): by default only loopback "
+            "names are answered"
+        )
 
 
 @app.command()
@@ -35,7 +61,9 @@ def serve(
     """Serve the Durable Functions HTTP API (/runtime/webhooks/durabletask/) for the task hub.
 
     Authentication comes from DURABLEHUB_HTTP_* variables: by default the key
-    DURABLEHUB_HTTP_KEY, sent as ?code= or the x-functions-key header.
+    DURABLEHUB_HTTP_KEY, sent as ?code= or the x-functions-key header. On an interface other
+    than loopback, DURABLEHUB_HTTP_ALLOWED_HOSTS or DURABLEHUB_HTTP_BASE_URL names the host
+    clients use.
     """
     try:
         import uvicorn
@@ -53,6 +81,7 @@ def serve(
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
     with storage_errors():
         http_settings = HttpSettings()
+        check_exposure(host, http_settings)
         api = create_app(settings, http_settings, worker_app=user_app)
     typer.echo(
         f"serving task hub {settings.task_hub!r} on http://{host}:{port}/runtime/webhooks/durabletask/ "

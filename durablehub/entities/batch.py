@@ -12,17 +12,19 @@ the lock only its own requests run, the others wait. A lock request locks the en
 forwarded to the next entity of its lock set, in the set's (sorted) order, or answered when
 this is the last one: that fixed order is why two critical sections cannot deadlock. An
 operation that raises leaves the state as it was before it and sends nothing but its failure
-to the caller. Ids of the messages an operation sends are derived from its request id, so a
+to the caller; so does one the runtime gave up on (``given_up``: it never returned within its
+deadline, and the batch runs again without it). The runtime learns which operation is running
+from ``watch``. Ids of the messages an operation sends are derived from its request id, so a
 batch that runs again after a crash sends the same messages, which receivers de-duplicate.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from durablehub.engine import history as ev
 from durablehub.engine.codec import JSON_CODEC, Codec
@@ -53,10 +55,18 @@ from durablehub.entities.messages import (
 from durablehub.entities.sorter import MessageSorter
 from durablehub.models import FailureDetails
 
-__all__ = ["EntityBatchResult", "run_entity_batch"]
+__all__ = ["EntityBatchResult", "OperationWatch", "run_entity_batch"]
 
 _LOG = logging.getLogger("durablehub.entities")
 MAX_DELAY = timedelta(days=6)  # no queue message stays invisible longer; later signals hop
+
+
+class OperationWatch(Protocol):
+    """Told when user code of an operation starts and ends (the runtime keeps its deadline)."""
+
+    def begin(self, request_id: str, operation: str) -> None: ...
+
+    def end(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,13 +86,16 @@ def run_entity_batch(
     now: datetime,
     missing_reason: str = "",
     codec: Codec = JSON_CODEC,
+    watch: OperationWatch | None = None,
+    given_up: Mapping[str, Exception] | None = None,
 ) -> EntityBatchResult:
     """Apply ``events`` to ``state`` (not modified) for the entity ``target`` implements.
 
     ``target`` is the registered class or function, or None if the name is not registered:
-    then calls fail with ``missing_reason`` and signals are dropped.
+    then calls fail with ``missing_reason`` and signals are dropped. Requests in ``given_up``
+    (by id) fail with that error without running.
     """
-    batch = _Batch(entity_id, target, state.copy(), now, missing_reason, codec)
+    batch = _Batch(entity_id, target, state.copy(), now, missing_reason, codec, watch, given_up or {})
     for event in events:
         batch.receive(event)
     batch.run_queue()
@@ -104,8 +117,12 @@ class _Batch:
         now: datetime,
         missing_reason: str,
         codec: Codec,
+        watch: OperationWatch | None,
+        given_up: Mapping[str, Exception],
     ) -> None:
         self.entity_id = entity_id
+        self.watch = watch
+        self.given_up = given_up
         self.instance_id = str(entity_id)
         self.target = target
         self.state = state
@@ -217,6 +234,9 @@ class _Batch:
         if self.target is None:
             self._fail(request, LookupError(self.missing_reason))
             return
+        if request.id in self.given_up:
+            self._fail(request, self.given_up[request.id])
+            return
         ctx = EntityContext(
             self.entity_id,
             operation,
@@ -227,6 +247,8 @@ class _Batch:
             ),
             codec=self.codec,
         )
+        if self.watch is not None:
+            self.watch.begin(request.id, operation)
         try:
             if isinstance(self.target, type):
                 result = run_class_operation(self.target, ctx, request.input, self.codec)
@@ -238,6 +260,9 @@ class _Batch:
         except Exception as exc:  # the operation fails; the state stays as it was before it
             self._fail(request, exc)
             return
+        finally:
+            if self.watch is not None:
+                self.watch.end()
         self.state.state = ctx.state_text if ctx.has_state else None
         self.state.exists = ctx.has_state
         for index, action in enumerate(ctx.actions):

@@ -22,6 +22,8 @@ from durablehub.async_client import AsyncDurableClient
 from durablehub.http.auth import authentication
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import install_error_handlers
+from durablehub.http.guards import LoopbackOnly, SameOriginWrites, TrustedHosts
+from durablehub.http.limits import BodySizeLimit
 from durablehub.http.logs import install_access_log_redaction
 from durablehub.http.payloads import API_PREFIX
 from durablehub.http.routes import router
@@ -52,11 +54,12 @@ def create_app(
     """
     settings = settings or (client.settings if client is not None else TaskHubSettings())
     http_settings = http_settings or HttpSettings()
+    # Here, not in the lifespan: an app that mounts this one never runs its lifespan.
+    install_access_log_redaction()
     context = ManagementContext(settings, http_settings, client=client, app=worker_app)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        install_access_log_redaction()  # after uvicorn has configured its loggers
         async with AsyncExitStack() as stack:
             stack.push_async_callback(context.close)
             if worker_app is not None:
@@ -81,7 +84,8 @@ def create_app(
             + {
                 "key": "Every request carries the key: the `code` query parameter or the "
                 "`x-functions-key` header.",
-                "entra": "Every request carries a Microsoft Entra ID access token (Authorization: Bearer).",
+                "entra": "Every request carries a Microsoft Entra ID access token (Authorization: Bearer) "
+                "with one of the app roles or scopes the server requires.",
                 "none": "Authentication is off on this server.",
             }[http_settings.auth]
         ),
@@ -93,6 +97,12 @@ def create_app(
     )
     app.state.durablehub = context
     install_error_handlers(app)
+    # The last added runs first: the Host is checked before anything else.
+    app.add_middleware(BodySizeLimit, max_bytes=http_settings.max_body_bytes)
+    app.add_middleware(SameOriginWrites, base_url=http_settings.base_url)
+    if http_settings.auth == "none":
+        app.add_middleware(LoopbackOnly)
+    app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
     auth = authentication(http_settings)
     dependencies = [Depends(auth)] if auth is not None else []
     app.include_router(router, dependencies=dependencies)
@@ -100,14 +110,16 @@ def create_app(
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=dependencies)
     async def openapi() -> JSONResponse:
         if app.openapi_schema is None:
-            app.openapi_schema = _describe(app, authenticated=auth is not None)
+            app.openapi_schema = _describe(
+                app, authenticated=auth is not None, authorized=http_settings.auth == "entra"
+            )
         return JSONResponse(app.openapi_schema)
 
     return app
 
 
-def _describe(app: FastAPI, *, authenticated: bool) -> dict[str, Any]:
-    """FastAPI's description, with the codes this API answers: 400 (not 422), 401."""
+def _describe(app: FastAPI, *, authenticated: bool, authorized: bool) -> dict[str, Any]:
+    """FastAPI's description, with the codes this API answers: 400 (not 422), 401, 403."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for operations in schema["paths"].values():
@@ -120,6 +132,8 @@ def _describe(app: FastAPI, *, authenticated: bool) -> dict[str, Any]:
             }
             if authenticated:
                 responses["401"] = {"description": "No credentials, or wrong ones", **error}
+            if authorized:
+                responses["403"] = {"description": "A valid token without a required role or scope", **error}
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

@@ -10,24 +10,54 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from durablehub.async_client import AsyncDurableClient
-from durablehub.errors import OrchestrationNotFoundError
-from durablehub.http.payloads import CHECK_STATUS_RETRY_AFTER, management_urls, status_payload
+from durablehub.errors import ConfigurationError, OrchestrationNotFoundError
+from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, BASE_URL_SETTING, LOOPBACK_NAMES, untrusted_host
+from durablehub.http.payloads import (
+    API_PREFIX,
+    CHECK_STATUS_RETRY_AFTER,
+    KEY_QUERY_PARAMETER,
+    management_urls,
+    status_payload,
+)
 from durablehub.http.settings import HttpSettings
 from durablehub.models import OrchestrationStatus
 
 __all__ = ["create_check_status_response", "wait_for_completion_or_create_check_status_response"]
 
 
-def _base_url(request: Request, http_settings: HttpSettings | None) -> str:
+def public_base_url(request: Request, http_settings: HttpSettings | None) -> str:
+    """``base_url`` if configured, else the request's own base URL if its Host is trusted.
+
+    Raises:
+        ConfigurationError: neither (a URL on a Host the caller chose would send the next
+            client, and its credentials, wherever that caller wanted).
+    """
     if http_settings is not None and http_settings.base_url:
         return http_settings.base_url
+    trusted = http_settings.trusted_hosts if http_settings is not None else list(LOOPBACK_NAMES)
+    name = untrusted_host(request.headers.raw, trusted)
+    if name is not None:
+        raise ConfigurationError(
+            f"management URLs cannot be built for the host {name!r}: set {BASE_URL_SETTING} (the "
+            f"server's public URL) or add the host to {ALLOWED_HOSTS_SETTING}"
+        )
     # Includes the root path of an app mounted under a prefix, where its routes are.
     return str(request.base_url).rstrip("/")
+
+
+def status_location(request: Request, instance_id: str, http_settings: HttpSettings | None) -> str:
+    """The URL of ``GET instances/{id}`` as requested (its query kept), on the public base URL,
+    without the ``code`` key unless keys in URLs are turned on."""
+    keep_key = http_settings is not None and http_settings.key_in_urls
+    query = [(k, v) for k, v in request.query_params.multi_items() if keep_key or k != KEY_QUERY_PARAMETER]
+    url = f"{public_base_url(request, http_settings)}{API_PREFIX}/instances/{quote(instance_id, safe='')}"
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def check_status_body(
@@ -39,7 +69,7 @@ def check_status_body(
 ) -> dict[str, str]:
     """The nine keys of the check-status body (``id`` and the eight management URLs)."""
     return management_urls(
-        _base_url(request, http_settings),
+        public_base_url(request, http_settings),
         instance_id,
         task_hub=task_hub,
         key=http_settings.url_key if http_settings is not None else None,
@@ -57,8 +87,12 @@ def create_check_status_response(
 
     The URLs point at this server's ``/runtime/webhooks/durabletask/`` routes (mount
     ``durablehub.http.create_app()`` or run ``durablehub serve``), or at
-    ``http_settings.base_url``. With key authentication they carry the key as ``code=``, as
-    Functions' URLs carry its system key, so that a client can poll them as they are.
+    ``http_settings.base_url``. They carry no key unless ``http_settings.key_in_urls`` (then
+    ``code=``, as Functions' URLs carry its system key): whoever receives them still needs the
+    API's credentials to use them.
+
+    Raises:
+        ConfigurationError: no ``base_url`` and the request's Host is not a trusted one.
     """
     body = check_status_body(request, instance_id, task_hub=task_hub, http_settings=http_settings)
     return JSONResponse(

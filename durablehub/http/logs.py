@@ -1,32 +1,69 @@
-"""Keep keys out of logs: uvicorn's access log writes the full request path, query included."""
+"""Keep keys out of logs: uvicorn's access log writes the full request path, query included, and
+its trace log (``--log-level trace``) every ASGI scope, query string included.
+
+The query is split and its names decoded as the server does (Starlette's ``parse_qsl``), so
+that ``%63ode=...``, which authenticates like ``code=...``, is redacted too; the rest of the
+line is left as it was. Headers never reach these logs (uvicorn's trace shows them as ``<...>``).
+"""
 
 from __future__ import annotations
 
 import logging
-import re
+from typing import Any
+from urllib.parse import unquote_plus
 
-ACCESS_LOGGER = "uvicorn.access"
-_KEY_IN_QUERY = re.compile(r"(?i)([?&]code=)[^&\s\"]*")
+from durablehub.http.payloads import KEY_QUERY_PARAMETER
+
+REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.asgi")
+SECRET_PARAMETERS = frozenset({KEY_QUERY_PARAMETER})
+MASK = "***"
 
 
-def redact(text: str) -> str:
-    """``/x?code=secret&a=1`` → ``/x?code=***&a=1``."""
-    return _KEY_IN_QUERY.sub(r"\1***", text)
+def redact_query(query: str) -> str:
+    """``a=1&%63ode=secret`` → ``a=1&%63ode=***``: values of secret parameters masked."""
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, _ = pair.partition("=")
+        secret = equals and unquote_plus(name).strip().lower() in SECRET_PARAMETERS
+        pairs.append(f"{name}={MASK}" if secret else pair)
+    return "&".join(pairs)
+
+
+def redact(target: str) -> str:
+    """A path or URL with the values of its secret query parameters masked."""
+    path, question, rest = target.partition("?")
+    if not question:
+        return target
+    query, hash_mark, fragment = rest.partition("#")
+    return f"{path}?{redact_query(query)}{hash_mark}{fragment}"
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict) and isinstance(value.get("query_string"), bytes):  # an ASGI scope
+        query = value["query_string"].decode("latin-1")
+        return {**value, "query_string": redact_query(query).encode("latin-1")}
+    return value
 
 
 class RedactKeyFilter(logging.Filter):
-    """Rewrites the ``code`` query parameter in a record's message and arguments."""
+    """Masks secret query parameters in a record's message and arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redacted(a) for a in record.args)
+        elif isinstance(record.args, dict):  # a single mapping argument
+            record.args = _redacted(record.args)
         return True
 
 
-def install_access_log_redaction(logger_name: str = ACCESS_LOGGER) -> None:
-    """Idempotent. Called at startup, after uvicorn has configured its loggers."""
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, RedactKeyFilter) for f in logger.filters):
-        logger.addFilter(RedactKeyFilter())
+def install_access_log_redaction(logger_names: tuple[str, ...] = REDACTED_LOGGERS) -> None:
+    """Idempotent. Logger filters survive uvicorn's logging configuration (``dictConfig`` adds
+    filters, it never removes them), so installing before the server starts is enough."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeyFilter) for f in logger.filters):
+            logger.addFilter(RedactKeyFilter())

@@ -23,6 +23,7 @@ from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.state import OrchestrationState
 
 API_PREFIX = "/runtime/webhooks/durabletask"
+KEY_QUERY_PARAMETER = "code"  # as Functions clients send its keys
 # Poll hints (seconds): DF's check-status response says 10, a running instance's status 5.
 CHECK_STATUS_RETRY_AFTER = 10
 STATUS_RETRY_AFTER = 5
@@ -51,7 +52,7 @@ def management_urls(
     if task_hub:
         params["taskHub"] = task_hub
     if key:
-        params["code"] = key
+        params[KEY_QUERY_PARAMETER] = key
     query = urlencode(params)
 
     def url(path: str, *, leading: str = "") -> str:

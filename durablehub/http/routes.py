@@ -18,6 +18,7 @@ from durablehub.entities.metadata import EntityQuery
 from durablehub.errors import OrchestrationNotFoundError
 from durablehub.http.check_status import (
     create_check_status_response,
+    status_location,
     wait_for_completion_or_create_check_status_response,
 )
 from durablehub.http.context import ManagementContext
@@ -194,7 +195,8 @@ async def get_instance(
         state, show_input=show_input, history=history, show_history_output=show_history_output
     )
     if state.runtime_status in RUNNING_STATUSES:
-        headers = {"Location": str(request.url), "Retry-After": str(STATUS_RETRY_AFTER)}
+        location = status_location(request, instance_id, context.http)
+        headers = {"Location": location, "Retry-After": str(STATUS_RETRY_AFTER)}
         return JSONResponse(body, status_code=202, headers=headers)
     failed = state.runtime_status is OrchestrationStatus.FAILED
     return JSONResponse(body, status_code=500 if failed and error_on_failure else 200)

@@ -4,8 +4,10 @@ Holds up to twice ``max_concurrent_activities`` work items: it receives (up to 3
 request) only once no more than ``max_concurrent_activities`` are held, so each receive
 brings a full batch while the running ones keep every slot busy. Work items scheduled by
 this process while it has a free slot arrive already held (``take``), without a receive.
-Each activity -- ``async def`` ones on the loop, plain ones in a thread pool -- runs while
-its message's visibility is renewed (from the moment it is held), then TaskCompleted or
+Each activity -- ``async def`` ones on the loop, plain ones on user-code threads -- runs while
+its message's visibility is renewed (from the moment it is held), at most
+``activity_timeout_seconds`` (then it fails with ActivityTimeoutError: an async one is
+cancelled, a blocked thread is left behind and the slot goes to the next), then TaskCompleted or
 TaskFailed goes to the orchestration's control queue *before* the work item is deleted (a
 crash in between gives a duplicate response, which the orchestration drops). Activities are
 therefore at-least-once. A work item that cannot be read goes to the poison queue at once;
@@ -17,21 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.codec import JSON_CODEC
-from durablehub.errors import PoisonMessageError
+from durablehub.errors import ActivityTimeoutError, PoisonMessageError
 from durablehub.models import FailureDetails
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.runtime.retries import retry_transient
+from durablehub.runtime.supervision import report_failure, supervise
+from durablehub.runtime.threads import UserCodeThreads
 from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -55,7 +59,7 @@ class ActivityRunner:
         self._report = report or self._send_response
         self._capacity = options.max_concurrent_activities
         self._slots = asyncio.Semaphore(self._capacity)
-        self._pool = ThreadPoolExecutor(max_workers=self._capacity, thread_name_prefix="durablehub-activity")
+        self._threads = UserCodeThreads("durablehub-activity")
         self._stopping = False
         self._held: set[asyncio.Task[None]] = set()  # work items held: waiting for a slot or running
         self._reserved = 0  # slots promised to work items being sent to us already held
@@ -66,7 +70,7 @@ class ActivityRunner:
         self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._dequeue_loop(), name="activities")
+        self._loop_task = supervise(self._dequeue_loop, name="dequeuing work items")
 
     def wake(self) -> None:
         self._poller.wake()
@@ -106,7 +110,7 @@ class ActivityRunner:
                 self.unfinished,
                 drain_timeout,
             )
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
 
     async def _dequeue_loop(self) -> None:
         while not self._stopping:
@@ -126,9 +130,10 @@ class ActivityRunner:
                 self._hold(item)
 
     def _hold(self, item: ReceivedMessage) -> None:
-        task = asyncio.create_task(self._execute(item))
+        task = asyncio.create_task(self._execute(item), name=f"work item {item.message_id}")
         self._held.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(report_failure)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._held.discard(task)
@@ -231,11 +236,19 @@ class ActivityRunner:
             registered = self._app.get_activity(scheduled.name)
             what = f"input of activity {scheduled.name!r}"
             value = JSON_CODEC.decode(scheduled.input, what=what)
-            if registered.is_async:
-                result: Any = await registered.fn(ctx, value)
-            else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._pool, registered.fn, ctx, value)
+            run = (
+                registered.fn(ctx, value)
+                if registered.is_async
+                else self._threads.run(functools.partial(registered.fn, ctx, value))
+            )
+            deadline = self._options.activity_timeout_seconds
+            try:
+                async with asyncio.timeout(deadline) as limit:
+                    result: Any = await run
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # the activity's own timeout, not ours
+                raise ActivityTimeoutError(scheduled.name, target.instance_id, deadline) from None
             encoded = JSON_CODEC.encode(result, what=f"result of activity {scheduled.name!r}")
         except Exception as exc:  # the orchestration decides what a failure means
             details = FailureDetails.from_exception(exc)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from durablehub.errors import LeaseLostError
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
+from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.leases import LeaseState, PartitionLease
 
@@ -87,8 +88,8 @@ class PartitionBalancer:
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
-        self._balance_task = asyncio.create_task(self._balance_loop(), name="balance")
-        self._renew_task = asyncio.create_task(self._renew_loop(), name="renew leases")
+        self._balance_task = supervise(self._balance_loop, name="partition balancing")
+        self._renew_task = supervise(self._renew_loop, name="lease renewal")
 
     async def stop(self) -> None:
         """Graceful stop: no more balancing; drain and release every partition (renewing
@@ -210,9 +211,9 @@ class PartitionBalancer:
     def _start_handover(self, partition_id: str, *, why: str) -> None:
         if partition_id not in self._draining:
             _LOG.info("worker %s draining partition %s: %s", self.worker_id, partition_id, why)
-            self._draining[partition_id] = asyncio.create_task(
-                self._hand_over(partition_id), name=f"hand over {partition_id}"
-            )
+            task = asyncio.create_task(self._hand_over(partition_id), name=f"handing over {partition_id}")
+            task.add_done_callback(report_failure)
+            self._draining[partition_id] = task
 
     async def _hand_over(self, partition_id: str) -> None:
         """Drain (the lease is still renewed meanwhile), then release the lease."""

@@ -16,31 +16,34 @@ applied once. Running the batch itself is ``durablehub.entities.batch`` (pure).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.episode import OutboundMessage, new_execution_id
-from durablehub.entities.batch import run_entity_batch
+from durablehub.engine.episode import new_execution_id
+from durablehub.entities.batch import EntityBatchResult, run_entity_batch
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.messages import SchedulerState
-from durablehub.errors import CheckpointConflictError
+from durablehub.errors import CheckpointConflictError, EntityOperationTimeoutError
+from durablehub.runtime.cache import InstanceCache
+from durablehub.runtime.checkpoint import Checkpoint, Checkpointer
+from durablehub.runtime.delivery import Handovers
+from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.retries import retry_transient
-from durablehub.taskhub import rows
+from durablehub.runtime.threads import UserCodeThreads
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.taskhub.records import InstanceUpdate
 
 __all__ = ["EntityRunner", "scheduler_state_of"]
 
 _LOG = logging.getLogger("durablehub.worker")
-_CACHE_SIZE = 1000
-
-Send = Callable[[list[OutboundMessage], ev.ExecutionStarted, int], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -62,16 +65,27 @@ def scheduler_state_of(events: tuple[ev.HistoryEvent, ...] | list[ev.HistoryEven
 
 
 class EntityRunner:
-    def __init__(self, app: App, hub: AsyncTaskHub, *, send: Send) -> None:
+    def __init__(
+        self,
+        app: App,
+        hub: AsyncTaskHub,
+        options: WorkerOptions,
+        *,
+        checkpoints: Checkpointer,
+        threads: UserCodeThreads,
+    ) -> None:
         self._app = app
         self._hub = hub
-        self._send = send
-        # Entities kept between batches; a stale one (the partition moved and came back) fails
-        # its commit on the sentinel ETag, is dropped and reloaded.
-        self._cache: OrderedDict[str, _Entity] = OrderedDict()
+        self._options = options
+        self._checkpoints = checkpoints
+        self._threads = threads
+        # Entities kept between batches, forgotten with their partition (``InstanceCache``).
+        self.cache: InstanceCache[_Entity] = InstanceCache(options.orchestration_cache_size)
         self.batches_run = 0
 
-    async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> tuple[list[str], list[str]]:
+    async def process(
+        self, instance_id: str, messages: list[ReceivedMessage], later: Handovers | None = None
+    ) -> tuple[list[str], list[str]]:
         """Run and commit one batch; returns the message ids to delete and to hand back."""
         every = [m.message_id for m in messages]
         try:
@@ -79,7 +93,8 @@ class EntityRunner:
         except ValueError as exc:
             _LOG.warning("discarding %d messages for %r: %s", len(messages), instance_id, exc)
             return every, []
-        entity = self._cache.pop(instance_id, None)
+        entity = self.cache.get(instance_id)
+        self.cache.drop(instance_id)  # kept again once this batch is recorded
         if entity is None:
             page = await retry_transient(lambda: self._hub.history.load(instance_id), what="loading history")
             entity = _Entity(
@@ -96,14 +111,15 @@ class EntityRunner:
             target, missing = None, str(exc)
             _LOG.warning("%s: %s", instance_id, missing)
         now = datetime.now(UTC)
-        result = await asyncio.to_thread(
+        batch = functools.partial(
             run_entity_batch, entity_id, target, entity.state, events, now=now, missing_reason=missing
         )
+        result = await self._run(instance_id, batch)
         new_state = result.state
         if not result.messages and new_state.to_json() == entity.state.to_json():
             if entity.loaded_execution_id is not None:
                 await self._repair_row(instance_id, entity, entity.loaded_execution_id)
-            self._keep(instance_id, entity)  # only duplicates: nothing to record
+            self.cache.put(instance_id, entity)  # only duplicates: nothing to record
             return every, []
         execution_id = new_execution_id()
         started = ev.ExecutionStarted(
@@ -120,37 +136,61 @@ class EntityRunner:
             ev.OrchestratorCompleted(timestamp=now),
         ]
         try:
-            await self._send(list(result.messages), started, 1)
-            etag = await self._hub.history.commit(
-                instance_id,
-                execution_id,
-                written,
-                first_sequence_number=0,
-                sentinel_etag=entity.sentinel_etag,
+            etag = await self._checkpoints.commit(
+                Checkpoint(
+                    instance_id=instance_id,
+                    execution_id=execution_id,
+                    sender=started.orchestration_instance,
+                    episode=1,
+                    messages=result.messages,
+                    history=written,
+                    sentinel_etag=entity.sentinel_etag,
+                    row=InstanceUpdate(
+                        instance_id=instance_id,
+                        execution_id=execution_id,
+                        events=written,
+                        custom_status=new_state.status().to_json(),
+                        keep_created_time=entity.stored,
+                        now=now,
+                    ),
+                ),
+                later=later,
             )
         except CheckpointConflictError:
             _LOG.warning("entity %r was committed by another worker; abandoning this batch", instance_id)
             return [], every
-        row = rows.checkpoint_instance_row(
-            task_hub=self._hub.names.hub,
-            instance_id=instance_id,
-            execution_id=execution_id,
-            new_events=written,
-            custom_status=new_state.status().to_json(),
-            now=now,
-        )
-        if entity.stored:
-            row.pop("CreatedTime", None)
-        await retry_transient(lambda: self._hub.instances.upsert_merge(row), what="writing the Instances row")
-        self._keep(instance_id, _Entity(new_state, etag, stored=True))
+        self.cache.put(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
         return every, []
+
+    async def _run(self, instance_id: str, batch: Callable[..., EntityBatchResult]) -> EntityBatchResult:
+        """Run the batch's user code on a user-code thread. An operation still running at its
+        deadline is given up: the batch runs again (on a fresh thread, from the same state)
+        with that operation failed, so its caller gets EntityOperationTimeoutError and the
+        entity goes on. Operations before it run twice, as after any crash of a batch."""
+        deadline = self._options.entity_operation_timeout_seconds
+        given_up: dict[str, Exception] = {}
+        while True:
+            watch = _Watch()
+            job = asyncio.ensure_future(
+                self._threads.run(functools.partial(batch, watch=watch, given_up=given_up))
+            )
+            try:
+                stuck = await _first_overrun(job, watch, deadline)
+            finally:
+                job.cancel()  # done, or given up: its thread is left to finish alone
+            if stuck is None:
+                return job.result()
+            request_id, operation, _ = stuck
+            error = EntityOperationTimeoutError(instance_id, operation, deadline)
+            _LOG.error("%s", error)
+            given_up = {**given_up, request_id: error}
 
     async def _repair_row(self, instance_id: str, entity: _Entity, execution_id: str) -> None:
         """Write the row of the stored execution if it shows an older one (#1252 for entities:
         ``get_entity`` would read a state that went backwards)."""
-        row = await self._hub.instances.get(instance_id, resolve_blobs=False)
-        if row is None or row.get("ExecutionId") != execution_id:
+        record = await self._hub.instances.get_record(instance_id, resolve_blobs=False)
+        if record is None or record.execution_id != execution_id:
             _LOG.warning("repairing Instances row of entity %r from its history", instance_id)
             started = ev.ExecutionStarted(
                 orchestration_instance=ev.OrchestrationInstance(
@@ -159,25 +199,44 @@ class EntityRunner:
                 name=instance_id,
                 input=entity.state.to_json(),
             )
-            repaired = rows.checkpoint_instance_row(
-                task_hub=self._hub.names.hub,
+            repaired = InstanceUpdate(
                 instance_id=instance_id,
                 execution_id=execution_id,
-                new_events=[started],
+                events=[started],
                 custom_status=entity.state.status().to_json(),
+                keep_created_time=record is not None,
             )
-            if row is not None:
-                repaired.pop("CreatedTime", None)
-            await self._hub.instances.upsert_merge(repaired)
+            await self._checkpoints.commit(
+                Checkpoint(instance_id=instance_id, execution_id=execution_id, row=repaired)
+            )
         entity.loaded_execution_id = None
 
-    def drop(self, instance_id: str) -> None:
-        self._cache.pop(instance_id, None)
 
-    def _keep(self, instance_id: str, entity: _Entity) -> None:
-        self._cache[instance_id] = entity
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+class _Watch:
+    """Which operation a batch's thread is in, and since when (written there, read on the loop)."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, str, float] | None = None
+
+    def begin(self, request_id: str, operation: str) -> None:
+        self.current = (request_id, operation, time.monotonic())
+
+    def end(self) -> None:
+        self.current = None
+
+
+async def _first_overrun(
+    job: asyncio.Future[EntityBatchResult], watch: _Watch, deadline: float
+) -> tuple[str, str, float] | None:
+    """Wait for ``job``; None when it is done, else the operation that ran past ``deadline``."""
+    while True:
+        current = watch.current
+        left = deadline if current is None else current[2] + deadline - time.monotonic()
+        done, _ = await asyncio.wait({job}, timeout=max(left, 0.0))
+        if done:
+            return None
+        if current is not None and watch.current is current and time.monotonic() - current[2] >= deadline:
+            return current
 
 
 def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:

@@ -37,6 +37,11 @@ class WorkerOptions(BaseSettings):
     max_dequeue_count: int = Field(default=10, ge=1)
     # Orchestrator code that runs longer in one episode (it blocks) fails its instance.
     orchestrator_timeout_seconds: float = Field(default=60.0, gt=0)
+    # An entity operation that runs longer fails its caller; the entity goes on with the next.
+    entity_operation_timeout_seconds: float = Field(default=60.0, gt=0)
+    # An activity that runs longer fails its task (Functions' default functionTimeout on
+    # Premium and Dedicated plans); its thread, if it blocks, is left behind.
+    activity_timeout_seconds: float = Field(default=1800.0, gt=0)
     # How long a partition being handed over waits for its in-flight episodes.
     drain_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a stopping worker waits for running activities; the rest run again elsewhere.

@@ -8,7 +8,7 @@ reference's order -- send outbound messages, write history under the sentinel ET
 Instances row. It returns which messages to delete and which to hand back (early responses
 whose scheduling event is not committed yet); the caller deletes them last.
 
-Orchestrator code runs on ``OrchestratorThreads``, never on the loop. An episode whose code
+Orchestrator code runs on ``UserCodeThreads``, never on the loop. An episode whose code
 has not returned after ``orchestrator_timeout_seconds`` fails its instance with
 ``OrchestratorTimeoutError`` (naming the instance and the deadline), as Azure Functions
 fails an orchestrator that exceeds its function timeout; its thread is left to finish alone.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,21 +27,24 @@ from typing import Any
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration
-from durablehub.engine.episode import EpisodePlan, OutboundMessage, plan_episode
+from durablehub.engine.episode import OutboundMessage, plan_episode
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import rewind as rewind_history
 from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
 from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.runtime.cache import InstanceCache
+from durablehub.runtime.checkpoint import Checkpoint, Checkpointer
 from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.orchestrator_threads import OrchestratorThreads
 from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.rewinding import messages_for_children
-from durablehub.taskhub import envelope, rows
+from durablehub.runtime.threads import UserCodeThreads
+from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.taskhub.records import InstanceUpdate
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -82,6 +84,8 @@ class InstanceState:
     # history may follow a crash between the History and Instances writes of its first
     # episode: its next checkpoint then writes the whole row again (#1252, running variant).
     row_written: bool = False
+    # Rows a torn checkpoint left beyond the history (``HistoryPage``): deleted by the next one.
+    uncommitted_row_keys: tuple[str, ...] = ()
 
     @property
     def execution_id(self) -> str | None:
@@ -113,41 +117,13 @@ class InstanceState:
 
     @classmethod
     def from_history(cls, page: rows.HistoryPage) -> InstanceState:
-        state = cls(instance_id=page.instance_id, sentinel_etag=page.sentinel_etag)
+        state = cls(
+            instance_id=page.instance_id,
+            sentinel_etag=page.sentinel_etag,
+            uncommitted_row_keys=page.uncommitted_row_keys,
+        )
         state.append(list(page.events))
         return state
-
-
-class ExecutorCache:
-    """Instances kept between episodes (LRU), so an N-event orchestration costs O(N)."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[str, InstanceState] = OrderedDict()
-
-    def get(self, instance_id: str) -> InstanceState | None:
-        state = self._items.get(instance_id)
-        if state is not None:
-            self._items.move_to_end(instance_id)
-        return state
-
-    def put(self, state: InstanceState) -> None:
-        if self._capacity <= 0:
-            return
-        self._items[state.instance_id] = state
-        self._items.move_to_end(state.instance_id)
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
-
-    def drop(self, instance_id: str) -> None:
-        self._items.pop(instance_id, None)
-
-    def drop_where(self, predicate: Callable[[str], bool]) -> None:
-        for key in [k for k in self._items if predicate(k)]:
-            del self._items[key]
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +154,20 @@ class OrchestrationRunner:
         self._hub = hub
         self._options = options
         self._delivery = delivery or Delivery(hub, options)
-        self.cache = ExecutorCache(options.orchestration_cache_size)
-        self._threads = OrchestratorThreads()
+        self._checkpoints = Checkpointer(hub, self._delivery)
+        self.cache: InstanceCache[InstanceState] = InstanceCache(options.orchestration_cache_size)
+        self._threads = UserCodeThreads("durablehub-orchestrator")
         self.episodes_run = 0
-        self.entities = EntityRunner(app, hub, send=self._send)  # instances "@name@key"
+        # Instances "@name@key": user code on the same threads, recorded by the same checkpoints.
+        self.entities = EntityRunner(app, hub, options, checkpoints=self._checkpoints, threads=self._threads)
 
     def close(self) -> None:
         self._threads.close()
+
+    def forget(self, owned_by: Callable[[str], bool]) -> None:
+        """Drop the cached orchestrations and entities of a partition (``owned_by`` its ids)."""
+        self.cache.drop_where(owned_by)
+        self.entities.cache.drop_where(owned_by)
 
     async def process(self, instance_id: str, messages: list[ReceivedMessage]) -> EpisodeOutcome:
         """Run one episode of ``instance_id`` on ``messages``; the caller deletes or hands
@@ -202,9 +185,9 @@ class OrchestrationRunner:
     ) -> EpisodeOutcome:
         if is_entity_instance_id(instance_id):  # --- entities: durablehub.runtime.entities ---
             try:
-                delete, abandon = await self.entities.process(instance_id, messages)
+                delete, abandon = await self.entities.process(instance_id, messages, later)
             except Exception:
-                self.entities.drop(instance_id)
+                self.entities.cache.drop(instance_id)
                 raise
             return EpisodeOutcome(delete=delete, abandon=abandon)
         state = self.cache.get(instance_id)
@@ -239,7 +222,11 @@ class OrchestrationRunner:
             return EpisodeOutcome(delete=delete, abandon=abandon)
 
         if new_start is not None:
-            state = InstanceState(instance_id=instance_id, sentinel_etag=state.sentinel_etag)
+            state = InstanceState(
+                instance_id=instance_id,
+                sentinel_etag=state.sentinel_etag,
+                uncommitted_row_keys=state.uncommitted_row_keys,
+            )
             if new_start.scheduled_start_time is not None:
                 terminated = await self._terminated_before_start(new_start)
                 if terminated is not None:
@@ -302,15 +289,14 @@ class OrchestrationRunner:
         """A client terminates a scheduled start by marking its Pending row (a message could
         not be ordered after the hidden start); the start then ends terminated, running nothing."""
         oi = start.orchestration_instance
-        row = await self._hub.instances.get(oi.instance_id, resolve_blobs=True)
+        record = await self._hub.instances.get_record(oi.instance_id, resolve_blobs=True)
         if (
-            row is None
-            or row.get("ExecutionId") != oi.execution_id
-            or row.get("RuntimeStatus") != OrchestrationStatus.TERMINATED.table_name
+            record is None
+            or record.execution_id != oi.execution_id
+            or record.runtime_status is not OrchestrationStatus.TERMINATED
         ):
             return None
-        reason = row.get("Output")
-        return ev.ExecutionTerminated(input=reason if isinstance(reason, str) else None)
+        return ev.ExecutionTerminated(input=record.output)
 
     async def _rewind(self, state: InstanceState, event: ev.ExecutionRewound, later: Handovers) -> None:
         """Rewind a failed instance (``durablehub.engine.rewind``) and run its rewind episode."""
@@ -318,13 +304,25 @@ class OrchestrationRunner:
         assert started is not None
         now = datetime.now(UTC)
         executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
-        plan = await asyncio.to_thread(rewind_history, executor, state.history, now=now)
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now), event]
+        deadline = self._options.orchestrator_timeout_seconds
+        replay = functools.partial(rewind_history, executor, state.history, now=now)
+        try:
+            plan = await asyncio.wait_for(self._threads.run(replay), timeout=deadline)
+        except TimeoutError:  # the replay blocked in orchestrator code: the instance stays failed
+            error = OrchestratorTimeoutError(state.instance_id, started.name, deadline)
+            _LOG.error("rewinding %r: %s", state.instance_id, error)
+            failed = _failed(error, next_id=state.next_action_id)
+            await self._commit(state, started, new_events, failed, later, now=now)
+            return
         children = await messages_for_children(
             self._hub.instances, plan.children, parent=started, reason=event.reason, now=now
         )
         rewound = InstanceState(
-            instance_id=state.instance_id, sentinel_etag=state.sentinel_etag, executor=executor
+            instance_id=state.instance_id,
+            sentinel_etag=state.sentinel_etag,
+            executor=executor,
+            uncommitted_row_keys=state.uncommitted_row_keys,
         )
         rewound.append(list(plan.history))
         result, timed_out = await self._run_orchestrator(
@@ -361,56 +359,45 @@ class OrchestrationRunner:
         replaced: dict[int, ev.HistoryEvent] | None = None,
         timed_out: bool = False,
     ) -> None:
-        """Record an episode in the reference's order: send, write history, merge the row."""
+        """Record an episode (``Checkpointer``: send, write history, merge the row)."""
         plan = plan_episode(result, started=started, now=now)
-        # Messages for this process wait in ``later`` until the episode is recorded.
-        await self._send([*(resend or ()), *plan.messages], started, state.episodes + 1, later=later)
-        await self._record(
-            state, started, new_events, result, plan, now=now, replaced=replaced, timed_out=timed_out
-        )
-
-    async def _record(
-        self,
-        state: InstanceState,
-        started: ev.ExecutionStarted,
-        new_events: list[ev.HistoryEvent],
-        result: EpisodeResult,
-        plan: EpisodePlan,
-        *,
-        now: datetime,
-        replaced: dict[int, ev.HistoryEvent] | None,
-        timed_out: bool,
-    ) -> None:
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
-        state.sentinel_etag = await self._hub.history.commit(
-            state.instance_id,
-            execution_id,
-            written,
-            first_sequence_number=len(state.history),
-            sentinel_etag=state.sentinel_etag,
-            replaced=replaced,
-        )
+        # A state read from history whose row this worker never wrote may follow a crash
+        # between the History and Instances writes of its first episode: write it whole.
         row_events = written if state.row_written or not state.history else [started, *written]
-        row = rows.checkpoint_instance_row(
-            task_hub=self._hub.names.hub,
-            instance_id=state.instance_id,
-            execution_id=execution_id,
-            new_events=row_events,
-            custom_status=result.custom_status,
-            now=now,
+        state.sentinel_etag = await self._checkpoints.commit(
+            Checkpoint(
+                instance_id=state.instance_id,
+                execution_id=execution_id,
+                sender=started.orchestration_instance,
+                episode=state.episodes + 1,
+                messages=[*(resend or ()), *plan.messages],
+                history=written,
+                first_sequence_number=len(state.history),
+                sentinel_etag=state.sentinel_etag,
+                replaced=replaced,
+                uncommitted_row_keys=state.uncommitted_row_keys,
+                row=InstanceUpdate(
+                    instance_id=state.instance_id,
+                    execution_id=execution_id,
+                    events=row_events,
+                    custom_status=result.custom_status,
+                    keep_custom_status=timed_out,  # unknown: the merge keeps the last one written
+                    now=now,
+                ),
+            ),
+            later=later,
         )
-        if timed_out:
-            del row["CustomStatus"]  # unknown here: the merge keeps the last one written
-        await retry_transient(lambda: self._hub.instances.upsert_merge(row), what="writing the Instances row")
+        state.uncommitted_row_keys = ()
         state.row_written = True
         state.append(written)
         self.episodes_run += 1
         if state.finished:
             self.cache.drop(state.instance_id)
         else:
-            self.cache.put(state)
+            self.cache.put(state.instance_id, state)
 
     def _orchestrator_fn(self, name: str) -> Callable[..., Any]:
         try:
@@ -418,69 +405,34 @@ class OrchestrationRunner:
         except LookupError as exc:
             return _missing_orchestrator(str(exc))
 
-    async def _send(
-        self,
-        messages: list[OutboundMessage],
-        started: ev.ExecutionStarted,
-        episode: int,
-        *,
-        later: Handovers | None = None,
-    ) -> None:
-        me = started.orchestration_instance
-        now = datetime.now(UTC)
-
-        async def send_one(om: Any) -> None:
-            message = envelope.MessageData(
-                task_message=envelope.TaskMessage(
-                    event=om.event,
-                    orchestration_instance=ev.OrchestrationInstance(
-                        instance_id=om.target_instance_id, execution_id=om.target_execution_id
-                    ),
-                ),
-                episode=episode,
-                sender=me,
-            )
-            if om.to_work_items:
-                await self._delivery.to_activities(message, later=later)
-                return
-            delay = om.visible_at - now if om.visible_at is not None and om.visible_at > now else None
-            await self._delivery.to_instance(om.target_instance_id, message, visible_after=delay, later=later)
-
-        # Each send is retried on its own: a fan-out would rarely get all through otherwise.
-        # A message sent twice (its answer lost) is dropped as a duplicate by its consumer.
-        await bounded_gather(
-            [retry_transient(functools.partial(send_one, om), what="sending a message") for om in messages],
-            limit=32,
-        )
-
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash (or a storage error) between the History and Instances writes leaves the row
         behind the history (#1252): "Running" for a finished instance, "Pending" or no row for
         one whose start was committed. Redelivered messages are then duplicates; fix the row."""
         assert state.execution_id is not None
-        row = await self._hub.instances.get(state.instance_id, resolve_blobs=False)
-        repaired = rows.checkpoint_instance_row(
-            task_hub=self._hub.names.hub,
+        record = await self._hub.instances.get_record(state.instance_id, resolve_blobs=False)
+        repaired = InstanceUpdate(
             instance_id=state.instance_id,
             execution_id=state.execution_id,
-            new_events=state.history,
-            custom_status=row.get("CustomStatus") if row else None,
+            events=state.history,
+            custom_status=record.custom_status if record else None,
         )
-        expected = repaired["RuntimeStatus"]
         if (
-            row is not None
-            and row.get("RuntimeStatus") == expected
-            and row.get("ExecutionId") == state.execution_id
+            record is not None
+            and record.runtime_status is repaired.runtime_status
+            and record.execution_id == state.execution_id
         ):
             state.row_written = True
             return
         _LOG.warning(
             "repairing Instances row of %r: history says %s, row says %s",
             state.instance_id,
-            expected,
-            None if row is None else row.get("RuntimeStatus"),
+            repaired.runtime_status,
+            None if record is None else record.runtime_status,
         )
-        await self._hub.instances.upsert_merge(repaired)
+        await self._checkpoints.commit(
+            Checkpoint(instance_id=state.instance_id, execution_id=state.execution_id, row=repaired)
+        )
         state.row_written = True
 
 
@@ -625,17 +577,3 @@ def _starts_first(m: ReceivedMessage) -> tuple[bool, datetime, int]:
 def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:
     inserted = m.inserted_on or datetime.min.replace(tzinfo=UTC)
     return (inserted, m.message.sequence_number if m.message else 0)
-
-
-async def bounded_gather(coros: list[Any], *, limit: int) -> None:
-    if len(coros) <= 1:
-        for coro in coros:
-            await coro
-        return
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(coro: Any) -> None:
-        async with semaphore:
-            await coro
-
-    await asyncio.gather(*(run(c) for c in coros))

@@ -18,11 +18,13 @@ import logging
 import time
 from datetime import timedelta
 
+from durablehub.runtime.gather import bounded_gather
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner, bounded_gather
+from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.runtime.retries import abandon_delay, retry_transient
+from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
@@ -63,21 +65,22 @@ class ControlQueueProcessor:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._dequeue_loop(), name=f"dequeue {self.partition_id}"),
-            asyncio.create_task(self._renew_loop(), name=f"renew {self.partition_id}"),
+            supervise(self._dequeue_loop, name=f"dequeuing from {self.partition_id}"),
+            supervise(self._renew_loop, name=f"renewing messages of {self.partition_id}"),
         ]
 
     def wake(self) -> None:
         self._poller.wake()
 
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
-        """Stop dequeuing, let running episodes finish, hand the rest back at once."""
+        """Stop dequeuing, let running episodes finish within ``drain_timeout``, cancel the
+        rest (as a crash would end them: their messages come back), hand everything back."""
         self._stopping = True
         self._poller.wake()
         sessions = list(self._sessions.values())
         if sessions:
             await asyncio.wait(sessions, timeout=drain_timeout)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._sessions.values()]:
             task.cancel()
         for task in [*self._tasks, *self._sessions.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -142,9 +145,7 @@ class ControlQueueProcessor:
         instance_id = message.message.instance_id
         self._pending.setdefault(instance_id, {})[message.message_id] = message
         if instance_id not in self._sessions:
-            self._sessions[instance_id] = asyncio.create_task(
-                self._session(instance_id), name=f"session {instance_id}"
-            )
+            self._start_session(instance_id)
 
     async def _session(self, instance_id: str) -> None:
         try:
@@ -164,12 +165,18 @@ class ControlQueueProcessor:
         finally:
             self._sessions.pop(instance_id, None)
             if self._pending.get(instance_id) and not self._stopping:  # arrived while we were finishing
-                self._sessions[instance_id] = asyncio.create_task(self._session(instance_id))
+                self._start_session(instance_id)
+
+    def _start_session(self, instance_id: str) -> None:
+        task = asyncio.create_task(self._session(instance_id), name=f"episodes of {instance_id!r}")
+        task.add_done_callback(report_failure)
+        self._sessions[instance_id] = task
 
     def _settle(self, outcome: EpisodeOutcome) -> None:
         """Delete (and hand back) an episode's messages while the instance's next episode
         starts: they are committed already, so the delete is the only step off the path."""
-        task = asyncio.create_task(self._settle_now(outcome))
+        task = asyncio.create_task(self._settle_now(outcome), name=f"settling {self.partition_id}")
+        task.add_done_callback(report_failure)
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 

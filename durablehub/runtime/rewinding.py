@@ -43,18 +43,18 @@ async def messages_for_children(
     messages: list[OutboundMessage] = []
     for child in children:
         child_id = child.created.instance_id or ""
-        row = await instances.get(child_id, resolve_blobs=True)
-        status = OrchestrationStatus.from_table_name(row["RuntimeStatus"]) if row else None
-        if status is OrchestrationStatus.FAILED and row is not None:
+        record = await instances.get_record(child_id, resolve_blobs=True)
+        status = record.runtime_status if record else None
+        if status is OrchestrationStatus.FAILED and record is not None:
             messages.append(
                 OutboundMessage(
                     target_instance_id=child_id,
-                    target_execution_id=row.get("ExecutionId"),
+                    target_execution_id=record.execution_id,
                     event=ev.ExecutionRewound(timestamp=now, reason=reason),
                 )
             )
-        elif status is OrchestrationStatus.COMPLETED and row is not None:
-            result = row.get("Output")
+        elif status is OrchestrationStatus.COMPLETED and record is not None:
+            result = record.output
             messages.append(
                 OutboundMessage(
                     target_instance_id=me.instance_id,

@@ -11,13 +11,14 @@ import random
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
 # A client whose start message went to a blob points Input at that message blob (the
@@ -37,6 +38,7 @@ class InstancesTable:
     ) -> None:
         self._table = clients.table.get_table_client(names.instances_table)
         self.table_name = names.instances_table
+        self._task_hub = names.hub
         self._blobs = large_messages
 
     def create(self) -> None:
@@ -59,9 +61,15 @@ class InstancesTable:
             return None
         return self._row(entity, resolve_blobs=resolve_blobs)
 
+    def get_record(self, instance_id: str, *, resolve_blobs: bool = True) -> InstanceRecord | None:
+        """The instance's row as a typed record, or None."""
+        row = self.get(instance_id, resolve_blobs=resolve_blobs)
+        return None if row is None else InstanceRecord.from_row(row)
+
     def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
+        row["_timestamp"] = entity.metadata.get("timestamp")  # the service's clock: last write
         if resolve_blobs:
             for column in _URL_COLUMNS:
                 value = row.get(column)
@@ -122,20 +130,34 @@ class InstancesTable:
         )
         return result["etag"]
 
+    def merge_update(self, update: InstanceUpdate) -> str:
+        """Merge a checkpoint's columns (InsertOrMerge, as every reference checkpoint does)."""
+        return self.upsert_merge(update.to_row(self._task_hub))
+
     def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""
         result = self._table.upsert_entity(self._offload(dict(row)), mode=UpdateMode.MERGE)
         return result["etag"]
 
-    def delete(self, instance_id: str) -> bool:
-        """Delete the row; False if there was none. (``delete_entity`` hides a 404, a one-op
-        transaction does not, and costs the same single request.)"""
+    def delete(self, instance_id: str, *, etag: str | None = None) -> bool:
+        """Delete the row (only if it still has ``etag``, when given); False if there was none.
+        (``delete_entity`` hides a 404, a one-op transaction does not, and costs the same.)
+
+        Raises:
+            ResourceModifiedError: the row changed since ``etag`` was read.
+        """
         key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
+        guard = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._table.submit_transaction([(TransactionOperation.DELETE, key)])
+            self._table.submit_transaction([(TransactionOperation.DELETE, key, guard)])
         except (TableTransactionError, ResourceNotFoundError) as exc:
-            if getattr(exc, "status_code", 404) == 404:
+            status = getattr(exc, "status_code", 404)
+            if status == 404:
                 return False
+            if status == 412:
+                raise ResourceModifiedError(
+                    f"the Instances row of {instance_id!r} changed meanwhile"
+                ) from exc
             raise
         return True
 

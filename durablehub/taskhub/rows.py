@@ -119,14 +119,29 @@ def _as_utc(value: Any) -> datetime | None:
     return wire.parse_datetime(str(value))
 
 
+# durablehub's own sentinel column (the reference ignores columns it does not know): how many
+# events of ``ExecutionId`` the last *complete* checkpoint left. An episode of more than 99
+# events is written in several transactions; until its last one, the rows it wrote beyond this
+# count are not history yet, and readers leave them out (the reference's known gap, DF #332).
+COMMITTED_EVENT_COUNT = "CommittedEventCount"
+
+
 def sentinel_row(
-    instance_id: str, execution_id: str, *, complete: bool, now: datetime | None = None
+    instance_id: str,
+    execution_id: str,
+    *,
+    complete: bool,
+    committed_events: int,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    """The sentinel as one transaction of a checkpoint writes it: ``committed_events`` is the
+    history's length once this transaction is in (the earlier length while incomplete)."""
     row: dict[str, Any] = {
         "PartitionKey": escape_partition_key(instance_id),
         "RowKey": SENTINEL_ROW_KEY,
         "ExecutionId": execution_id,
         "IsCheckpointComplete": complete,
+        COMMITTED_EVENT_COUNT: committed_events,
     }
     if complete:
         row["CheckpointCompletedTimestamp"] = now or datetime.now(UTC)
@@ -163,13 +178,26 @@ class HistoryPage:
     events: tuple[ev.HistoryEvent, ...]
     sentinel_etag: str | None
     checkpoint_complete: bool = True
+    # Rows of this generation beyond its committed events: left by a checkpoint that failed
+    # between its transactions. Not history; the next checkpoint deletes what it does not overwrite.
+    uncommitted_row_keys: tuple[str, ...] = ()
 
 
-def select_generation(
-    rows: Sequence[Mapping[str, Any]], execution_id: str | None
-) -> tuple[str | None, list[Mapping[str, Any]], Mapping[str, Any] | None]:
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The rows of the current (or a chosen) generation, split at what was committed."""
+
+    execution_id: str | None
+    committed: list[Mapping[str, Any]]
+    uncommitted: list[Mapping[str, Any]]
+    sentinel: Mapping[str, Any] | None
+
+
+def select_generation(rows: Sequence[Mapping[str, Any]], execution_id: str | None) -> Generation:
     """Pick the current generation: the sentinel's ExecutionId (or the first row's), rows in
-    RowKey order up to the first row of another generation (stale rows of a longer old one)."""
+    RowKey order up to the first row of another generation (stale rows of a longer old one),
+    and of those only the sentinel's committed count when it records one (durablehub writes it;
+    hubs written by others have all their rows taken)."""
     sentinel = next((r for r in rows if r["RowKey"] == SENTINEL_ROW_KEY), None)
     events = sorted((r for r in rows if r["RowKey"] != SENTINEL_ROW_KEY), key=lambda r: r["RowKey"])
     current = (
@@ -182,7 +210,11 @@ def select_generation(
         if r.get("ExecutionId") != current:
             break
         selected.append(r)
-    return current, selected, sentinel
+    committed = (sentinel or {}).get(COMMITTED_EVENT_COUNT)
+    if isinstance(committed, int) and sentinel is not None and sentinel.get("ExecutionId") == current:
+        done = [r for r in selected if int(r["RowKey"], 16) < committed]
+        return Generation(current, done, selected[len(done) :], sentinel)
+    return Generation(current, selected, [], sentinel)
 
 
 # --------------------------------------------------------------------------- Instances rows

@@ -91,8 +91,9 @@ class FaultInjector:
 
     ``rate``: the chance that a request fails; ``faults``: the kinds allowed (each request gets
     one of those plausible for it, uniformly); ``services``/``operations``: which requests
-    (operations as ``metering.classify`` names them, e.g. ``table.upsert_merge``); ``limit``:
-    how many faults in all.
+    (operations as ``metering.classify`` names them, e.g. ``table.upsert_merge``); ``skip``:
+    how many of those requests to let through before injecting (to hit, say, the second
+    transaction of a history commit); ``limit``: how many faults in all.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class FaultInjector:
         faults: Iterable[Fault] | None = None,
         services: Iterable[str] = ("blob", "queue", "table"),
         operations: Iterable[str] | None = None,
+        skip: int = 0,
         limit: int | None = None,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -112,6 +114,7 @@ class FaultInjector:
         self._allowed = frozenset(faults) if faults is not None else frozenset(Fault)
         self._services = frozenset(services)
         self._operations = frozenset(operations) if operations is not None else None
+        self._skip = skip  # matching requests still to let through before the first fault
         self._limit = limit  # at most this many faults in all, then none
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -137,6 +140,9 @@ class FaultInjector:
         candidates = [f for f in plausible_faults(operation, request.headers) if f in self._allowed]
         with self._lock:
             self.requests += 1
+            if self._skip > 0:
+                self._skip -= 1
+                return None, operation
             spent = self._limit is not None and sum(self._counts.values()) >= self._limit
             if spent or not candidates or self._random.random() >= self.rate:
                 return None, operation

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from durablehub.async_client import AsyncDurableClient
 from durablehub.http import HttpSettings, create_app
@@ -53,12 +54,26 @@ async def durable(
 @pytest.fixture(scope="module")
 async def http(durable: AsyncDurableClient) -> AsyncIterator[httpx.AsyncClient]:
     """Requests carry the key in the x-functions-key header unless a test says otherwise."""
-    app = create_app(http_settings=HttpSettings(key=KEY), client=durable, worker_app=e2e_app)
+    settings = HttpSettings(key=KEY, allowed_hosts=["testserver"])
+    app = create_app(http_settings=settings, client=durable, worker_app=e2e_app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={"x-functions-key": KEY}
     ) as client:
         yield client
+
+
+@pytest.fixture
+def serve_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """``uvicorn.run`` replaced: what serve would have served, without serving it."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("DURABLEHUB_TASK_HUB", "ServeHub")
+    monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
+    for name in ("ALLOWED_HOSTS", "BASE_URL", "AUTH"):
+        monkeypatch.delenv(f"DURABLEHUB_HTTP_{name}", raising=False)
+    return calls
 
 
 def new_id(prefix: str = "http") -> str:

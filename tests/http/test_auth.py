@@ -4,34 +4,26 @@ locally generated key pair (right token, expired, wrongly signed, other audience
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from durablehub.errors import ConfigurationError
 from durablehub.http import OPENAPI_PATH, HttpSettings, create_app
 from durablehub.settings import TaskHubSettings
 from tests.http.conftest import API, KEY, new_id
+from tests.http.entra import ADMIN_ROLE, AUDIENCE, ISSUER, KID, JwksServer, new_key, token
 
 # Storage is never reached by the openapi route; the settings only need to parse.
 OFFLINE = TaskHubSettings(connection_string="UseDevelopmentStorage=true")
-AUDIENCE = "api://durablehub-tests"
-ISSUER = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/v2.0"
-KID = "test-key-1"
 
 
 def offline_client(http_settings: HttpSettings) -> httpx.AsyncClient:
     app = create_app(OFFLINE, http_settings)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
 # ---------------------------------------------------------------------------------------- keys
@@ -89,8 +81,9 @@ def test_settings_refuse_a_missing_or_short_key(monkeypatch: pytest.MonkeyPatch)
         HttpSettings(key="short-secret")
     assert "short-secret" not in str(error.value)
     monkeypatch.setenv("DURABLEHUB_HTTP_KEY", KEY)
-    assert HttpSettings().url_key == KEY and KEY not in repr(HttpSettings())
-    assert HttpSettings(auth="none").url_key is None
+    assert HttpSettings().url_key is None and KEY not in repr(HttpSettings())  # keys in URLs: opt-in
+    assert HttpSettings(key_in_urls=True).url_key == KEY
+    assert HttpSettings(auth="none", key_in_urls=True).url_key is None
     with pytest.raises(ConfigurationError, match="ENTRA_AUDIENCE"):
         HttpSettings(auth="entra", entra_tenant_id="t")
 
@@ -103,55 +96,28 @@ async def test_auth_can_be_turned_off() -> None:
 # ------------------------------------------------------------------------------------ Entra ID
 
 
-class Jwks(BaseHTTPRequestHandler):
-    document: dict[str, Any] = {}
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = json.dumps(self.document).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def signing_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return new_key()
 
 
 @pytest.fixture(scope="module")
 def jwks_url(signing_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    public = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
-    Jwks.document = {"keys": [{**public, "kid": KID, "use": "sig", "alg": "RS256"}]}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/discovery/v2.0/keys"
-    server.shutdown()
-
-
-def token(key: rsa.RSAPrivateKey, *, kid: str = KID, **claims: Any) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "caller",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        **claims,
-    }
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+    server = JwksServer({KID: signing_key})
+    yield server.url
+    server.close()
 
 
 @pytest.fixture
 def entra(jwks_url: str) -> httpx.AsyncClient:
     return offline_client(
-        HttpSettings(auth="entra", entra_audience=AUDIENCE, entra_issuer=ISSUER, entra_jwks_url=jwks_url)
+        HttpSettings(
+            auth="entra",
+            entra_audience=AUDIENCE,
+            entra_issuer=ISSUER,
+            entra_jwks_url=jwks_url,
+            entra_roles=[ADMIN_ROLE],
+        )
     )
 
 
@@ -165,7 +131,7 @@ async def test_a_valid_token_is_accepted(entra: httpx.AsyncClient, signing_key: 
 
 
 async def test_invalid_tokens_are_refused(entra: httpx.AsyncClient, signing_key: rsa.RSAPrivateKey) -> None:
-    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other_key = new_key()
     hour_ago = int(time.time()) - 3600
     cases = {
         "a bearer token is required": None,
@@ -186,6 +152,8 @@ async def test_invalid_tokens_are_refused(entra: httpx.AsyncClient, signing_key:
 
 
 def test_tenant_defaults() -> None:
-    settings = HttpSettings(auth="entra", entra_tenant_id="contoso", entra_audience=AUDIENCE)
+    settings = HttpSettings(
+        auth="entra", entra_tenant_id="contoso", entra_audience=AUDIENCE, entra_roles=[ADMIN_ROLE]
+    )
     assert settings.issuer == "https://login.microsoftonline.com/contoso/v2.0"
     assert settings.jwks_url == "https://login.microsoftonline.com/contoso/discovery/v2.0/keys"

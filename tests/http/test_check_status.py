@@ -53,7 +53,13 @@ async def test_helpers_in_a_users_app(durable: AsyncDurableClient) -> None:
 
 
 async def test_entra_urls_carry_no_key(durable: AsyncDurableClient) -> None:
-    entra = HttpSettings(auth="entra", entra_tenant_id="contoso", entra_audience="api://x")
+    entra = HttpSettings(
+        auth="entra",
+        entra_tenant_id="contoso",
+        entra_audience="api://x",
+        entra_roles=["Hub.Admin"],
+        allowed_hosts=["testserver"],
+    )
     transport = httpx.ASGITransport(app=user_app(durable, entra))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         body = (await http.post("/orders/1")).json()

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.http.conftest import API, KEY, new_id, poll_until_done, wait_for_status
+from tests.http.conftest import API, new_id, poll_until_done, wait_for_status
 
 pytestmark = pytest.mark.azurite
 
@@ -59,7 +59,7 @@ async def test_start_returns_202_with_the_nine_management_urls(http: httpx.Async
     assert response.headers["Retry-After"] == "10"
     status_url = urlsplit(body["statusQueryGetUri"])
     assert status_url.path == f"{API}/instances/{iid}"
-    assert parse_qs(status_url.query) == {"taskHub": [durable.settings.task_hub], "code": [KEY]}
+    assert parse_qs(status_url.query) == {"taskHub": [durable.settings.task_hub]}  # no key
     assert body["sendEventPostUri"].startswith(
         f"http://testserver{API}/instances/{iid}/raiseEvent/{{eventName}}?"
     )
@@ -70,7 +70,7 @@ async def test_start_returns_202_with_the_nine_management_urls(http: httpx.Async
     assert urlsplit(body["restartPostUri"]).path.endswith("/restart")
     assert body["purgeHistoryDeleteUri"] == body["statusQueryGetUri"]
 
-    # The async HTTP API pattern: poll the status URL as it is (the key is in it) until 200.
+    # The async HTTP API pattern: poll the status URL (with the key in a header) until 200.
     done = await poll_until_done(http, body["statusQueryGetUri"])
     assert done.status_code == 200
     assert done.json()["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]

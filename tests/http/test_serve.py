@@ -58,18 +58,21 @@ def test_async_http_api_pattern_end_to_end(hub: TaskHub, tmp_path: Path) -> None
             assert started.status_code == 202
             status_url = started.json()["statusQueryGetUri"]
             assert status_url.startswith(f"{base}{API}/instances/{started.json()['id']}?")
+            assert KEY not in started.text and KEY not in started.headers["Location"]
+            assert http.get(status_url).status_code == 401  # the URL alone does not reach the hub
 
             deadline = time.monotonic() + 30
-            polled = http.get(status_url)  # as a client does: the URL as given, key included
+            keyed = {"x-functions-key": KEY}
+            polled = http.get(status_url, headers=keyed)  # as a client does: the URL as given
             while polled.status_code == 202:
                 assert time.monotonic() < deadline, polled.json()
                 time.sleep(0.2)
-                polled = http.get(polled.headers["Location"])
+                polled = http.get(polled.headers["Location"], headers=keyed)
             assert polled.status_code == 200
             assert polled.json()["runtimeStatus"] == "Completed" and polled.json()["output"] == 20
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     log = log_path.read_text()
-    assert "GET /runtime/webhooks/durabletask/instances/" in log and "code=***" in log
+    assert "GET /runtime/webhooks/durabletask/openapi.json?code=***" in log
     assert KEY not in log

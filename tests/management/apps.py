@@ -64,3 +64,13 @@ def pipeline_parent(ctx: dh.OrchestrationContext, tag: str):
 def echo_input(ctx: dh.OrchestrationContext, value: Any):
     yield ctx.call_activity(step, input="echo")
     return value
+
+
+@app.entity
+def box(ctx: dh.EntityContext, value: Any) -> Any:
+    """``put`` stores a value, ``clear`` deletes the state (the entity is then empty)."""
+    if ctx.operation == "put":
+        ctx.set_state(value)
+    elif ctx.operation == "clear":
+        ctx.delete_state()
+    return ctx.get_state(object, None)

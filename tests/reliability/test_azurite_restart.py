@@ -22,6 +22,7 @@ from durablehub.engine import history as ev
 from durablehub.taskhub.hub import TaskHub
 from durablehub.testing.chaos import ChaosRun, workload
 from tests.conftest import new_hub_name
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +68,12 @@ def test_workers_ride_out_a_storage_outage(own_azurite: AzuriteProcess, tmp_path
         with TaskHub(settings) as hub:
             hub.create()
         workers = [run.spawn(), run.spawn()]
+        with TaskHub(settings) as hub:  # both started: a worker starting during the outage fails fast
+            wait_until(
+                lambda: len({s.lease.owner for s in hub.leases.list() if s.leased}) == 2,
+                60,
+                "both workers to own partitions",
+            )
         with DurableClient(settings) as client:
             for case in cases:
                 client.schedule_new_orchestration(

@@ -314,3 +314,46 @@ def test_a_parent_episode_run_twice_does_not_restart_its_finished_child(azurite:
         (child,) = [e for e in hub.history.load("twice-child").events if isinstance(e, ev.ExecutionStarted)]
         assert child.timestamp < created.timestamp
         hub.delete()
+
+
+
+@app.orchestrator
+def announce_then_fan_in(ctx: dh.OrchestrationContext, width: int):
+    """Tell 100 subscribers (signals: no answer comes back), then fan out and in. The first
+    episode writes 253 events in three table transactions."""
+    for _ in range(100):
+        ctx.signal_entity(dh.EntityInstanceId("counter", "subscribers"), "add", 1)
+    results = yield dh.when_all([ctx.call_activity(double, input=i) for i in range(width)])
+    return sum(results)
+
+
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.TIMEOUT_AFTER_SEND])
+def test_a_fan_in_of_150_survives_a_fault_between_its_history_transactions(
+    azurite: StorageEmulator, fault: Fault
+) -> None:
+    """The second of the first episode's three history transactions fails (SERVER_ERROR:
+    nothing of it was written; TIMEOUT_AFTER_SEND: it was, its answer was lost). A half-written
+    episode must not count as history: its redelivered start would be dropped as a duplicate
+    and every activity's answer as early (its TaskScheduled was never written), leaving the
+    instance Running forever. It must run its episode again and finish with the right result,
+    a whole contiguous history, and each signal applied once."""
+    hub_name = new_hub_name()
+    clean = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string)
+    faulty = dh.TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string, retry_total=0)
+    injector = FaultInjector(1.0, faults=[fault], operations=["table.batch"], skip=1, limit=1)
+    with TaskHub(clean) as hub, DurableClient(clean, hub=hub) as client:
+        hub.create()
+        with dh.Worker(app, faulty, options=_fast_options(), storage_policies=[injector.async_policy]):
+            iid = client.schedule_new_orchestration("announce_then_fan_in", input=150, instance_id="torn")
+            done = client.wait_for_orchestration_completion(iid, timeout=60)
+            assert injector.counts == {str(fault): 1}
+            assert done.runtime_status is dh.OrchestrationStatus.COMPLETED, done.failure_details
+            assert done.get_output() == 2 * sum(range(150))
+            subscribers = dh.EntityInstanceId("counter", "subscribers")
+            deadline = time.monotonic() + 30
+            while (found := client.get_entity(subscribers)) is None or found.get_state() < 100:
+                assert time.monotonic() < deadline, f"signals lost: {found}"
+                time.sleep(0.2)
+            assert found.get_state() == 100, "a signal was applied twice"
+        assert _check_history(hub, "torn", dh.OrchestrationStatus.COMPLETED) == []
+        hub.delete()

@@ -23,7 +23,7 @@ import durablehub as dh
 from durablehub.client import DurableClient
 from durablehub.engine import history as ev
 from durablehub.errors import OrchestrationAlreadyExistsError
-from durablehub.runtime import orchestrations
+from durablehub.runtime import checkpoint, orchestrations
 from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub import envelope
@@ -174,7 +174,8 @@ def _wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 class _Clock:
-    """The runtime's clock, moved forward by the test: ``datetime`` in runtime/orchestrations."""
+    """The runtime's clock, moved forward by the test: ``datetime`` in runtime/orchestrations
+    and runtime/checkpoint."""
 
     offset = timedelta(0)
 
@@ -186,7 +187,8 @@ class _Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Clock]]:
-    monkeypatch.setattr(orchestrations, "datetime", _Clock.Datetime)
+    monkeypatch.setattr(orchestrations, "datetime", _Clock.Datetime)  # episodes' time
+    monkeypatch.setattr(checkpoint, "datetime", _Clock.Datetime)  # timers' delays, when sent
     _Clock.offset = timedelta(0)
     yield _Clock
     _Clock.offset = timedelta(0)
@@ -227,6 +229,12 @@ def test_a_ten_day_timer_is_chained_below_the_queue_limit_and_fires_at_its_time(
 
         for step in range(4):
             _wait_for(lambda n=step: len(timer_messages()) > n, 20, f"timer step {step}")
+            # Sent before its episode's history is written (the reference's order): wait for both.
+            _wait_for(
+                lambda n=step: len(_kinds(_history(client, iid), ev.TimerCreated)) > n,
+                20,
+                f"step {step}'s history",
+            )
             message, delay, receipt = timer_messages()[step]
             history = _history(client, iid)
             start = _kinds(history, ev.ExecutionStarted)[0].timestamp.replace(tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
 
@@ -50,3 +52,81 @@ def parent_of_blocked(ctx: dh.OrchestrationContext, seconds: float):
         return (yield ctx.call_sub_orchestrator(blocks, input=seconds))
     except dh.TaskFailedError as failure:
         return {"child failed": failure.details.error_type}
+
+
+@app.entity
+def tally(ctx: dh.EntityContext, amount: int) -> int:
+    """A counter entity: ``add`` returns the new total."""
+    if ctx.operation == "add":
+        ctx.set_state(ctx.get_state(int, 0) + amount)
+    return ctx.get_state(int, 0)
+
+
+@app.orchestrator
+def read_tally(ctx: dh.OrchestrationContext, key: str):
+    return (yield ctx.call_entity(dh.EntityInstanceId("tally", key), "add", 0))
+
+
+# Set by the deadline tests to let user code that blocks on it return (they never hang the run).
+RELEASE = threading.Event()
+
+
+@app.entity
+def sticky(ctx: dh.EntityContext, amount: int) -> int:
+    """``hang`` blocks in user code until ``RELEASE``; ``add`` adds."""
+    if ctx.operation == "hang":
+        ctx.set_state(-1000)  # never kept: the operation does not complete
+        RELEASE.wait(120)
+    elif ctx.operation == "add":
+        ctx.set_state(ctx.get_state(int, 0) + amount)
+    return ctx.get_state(int, 0)
+
+
+@app.orchestrator
+def hang_then_add(ctx: dh.OrchestrationContext, key: str):
+    entity = dh.EntityInstanceId("sticky", key)
+    try:
+        yield ctx.call_entity(entity, "hang", 0)
+        outcome = "returned"
+    except dh.TaskFailedError as failure:
+        outcome = failure.details.error_type
+    return {"hang": outcome, "add": (yield ctx.call_entity(entity, "add", 5))}
+
+
+@app.activity
+async def sleeps_async(ctx: dh.ActivityContext, seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@app.activity
+def blocks_sync(ctx: dh.ActivityContext, _: Any) -> str:
+    RELEASE.wait(120)
+    return "released"
+
+
+@app.orchestrator
+def stuck_activities(ctx: dh.OrchestrationContext, _: Any):
+    outcomes = []
+    for name in ("sleeps_async", "blocks_sync"):
+        try:
+            outcomes.append((yield ctx.call_activity(name, input=3600)))
+        except dh.TaskFailedError as failure:
+            outcomes.append(failure.details.error_type)
+    outcomes.append((yield ctx.call_activity(echo, input="still running activities")))
+    return outcomes
+
+
+BLOCK_REPLAY = threading.Event()  # set by a test: the orchestrator below then blocks in replay
+
+
+@app.activity
+def always_fails(ctx: dh.ActivityContext, _: Any) -> None:
+    raise ValueError("boom")
+
+
+@app.orchestrator
+def blocks_when_rewound(ctx: dh.OrchestrationContext, _: Any):
+    if BLOCK_REPLAY.is_set():
+        RELEASE.wait(120)
+    yield ctx.call_activity(always_fails)

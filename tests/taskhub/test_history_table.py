@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from durablehub.engine import history as ev
 from durablehub.errors import CheckpointConflictError
 from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.hub import TaskHub
+from durablehub.testing.faults import Fault, FaultInjector
 from tests.taskhub.edm import edm_types, raw_rows
 
 pytestmark = pytest.mark.azurite
@@ -137,6 +140,42 @@ def test_more_than_99_events_are_written_in_sentinel_chained_batches(hub: TaskHu
     page = hub.history.load("big")
     assert len(page.events) == 252 and page.checkpoint_complete
     assert [e.input for e in page.events[2:5]] == ["0", "1", "2"]
+
+
+def test_a_checkpoint_torn_between_its_transactions_is_not_history(
+    settings: TaskHubSettings, hub: TaskHub
+) -> None:
+    """The second transaction of a 151-event episode fails: what the first wrote stays out of
+    the history (it is listed as uncommitted), the episode can be written again under the
+    sentinel's new ETag, and the rows the shorter second attempt does not overwrite are gone."""
+    etag = hub.history.commit(
+        "torn", "e1", episode("torn", "e1"), first_sequence_number=0, sentinel_etag=None
+    )
+    big = [ev.OrchestratorStarted(timestamp=T0)] + [
+        ev.TaskCompleted(task_scheduled_id=0, result=str(i), timestamp=T0) for i in range(150)
+    ]
+    injector = FaultInjector(1.0, faults=[Fault.SERVER_ERROR], operations=["table.batch"], skip=1, limit=1)
+    with TaskHub(settings.model_copy(update={"retry_total": 0}), policies=[injector.policy]) as faulty:
+        with pytest.raises(HttpResponseError):
+            faulty.history.commit("torn", "e1", big, first_sequence_number=5, sentinel_etag=etag)
+    assert injector.total == 1
+    page = hub.history.load("torn")
+    assert [type(e) for e in page.events] == [type(e) for e in episode("torn", "e1")]
+    assert not page.checkpoint_complete
+    assert page.uncommitted_row_keys == tuple(f"{n:016X}" for n in range(5, 5 + 99))
+    short = big[:10]
+    hub.history.commit(
+        "torn",
+        "e1",
+        short,
+        first_sequence_number=5,
+        sentinel_etag=page.sentinel_etag,
+        uncommitted_row_keys=page.uncommitted_row_keys,
+    )
+    again = hub.history.load("torn")
+    assert len(again.events) == 15 and again.checkpoint_complete and again.uncommitted_row_keys == ()
+    keys = sorted(r["RowKey"] for r in hub.history.list_rows("torn") if r["RowKey"] != "sentinel")
+    assert keys == [f"{n:016X}" for n in range(15)]
 
 
 def test_new_generation_overwrites_rows_and_ignores_stale_tail(hub: TaskHub) -> None:

@@ -30,8 +30,9 @@ MAX_BATCH_ESTIMATE_BYTES = 3 * 1024 * 1024  # the reference's estimate; the hard
 
 def _is_lost_race(exc: HttpResponseError) -> bool:
     # Azurite answers a duplicate insert with 409 and no error code; the service with
-    # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved).
-    return exc.status_code in (409, 412)
+    # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved); 404 on a
+    # guarded sentinel: it was deleted (a purge) since it was read.
+    return exc.status_code in (404, 409, 412)
 
 
 class AsyncHistoryTable:
@@ -65,16 +66,18 @@ class AsyncHistoryTable:
             query = "PartitionKey eq @pk and ( RowKey eq 'sentinel' or ExecutionId eq @eid )"
             params = {"pk": pk, "eid": execution_id}
         raw = [entity async for entity in self._table.query_entities(query, parameters=params)]
-        current, selected, sentinel = rows.select_generation(raw, execution_id)
+        generation = rows.select_generation(raw, execution_id)
+        sentinel = generation.sentinel
         events = []
-        for row in selected:
+        for row in generation.committed:
             events.append(rows.row_to_event(await self._with_blobs_downloaded(row)))
         return rows.HistoryPage(
             instance_id=instance_id,
-            execution_id=current,
+            execution_id=generation.execution_id,
             events=tuple(events),
             sentinel_etag=sentinel.metadata["etag"] if sentinel is not None else None,
             checkpoint_complete=bool(sentinel.get("IsCheckpointComplete", True)) if sentinel else True,
+            uncommitted_row_keys=tuple(r["RowKey"] for r in generation.uncommitted),
         )
 
     async def find_events(
@@ -105,67 +108,72 @@ class AsyncHistoryTable:
         first_sequence_number: int,
         sentinel_etag: str | None,
         replaced: Mapping[int, ev.HistoryEvent] | None = None,
+        uncommitted_row_keys: Sequence[str] = (),
     ) -> str:
         """Append ``new_events`` (numbered from ``first_sequence_number``); return the new ETag.
 
-        ``replaced`` rewrites earlier rows (sequence number → event) in the same transaction,
-        first: a rewind blanks rows out this way.
+        ``replaced`` rewrites earlier rows (sequence number → event), last: a rewind blanks rows
+        out this way. ``uncommitted_row_keys`` (``HistoryPage``) are rows a torn checkpoint left
+        beyond the history; those this one does not overwrite are deleted. More than 99 rows
+        take several transactions: until the last one is in, the sentinel keeps the earlier
+        length (``rows.COMMITTED_EVENT_COUNT``), so a failure between them leaves the history
+        as it was and the episode can run again.
 
         Raises:
             CheckpointConflictError: the sentinel changed since ``sentinel_etag`` was read.
         """
-        numbered = [*sorted((replaced or {}).items()), *enumerate(new_events, start=first_sequence_number)]
-        entities = [
-            await self._offload_large_properties(
-                rows.event_to_row(
-                    event, instance_id=instance_id, execution_id=execution_id, sequence_number=n
+        end = first_sequence_number + len(new_events)
+        numbered = [*enumerate(new_events, start=first_sequence_number), *sorted((replaced or {}).items())]
+        ops: list[Any] = [
+            (
+                TransactionOperation.UPSERT,
+                await self._offload_large_properties(
+                    rows.event_to_row(
+                        event, instance_id=instance_id, execution_id=execution_id, sequence_number=n
+                    ),
+                    instance_id,
                 ),
-                instance_id,
+                {"mode": UpdateMode.REPLACE},
             )
             for n, event in numbered
         ]
-        batches: list[list[dict[str, Any]]] = [[]]
+        pk = escape_partition_key(instance_id)
+        ops += [
+            (TransactionOperation.DELETE, {"PartitionKey": pk, "RowKey": key})
+            for key in uncommitted_row_keys
+            if int(key, 16) >= end
+        ]
+        batches: list[list[Any]] = [[]]
         size = 0
-        for entity in entities:
-            estimate = rows.estimated_row_size(entity)
+        for op in ops:
+            estimate = rows.estimated_row_size(op[1])
             if batches[-1] and (
                 len(batches[-1]) >= MAX_EVENTS_PER_BATCH or size + estimate > MAX_BATCH_ESTIMATE_BYTES
             ):
                 batches.append([])
                 size = 0
-            batches[-1].append(entity)
+            batches[-1].append(op)
             size += estimate
         etag = sentinel_etag
         for i, batch in enumerate(batches):
             final = i == len(batches) - 1
-            sentinel = rows.sentinel_row(instance_id, execution_id, complete=final, now=datetime.now(UTC))
-            ops: list[Any] = [
-                (TransactionOperation.UPSERT, entity, {"mode": UpdateMode.REPLACE}) for entity in batch
-            ]
+            sentinel = rows.sentinel_row(
+                instance_id,
+                execution_id,
+                complete=final,
+                committed_events=end if final else first_sequence_number,
+                now=datetime.now(UTC),
+            )
             if etag is None:
-                ops.append((TransactionOperation.CREATE, sentinel))
+                batch = [*batch, (TransactionOperation.CREATE, sentinel)]
             else:
-                ops.append(
-                    (
-                        TransactionOperation.UPDATE,
-                        sentinel,
-                        {
-                            "mode": UpdateMode.MERGE,
-                            "etag": etag,
-                            "match_condition": MatchConditions.IfNotModified,
-                        },
-                    )
-                )
-            try:
-                result = await self._table.submit_transaction(ops)
-            except TableTransactionError as exc:
-                if _is_lost_race(exc):
-                    raise CheckpointConflictError(instance_id) from exc
-                raise
-            except HttpResponseError as exc:
-                if _is_lost_race(exc):
-                    raise CheckpointConflictError(instance_id) from exc
-                raise
+                guard = {
+                    "mode": UpdateMode.MERGE,
+                    "etag": etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                batch = [*batch, (TransactionOperation.UPDATE, sentinel, guard)]
+            result = await self._submit(instance_id, batch)
             etag = result[-1]["etag"]
         assert etag is not None
         return etag
@@ -186,19 +194,55 @@ class AsyncHistoryTable:
         return [dict(e) async for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
 
     async def delete_instance(self, instance_id: str) -> int:
-        """Delete every row of one instance, in transactions of up to 100; return the count."""
+        """Delete every row of one instance, oldest first; return the count.
+
+        Guarded by the sentinel as a commit is: each transaction of up to 99 deletes also
+        merges the sentinel under its last ETag, and the last one deletes it. A commit made
+        meanwhile (the instance restarted, an entity signalled) wins, and this stops with
+        CheckpointConflictError; what it deleted so far was history older than that commit.
+
+        Raises:
+            CheckpointConflictError: the instance was written since its rows were listed.
+        """
         params = {"pk": escape_partition_key(instance_id)}
-        keys = [
-            {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}
+        listed = [
+            e
             async for e in self._table.query_entities(
                 "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey"]
             )
         ]
-        for start in range(0, len(keys), 100):
-            chunk = keys[start : start + 100]
-            try:
-                await self._table.submit_transaction([(TransactionOperation.DELETE, key) for key in chunk])
-            except (TableTransactionError, ResourceNotFoundError):
-                for key in chunk:  # someone else deleted some rows: fall back to single deletes
-                    await self._table.delete_entity(key["PartitionKey"], key["RowKey"])
-        return len(keys)
+        sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)
+        keys = sorted(
+            ({"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]} for e in listed if e is not sentinel),
+            key=lambda key: key["RowKey"],
+        )
+        if sentinel is None:  # not written by a checkpoint: nothing to guard with
+            for start in range(0, len(keys), 100):
+                await self._submit(
+                    instance_id, [(TransactionOperation.DELETE, k) for k in keys[start : start + 100]]
+                )
+            return len(keys)
+        sentinel_key = {"PartitionKey": sentinel["PartitionKey"], "RowKey": rows.SENTINEL_ROW_KEY}
+        etag = sentinel.metadata["etag"]
+        chunks = [
+            keys[start : start + MAX_EVENTS_PER_BATCH] for start in range(0, len(keys), MAX_EVENTS_PER_BATCH)
+        ]
+        for i, chunk in enumerate(chunks or [[]]):
+            guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+            if i == len(chunks or [[]]) - 1:
+                last: Any = (TransactionOperation.DELETE, sentinel_key, guard)
+            else:
+                last = (TransactionOperation.UPDATE, sentinel_key, {"mode": UpdateMode.MERGE, **guard})
+            result = await self._submit(
+                instance_id, [*((TransactionOperation.DELETE, k) for k in chunk), last]
+            )
+            etag = result[-1].get("etag", etag)
+        return len(keys) + 1
+
+    async def _submit(self, instance_id: str, operations: list[Any]) -> list[Any]:
+        try:
+            return await self._table.submit_transaction(operations)
+        except (TableTransactionError, HttpResponseError) as exc:
+            if _is_lost_race(exc):  # another writer (or a purge) got there first
+                raise CheckpointConflictError(instance_id) from exc
+            raise

@@ -10,13 +10,14 @@ import random
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
 from durablehub.taskhub import envelope, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
+from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
 # A client whose start message went to a blob points Input at that message blob (the
@@ -36,6 +37,7 @@ class AsyncInstancesTable:
     ) -> None:
         self._table = clients.table.get_table_client(names.instances_table)
         self.table_name = names.instances_table
+        self._task_hub = names.hub
         self._blobs = large_messages
 
     async def create(self) -> None:
@@ -58,9 +60,15 @@ class AsyncInstancesTable:
             return None
         return await self._row(entity, resolve_blobs=resolve_blobs)
 
+    async def get_record(self, instance_id: str, *, resolve_blobs: bool = True) -> InstanceRecord | None:
+        """The instance's row as a typed record, or None."""
+        row = await self.get(instance_id, resolve_blobs=resolve_blobs)
+        return None if row is None else InstanceRecord.from_row(row)
+
     async def _row(self, entity: Any, *, resolve_blobs: bool) -> dict[str, Any]:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
+        row["_timestamp"] = entity.metadata.get("timestamp")  # the service's clock: last write
         if resolve_blobs:
             for column in _URL_COLUMNS:
                 value = row.get(column)
@@ -121,20 +129,34 @@ class AsyncInstancesTable:
         )
         return result["etag"]
 
+    async def merge_update(self, update: InstanceUpdate) -> str:
+        """Merge a checkpoint's columns (InsertOrMerge, as every reference checkpoint does)."""
+        return await self.upsert_merge(update.to_row(self._task_hub))
+
     async def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""
         result = await self._table.upsert_entity(await self._offload(dict(row)), mode=UpdateMode.MERGE)
         return result["etag"]
 
-    async def delete(self, instance_id: str) -> bool:
-        """Delete the row; False if there was none. (``delete_entity`` hides a 404, a one-op
-        transaction does not, and costs the same single request.)"""
+    async def delete(self, instance_id: str, *, etag: str | None = None) -> bool:
+        """Delete the row (only if it still has ``etag``, when given); False if there was none.
+        (``delete_entity`` hides a 404, a one-op transaction does not, and costs the same.)
+
+        Raises:
+            ResourceModifiedError: the row changed since ``etag`` was read.
+        """
         key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
+        guard = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            await self._table.submit_transaction([(TransactionOperation.DELETE, key)])
+            await self._table.submit_transaction([(TransactionOperation.DELETE, key, guard)])
         except (TableTransactionError, ResourceNotFoundError) as exc:
-            if getattr(exc, "status_code", 404) == 404:
+            status = getattr(exc, "status_code", 404)
+            if status == 404:
                 return False
+            if status == 412:
+                raise ResourceModifiedError(
+                    f"the Instances row of {instance_id!r} changed meanwhile"
+                ) from exc
             raise
         return True
 

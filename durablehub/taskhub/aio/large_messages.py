@@ -8,6 +8,7 @@ purging ``abc`` never touches ``abcd`` (a known flaw of the reference, taskhub-l
 from __future__ import annotations
 
 import gzip
+from datetime import datetime
 from urllib.parse import unquote
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -64,20 +65,29 @@ class AsyncLargeMessageStore:
         except ResourceNotFoundError:
             pass
 
-    async def list_instance_blobs(self, instance_id: str) -> list[str]:
-        """Every blob of one instance: history blobs (escaped id) and message blobs (raw id)."""
+    async def list_instance_blobs(
+        self, instance_id: str, *, written_before: datetime | None = None
+    ) -> list[str]:
+        """Every blob of one instance: history blobs (escaped id) and message blobs (raw id);
+        with ``written_before`` (the service's clock), only those last written before it."""
         prefixes = {blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"}
         names: list[str] = []
         try:
             for prefix in sorted(prefixes):
                 async for blob in self._container.list_blobs(name_starts_with=prefix):
-                    names.append(blob.name)
+                    if (
+                        written_before is None
+                        or blob.last_modified is None
+                        or blob.last_modified <= written_before
+                    ):
+                        names.append(blob.name)
         except ResourceNotFoundError:
             return []
         return names
 
-    async def delete_instance_blobs(self, instance_id: str) -> int:
-        names = await self.list_instance_blobs(instance_id)
+    async def delete_instance_blobs(self, instance_id: str, *, written_before: datetime | None = None) -> int:
+        """Delete the instance's blobs (``written_before``: only the older ones, see above)."""
+        names = await self.list_instance_blobs(instance_id, written_before=written_before)
         for name in names:
             await self.delete(name)
         return len(names)

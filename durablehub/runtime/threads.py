@@ -1,12 +1,14 @@
-"""OrchestratorThreads: where orchestrator code runs, off the event loop.
+"""UserCodeThreads: where user code runs, off the event loop.
 
-Orchestrator functions are user code and may block (``time.sleep``, blocking I/O) although
-they must not. Run on the loop, one would stop every partition of the worker; run in the
-loop's default executor, a few would occupy all of its threads, and its threads are joined
-at exit, so one that never returns would hang the process. Here every job runs on a daemon
-thread: idle threads are reused, a new one starts when none is idle, and a thread stuck in
-user code after its episode's deadline is simply left behind (it cannot be killed) without
-holding anything the runtime needs.
+Orchestrator functions, entity operations and plain (non-async) activities are user code and
+may block (``time.sleep``, blocking I/O), or never return. Run on the loop, one would stop
+every partition of the worker; run in the loop's default executor or a fixed pool, a few would
+occupy all of its threads, and a default executor's threads are joined at exit, so one that
+never returns would hang the process. Here every job runs on a daemon thread: idle threads are
+reused, a new one starts when none is idle, and a thread stuck in user code after its deadline
+is simply left behind (it cannot be killed) without holding anything the runtime needs: the
+caller's deadline (``asyncio.wait_for`` around ``run``) fails the work, and the next job gets
+another thread.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ T = TypeVar("T")
 _Job = Callable[[], None]
 
 
-class OrchestratorThreads:
-    def __init__(self, name: str = "durablehub-orchestrator") -> None:
+class UserCodeThreads:
+    def __init__(self, name: str = "durablehub-user-code") -> None:
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()

@@ -1,0 +1,115 @@
+"""Checks every request to the management API passes before any route sees it.
+
+Pure ASGI middlewares, installed by ``create_app`` (so an app that mounts it gets them too):
+
+* ``TrustedHosts`` refuses a Host header nobody configured (see ``hosts``);
+* ``LoopbackOnly`` serves only loopback callers when authentication is off;
+* ``SameOriginWrites`` refuses state-changing requests a browser sends from another site: a
+  form post or a ``no-cors`` fetch needs no credentials of its own, so without this a web page
+  could terminate instances on a developer's unauthenticated local server, or through any
+  credentials a browser attaches by itself.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from durablehub.http.errors import error_response
+from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, is_loopback, untrusted_host
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Sec-Fetch-Site values of requests a page of another site did not make: the same origin, or
+# the user (address bar, bookmark).
+OWN_FETCHES = frozenset({"same-origin", "none"})
+
+
+class TrustedHosts:
+    """As Starlette's TrustedHostMiddleware, with IPv6 hosts and this API's JSON error, which
+    names the setting to change."""
+
+    def __init__(self, app: ASGIApp, *, hosts: list[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            name = untrusted_host(scope["headers"], self.hosts)
+            if name is not None:
+                message = f"this server does not answer to the host {name!r} ({ALLOWED_HOSTS_SETTING})"
+                await error_response(400, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class LoopbackOnly:
+    """With ``DURABLEHUB_HTTP_AUTH=none``: a caller that is not on this machine is refused.
+
+    The client address is the socket's, or the one uvicorn takes from X-Forwarded-For when a
+    trusted proxy sends it; a proxy that forwards remote callers without saying so makes them
+    look local, which is why ``none`` is for development only.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client and not is_loopback(str(client[0])):
+            message = (
+                "authentication is off on this server (DURABLEHUB_HTTP_AUTH=none): it answers loopback "
+                "callers only"
+            )
+            await error_response(403, message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class SameOriginWrites:
+    """POST, PUT, PATCH and DELETE must come from a program or a page of this server's origin.
+
+    A browser marks what a page sends: ``Sec-Fetch-Site`` (other than same-origin or none) and
+    an ``Origin`` other than this server's are refused. Browsers that send neither are caught by
+    the content type: a form can only send form types or text/plain, while this API takes JSON
+    or no body.
+    """
+
+    def __init__(self, app: ASGIApp, *, base_url: str | None) -> None:
+        self.app = app
+        self.public_host = _netloc(base_url) if base_url else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            problem = self._problem(dict(scope["headers"]))
+            if problem is not None:
+                status, message = problem
+                await error_response(status, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _problem(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+        if site and site not in OWN_FETCHES:
+            return 403, f"cross-site requests cannot change anything here (Sec-Fetch-Site: {site})"
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1").strip()
+            own = {self.public_host, headers.get(b"host", b"").decode("latin-1").strip().lower()}
+            if _netloc(text) not in own - {None, ""}:
+                return 403, f"cross-site requests cannot change anything here (Origin: {text})"
+        content_type = headers.get(b"content-type")
+        if content_type is not None:
+            media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
+            if media_type != "application/json" and not media_type.endswith("+json"):
+                return 400, (
+                    f"the request body must be JSON sent as application/json (or no body), got "
+                    f"content type {media_type!r}"
+                )
+        return None
+
+
+def _netloc(url: str) -> str | None:
+    """``https://Orders.example.com:8443/x`` → ``orders.example.com:8443``; None for ``null``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme:
+        return None
+    return rest.split("/", 1)[0].lower() or None
