@@ -66,7 +66,9 @@ class LargeMessageStore:
         except ResourceNotFoundError:
             pass
 
-    def list_instance_blobs(self, instance_id: str, *, written_before: datetime | None = None) -> list[str]:
+    def list_instance_blobs(
+        self, instance_id: str, *, written_before: datetime | None = None
+    ) -> list[str]:
         """Every blob of one instance: history blobs (escaped id) and message blobs (raw id);
         with ``written_before`` (the service's clock), only those last written before it."""
         prefixes = {blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"}
