@@ -67,6 +67,8 @@ def check_instance_id(instance_id: Any) -> str:
 def check_new_instance_id(instance_id: Any) -> str:
     """An id for a new instance: Durable Functions' rules for StartNewAsync."""
     check_instance_id(instance_id)
+    if instance_id in (".", ".."):  # a path segment of blob names and URLs: it would be resolved
+        raise ValueError(f"instance id {instance_id!r} is not allowed: '.' and '..' are path segments")
     if instance_id.startswith("@"):
         raise ValueError(f"instance id {instance_id!r} starts with '@', which is reserved for entities")
     bad = sorted({repr(ch) for ch in instance_id if ch in "/\\#?" or _is_control(ch)})

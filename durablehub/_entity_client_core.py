@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from durablehub.taskhub.names import escape_partition_key, unescape_partition_ke
 
 __all__ = ["EntityStatus", "SignalPlan", "metadata_from_row", "plan_release", "plan_signal", "query_filter"]
 
+_LOG = logging.getLogger("durablehub.client")
 CLIENT_SENDER = ev.OrchestrationInstance(instance_id="", execution_id="")
 MAX_DELAY = timedelta(days=6)  # longer delays hop: the entity sends the signal back to itself
 ENTITY_SELECT = ["PartitionKey", "RowKey", "CustomStatus", "LastUpdatedTime"]
@@ -165,9 +167,14 @@ def metadata_from_row(
     state: str | None = None
     if include_state and status.entity_exists:
         state = SchedulerState.from_json(row.get("Input")).state
+    try:
+        entity_id = EntityInstanceId.parse(instance_id)
+    except ValueError as exc:  # written by another client, against durablehub's rules
+        _LOG.warning("leaving %r out of the entities: %s", instance_id, exc)
+        return None
     modified = row.get("LastUpdatedTime")
     return EntityMetadata(
-        id=EntityInstanceId.parse(instance_id),
+        id=entity_id,
         last_modified=_utc(modified) if isinstance(modified, datetime) else datetime.min.replace(tzinfo=UTC),
         backlog_queue_size=status.queue_size,
         locked_by=status.locked_by,

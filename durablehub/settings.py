@@ -7,10 +7,13 @@ Reads the conventions Functions users already have (spec §6):
 * or the identity-based form ``AzureWebJobsStorage__accountName`` / ``__blobServiceUri`` /
   ``__queueServiceUri`` / ``__tableServiceUri``, with ``__credential=managedidentity`` and
   ``__clientId`` for a user-assigned identity;
-* ``DURABLEHUB_TASK_HUB`` and ``DURABLEHUB_PARTITION_COUNT``.
+* ``DURABLEHUB_TASK_HUB`` and ``DURABLEHUB_PARTITION_COUNT``;
+* ``DURABLEHUB_ALLOW_INSECURE_HTTP``: plain-HTTP endpoints are refused unless they are on this
+  machine (loopback) or development storage, or this is true.
 
 Secrets are ``SecretStr`` and inputs are hidden from validation errors, so neither a repr nor
-an error message ever shows an account key or a SAS token.
+an error message ever shows an account key or a SAS token; endpoint URLs with a query string
+(a SAS there would be logged and stored in blob URLs) are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from durablehub.errors import ConfigurationError
-from durablehub.taskhub.accounts import StorageAccount, parse_connection_string, resolve_identity_account
+from durablehub.taskhub.accounts import (
+    StorageAccount,
+    parse_connection_string,
+    redact,
+    resolve_identity_account,
+)
 from durablehub.taskhub.names import (
     DEFAULT_PARTITIONS,
     TaskHubNames,
@@ -70,6 +78,11 @@ class TaskHubSettings(BaseSettings):
     )
     client_id: str | None = Field(
         default=None, validation_alias=_env("client_id", "AzureWebJobsStorage__clientId")
+    )
+    allow_insecure_http: bool = Field(
+        default=False,
+        validation_alias=_env("allow_insecure_http", "DURABLEHUB_ALLOW_INSECURE_HTTP"),
+        description="allow plain-HTTP storage endpoints on other hosts than this one (loopback)",
     )
     ca_bundle: str | None = Field(
         default=None,
@@ -146,7 +159,17 @@ class TaskHubSettings(BaseSettings):
                 "(UseDevelopmentStorage=true for Azurite) or AzureWebJobsStorage__accountName "
                 "for an identity-based connection"
             )
-        self.storage_account()  # parse now, so a malformed connection string fails at startup
+        account = self.storage_account()  # parse now, so a malformed connection string fails at startup
+        insecure = account.insecure_endpoints()
+        if insecure and not self.allow_insecure_http:
+            several = len(insecure) > 1
+            raise ValueError(
+                f"storage endpoint{'s' if several else ''} {', '.join(insecure)} "
+                f"use{'' if several else 's'} plain HTTP to another host: the account key, SAS or token "
+                "and every payload would cross the network unencrypted; use https, or set "
+                "DURABLEHUB_ALLOW_INSECURE_HTTP=true (allow_insecure_http=True) on a network you trust "
+                "(an Azurite container, say)"
+            )
         return self
 
     @property
@@ -176,7 +199,7 @@ class TaskHubSettings(BaseSettings):
             if self.uses_identity
             else account.auth_kind
         )
-        return (
+        return redact(  # endpoints carry no query (refused above); redact guards the rest
             f"task hub {self.task_hub!r} ({self.partition_count} partitions) on account "
             f"{account.account_name!r} via {auth}: blob={account.blob_url} queue={account.queue_url} "
             f"table={account.table_url}"

@@ -13,10 +13,19 @@ from typing import Annotated, Any
 
 import typer
 
-from durablehub.cli.instances import _echo_json, _json_argument, _short, _when, _with_client, table
-from durablehub.cli.main import ConnectionOption, JsonOption, PartitionsOption, TaskHubOption, fail
+from durablehub.cli.common import (
+    ConnectionOption,
+    JsonOption,
+    PartitionsOption,
+    TaskHubOption,
+    fail,
+    json_argument,
+    typer_app,
+    with_client,
+)
+from durablehub.cli.output import echo_json, short, table, when
 
-app = typer.Typer(name="entity", help="Read, list and signal durable entities.", no_args_is_help=True)
+app = typer_app(name="entity", help="Read, list and signal durable entities.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="The entity name (case-insensitive).")]
 KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The entity key.")]
@@ -54,16 +63,16 @@ def get(
     from durablehub.http.payloads import entity_payload
 
     entity = _entity_id(name, key)
-    metadata = _with_client(task_hub, connection_string, partitions, lambda c: c.get_entity(entity))
+    metadata = with_client(task_hub, connection_string, partitions, lambda c: c.get_entity(entity))
     if metadata is None:
         raise fail(f"no entity {str(entity)!r} (it does not exist or has no state)")
     payload = entity_payload(metadata, show_state=True)
     if as_json:
-        _echo_json(payload)
+        echo_json(payload)
         return
     fields = [
         ("entity", str(entity)),
-        ("updated", _when(payload["lastOperationTime"])),
+        ("updated", when(payload["lastOperationTime"])),
         ("waiting", payload["backlogQueueSize"]),
         ("locked by", payload["lockedBy"] or "-"),
         ("state", json.dumps(payload["state"], ensure_ascii=False)),
@@ -87,15 +96,15 @@ def signal(
 ) -> None:
     """Send a one-way operation to an entity (created by its first operation)."""
     entity = _entity_id(name, key)
-    data = _json_argument(input, "input")
-    when = _time(at)
-    _with_client(
+    data = json_argument(input, "input")
+    due = _time(at)
+    with_client(
         task_hub,
         connection_string,
         partitions,
-        lambda c: c.signal_entity(entity, operation, data, signal_time=when),
+        lambda c: c.signal_entity(entity, operation, data, signal_time=due),
     )
-    typer.echo(f"signal {operation!r} sent to {entity}" + (f", due {when.isoformat()}" if when else ""))
+    typer.echo(f"signal {operation!r} sent to {entity}" + (f", due {due.isoformat()}" if due else ""))
 
 
 @app.command("list")
@@ -139,21 +148,21 @@ def list_command(
             items += page.items
         return items, page.continuation_token
 
-    items, token = _with_client(task_hub, connection_string, partitions, run)
+    items, token = with_client(task_hub, connection_string, partitions, run)
     payloads = [entity_payload(m, show_state=state) for m in items]
     if as_json:
-        _echo_json({"entities": payloads, "continuationToken": token})
+        echo_json({"entities": payloads, "continuationToken": token})
         return
     headers = ["NAME", "KEY", "UPDATED", "WAITING", "LOCKED BY"] + (["STATE"] if state else [])
     rows = [
         [
             p["entityId"]["name"],
             p["entityId"]["key"],
-            _when(p["lastOperationTime"]),
+            when(p["lastOperationTime"]),
             p["backlogQueueSize"],
             p["lockedBy"] or "-",
         ]
-        + ([_short(p["state"], 60)] if state else [])
+        + ([short(p["state"], 60)] if state else [])
         for p in payloads
     ]
     typer.echo(table(headers, rows))

@@ -9,25 +9,25 @@ state refuses, input that is not JSON, a wait that timed out.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from durablehub.cli.main import (
+from durablehub.cli.common import (
     ConnectionOption,
     JsonOption,
     PartitionsOption,
     TaskHubOption,
     fail,
-    load_settings,
-    storage_errors,
+    json_argument,
+    typer_app,
+    with_client,
 )
+from durablehub.cli.output import echo_json, short, table, when
 
-app = typer.Typer()
-T = TypeVar("T")
+app = typer_app()
 
 InstanceArgument = Annotated[str, typer.Argument(help="The instance id.")]
 ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded in the history.")]
@@ -38,34 +38,6 @@ FromOption = Annotated[
     datetime | None, typer.Option("--created-from", help="Created at or after (ISO 8601, UTC if naive).")
 ]
 ToOption = Annotated[datetime | None, typer.Option("--created-to", help="Created at or before.")]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    with storage_errors():
-        try:
-            yield
-        except (ValueError, TypeError, TimeoutError) as exc:  # checked arguments, waits
-            raise fail(str(exc)) from None
-
-
-def _with_client(
-    task_hub: str | None, connection_string: str | None, partitions: int | None, action: Callable[[Any], T]
-) -> T:
-    from durablehub.client import DurableClient
-
-    settings = load_settings(task_hub, connection_string, partitions)
-    with _errors(), DurableClient(settings) as client:
-        return action(client)
-
-
-def _json_argument(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise fail(f"{what} is not valid JSON ({exc}); quote strings: --{what} '\"text\"'") from None
 
 
 def _statuses(text: str | None) -> list[Any] | None:
@@ -84,35 +56,13 @@ def _statuses(text: str | None) -> list[Any] | None:
     return [by_name[n.lower()] for n in names]
 
 
-def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Plain aligned columns (no colours, so that the output can be piped and grepped)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _when(text: str | None) -> str:
-    return (text or "").replace("T", " ").split(".")[0].rstrip("Z") + (" UTC" if text else "")
-
-
 def _print_status(payload: dict[str, Any]) -> None:
     fields = [
         ("instance", payload["instanceId"]),
         ("name", payload["name"]),
         ("status", payload["runtimeStatus"]),
-        ("created", _when(payload["createdTime"])),
-        ("updated", _when(payload["lastUpdatedTime"])),
+        ("created", when(payload["createdTime"])),
+        ("updated", when(payload["lastUpdatedTime"])),
         ("input", json.dumps(payload.get("input"), ensure_ascii=False)),
         ("custom status", json.dumps(payload.get("customStatus"), ensure_ascii=False)),
         ("output", json.dumps(payload.get("output"), ensure_ascii=False)),
@@ -128,11 +78,11 @@ def _history_rows(events: list[dict[str, Any]]) -> list[list[Any]]:
         if "InstanceId" in event:
             detail = f"{detail} ({event['InstanceId']})".strip()
         if "Result" in event or "Input" in event:
-            detail = f"{detail} {_short(event.get('Result', event.get('Input')), 60)}".strip()
+            detail = f"{detail} {short(event.get('Result', event.get('Input')), 60)}".strip()
         if "FailureDetails" in event:
             failure = event["FailureDetails"]
             detail = f"{detail} {failure.get('errorType')}: {failure.get('errorMessage')}".strip()
-        rows.append([event["EventId"], event["EventType"], _when(event["Timestamp"]), detail])
+        rows.append([event["EventId"], event["EventType"], when(event["Timestamp"]), detail])
     return rows
 
 
@@ -157,18 +107,18 @@ def start(
     """Start an orchestration instance and print its id (with --wait, its result)."""
     from durablehub.http.payloads import status_payload
 
-    data = _json_argument(input, "input")
+    data = json_argument(input, "input")
 
     def run(client: Any) -> tuple[str, Any]:
         iid = client.schedule_new_orchestration(name, input=data, instance_id=instance_id)
         return iid, client.wait_for_orchestration_completion(iid, timeout=wait) if wait is not None else None
 
-    iid, state = _with_client(task_hub, connection_string, partitions, run)
+    iid, state = with_client(task_hub, connection_string, partitions, run)
     if state is None:
         typer.echo(json.dumps({"id": iid}) if as_json else iid)
         return
     payload = status_payload(state)
-    _echo_json(payload) if as_json else _print_status(payload)
+    echo_json(payload) if as_json else _print_status(payload)
     if payload["runtimeStatus"] == "Failed":
         raise fail(f"orchestration instance {iid!r} failed: {payload['output']}")
 
@@ -193,9 +143,9 @@ def status(
         events = client.get_orchestration_history(instance_id) if history else None
         return status_payload(state, history=events, show_history_output=True)
 
-    payload = _with_client(task_hub, connection_string, partitions, run)
+    payload = with_client(task_hub, connection_string, partitions, run)
     if as_json:
-        _echo_json(payload)
+        echo_json(payload)
         return
     _print_status(payload)
     if "failureDetails" in payload and payload["failureDetails"].get("stackTrace"):
@@ -219,12 +169,12 @@ def history_command(
     """Show the history events of an instance's current generation."""
     from durablehub.http.payloads import history_payload
 
-    events = _with_client(
+    events = with_client(
         task_hub, connection_string, partitions, lambda c: c.get_orchestration_history(instance_id)
     )
     shown = history_payload(events, show_output=True)
     if as_json:
-        _echo_json(shown)
+        echo_json(shown)
     else:
         typer.echo(table(["ID", "EVENT", "TIME", "DETAIL"], _history_rows(shown)))
 
@@ -268,13 +218,13 @@ def list_command(
             items += page.items
         return items, page.continuation_token
 
-    items, token = _with_client(task_hub, connection_string, partitions, run)
+    items, token = with_client(task_hub, connection_string, partitions, run)
     payloads = [status_payload(s, show_input=False) for s in items]
     if as_json:
-        _echo_json({"instances": payloads, "continuationToken": token})
+        echo_json({"instances": payloads, "continuationToken": token})
         return
     rows = [
-        [p["instanceId"], p["name"], p["runtimeStatus"], _when(p["createdTime"]), _when(p["lastUpdatedTime"])]
+        [p["instanceId"], p["name"], p["runtimeStatus"], when(p["createdTime"]), when(p["lastUpdatedTime"])]
         for p in payloads
     ]
     typer.echo(table(["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], rows))
@@ -298,8 +248,8 @@ def raise_event(
     partitions: PartitionsOption = None,
 ) -> None:
     """Send an event to a running instance."""
-    value = _json_argument(data, "data")
-    _with_client(
+    value = json_argument(data, "data")
+    with_client(
         task_hub,
         connection_string,
         partitions,
@@ -316,7 +266,7 @@ def _operation(verb: str, call: Callable[[Any, str, str | None], Any]) -> Callab
         connection_string: ConnectionOption = None,
         partitions: PartitionsOption = None,
     ) -> None:
-        _with_client(task_hub, connection_string, partitions, lambda c: call(c, instance_id, reason))
+        with_client(task_hub, connection_string, partitions, lambda c: call(c, instance_id, reason))
         typer.echo(f"{verb} requested for {instance_id}")
 
     return command
@@ -346,7 +296,7 @@ def restart(
     as_json: JsonOption = False,
 ) -> None:
     """Start an instance again with its original input; print the (new) instance id."""
-    iid = _with_client(
+    iid = with_client(
         task_hub,
         connection_string,
         partitions,
@@ -382,14 +332,14 @@ def purge(
                 raise OrchestrationNotFoundError(instance_id)
             return result
 
-        result = _with_client(task_hub, connection_string, partitions, purge_one)
+        result = with_client(task_hub, connection_string, partitions, purge_one)
     else:
         if not (statuses or created_from or created_to):
             raise fail("give an instance id, or at least one filter (--status, --created-from, --created-to)")
         runtime_status = _statuses(statuses)
         if not yes:
             typer.confirm("Purge every finished instance that matches the filters?", abort=True)
-        result = _with_client(
+        result = with_client(
             task_hub,
             connection_string,
             partitions,

@@ -1,7 +1,8 @@
 """Poison commands: ``durablehub poison list|requeue``.
 
 ``{hub}-poison`` holds the messages workers gave up on: unreadable or foreign ones at once,
-others after ``max_dequeue_count`` dequeues. ``list`` shows them (``--json`` for scripts);
+others after ``max_dequeue_count`` dequeues. ``list`` peeks at them (``--json`` for scripts),
+the oldest 32 at most (Azure peeks no deeper), and says about how many more there are;
 ``requeue`` sends each back, byte for byte, to the queue it came from and deletes it from the
 poison queue -- typically after the cause (a bug, a missing activity) is fixed.
 """
@@ -9,26 +10,24 @@ poison queue -- typically after the cause (a bug, a missing activity) is fixed.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
-from durablehub.cli.instances import _short, table
-from durablehub.cli.main import (
+from durablehub.cli.common import (
     ConnectionOption,
     JsonOption,
     PartitionsOption,
     TaskHubOption,
     fail,
     load_settings,
+    typer_app,
     with_hub,
 )
+from durablehub.cli.output import short, table
 from durablehub.http.payloads import iso
 
-_LIST_HOLD = timedelta(seconds=30)  # hidden while listed, then made visible again
-
-app = typer.Typer(name="poison", help="List and requeue poison messages.", no_args_is_help=True)
+app = typer_app(name="poison", help="List and requeue poison messages.", no_args_is_help=True)
 
 
 def _payload(entry: Any) -> dict[str, Any]:
@@ -54,17 +53,24 @@ def list_command(
     partitions: PartitionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the messages in the poison queue, oldest first."""
+    """Show the oldest messages in the poison queue (at most 32, Azure's peek limit) and how
+    many more there are; listing changes nothing in the queue."""
     settings = load_settings(task_hub, connection_string, partitions)
 
-    def read(hub: Any) -> list[Any]:
+    def read(hub: Any) -> Any:
         hub.open()
-        entries = hub.poison.entries(hold=_LIST_HOLD)
-        hub.poison.release(entries)  # listing must not hide them from a requeue
-        return entries
+        return hub.poison.peek()
 
-    entries = sorted(with_hub(settings, read), key=lambda e: (e.inserted_on is None, e.inserted_on))
+    listing = with_hub(settings, read)
+    entries = sorted(listing.entries, key=lambda e: (e.inserted_on is None, e.inserted_on))
     payloads = [_payload(e) for e in entries]
+    if listing.more:
+        typer.echo(
+            f"showing the oldest {len(payloads)} of about {listing.approximate_count} poison messages "
+            f"in {settings.names.poison_queue}: a queue can be peeked only {len(payloads)} deep "
+            "(requeue takes them all: 'durablehub poison requeue --all')",
+            err=True,
+        )
     if as_json:
         typer.echo(json.dumps(payloads, indent=2, ensure_ascii=False))
         return
@@ -79,7 +85,7 @@ def list_command(
             p["instanceId"] or "-",
             p["eventType"] or "-",
             p["originalQueue"] or "-",
-            _short(p["reason"] or "-", 100),
+            short(p["reason"] or "-", 100),
         ]
         for p in payloads
     ]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from durablehub.cli.main import (
+from durablehub.cli.common import (
     ConnectionOption,
     PartitionsOption,
     TaskHubOption,

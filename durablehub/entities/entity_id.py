@@ -18,6 +18,13 @@ def is_entity_instance_id(instance_id: str) -> bool:
     return instance_id.startswith("@") and instance_id.find("@", 1) > 1
 
 
+def _check_part(what: str, text: str) -> None:
+    # The instance id is a table PartitionKey, where these are not allowed, and starts blob
+    # names, where '/' would add path segments.
+    if any(ch in text for ch in "/\\#?") or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        raise ValueError(f"{what} {text!r} must not contain '/', '\\', '#', '?' or control characters")
+
+
 @dataclass(frozen=True, slots=True, order=True, init=False)
 class EntityInstanceId:
     """One entity: ``entity`` (its registered name, case-insensitive) and ``key``."""
@@ -30,11 +37,10 @@ class EntityInstanceId:
             raise ValueError(f"entity name must be a non-empty string, got {entity!r}")
         if "@" in entity:
             raise ValueError(f"entity name {entity!r} must not contain '@' (ids are rendered '@name@key')")
+        _check_part("entity name", entity)
         if not isinstance(key, str):
             raise ValueError(f"entity key must be a string, got {type(key).__qualname__}: {key!r}")
-        if any(ch in key for ch in "/\\#?") or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in key):
-            # The instance id becomes a table PartitionKey, where these are not allowed.
-            raise ValueError(f"entity key {key!r} must not contain '/', '\\', '#', '?' or control characters")
+        _check_part("entity key", key)
         object.__setattr__(self, "entity", entity.lower())
         object.__setattr__(self, "key", key)
 

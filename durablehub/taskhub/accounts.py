@@ -7,6 +7,8 @@ little differently. Errors name the problem but never echo the string: it holds 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -20,6 +22,14 @@ DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6t
 # 127.0.0.1, not localhost: with localhost the tables SDK mistakes the account for Cosmos (spec §7).
 DEV_HOST = "http://127.0.0.1"
 DEV_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
+# The secret parts of connection strings and SAS URLs; what follows '=' up to a separator.
+_SECRETS = re.compile(r"\b(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with account keys and SAS signatures masked: for anything shown or logged that
+    may quote a connection string or a request URL (an SDK's error message, say)."""
+    return _SECRETS.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +42,7 @@ class StorageAccount:
     table_url: str
     account_key: SecretStr | None = field(default=None, repr=False)
     sas_token: SecretStr | None = field(default=None, repr=False)
+    development_storage: bool = False  # UseDevelopmentStorage=true: the emulator's public key
 
     @property
     def auth_kind(self) -> str:
@@ -43,6 +54,19 @@ class StorageAccount:
 
     def url(self, service: str) -> str:
         return {"blob": self.blob_url, "queue": self.queue_url, "table": self.table_url}[service]
+
+    def insecure_endpoints(self) -> list[str]:
+        """``scheme://host:port`` of each plain-HTTP endpoint on another machine: there, a key,
+        a SAS or a token would cross the network readable (the emulator's key is public)."""
+        if self.development_storage:
+            return []
+        found: list[str] = []
+        for url in (self.blob_url, self.queue_url, self.table_url):
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and origin not in found:
+                found.append(origin)
+        return found
 
     def __repr__(self) -> str:
         return (
@@ -65,10 +89,26 @@ def _split_segments(connection_string: str) -> dict[str, str]:
     return values
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"{what} must be an http(s) URL with a host, got {url!r}")
+        raise ConfigurationError(f"{what} must be an http(s) URL with a host, got {redact(url)!r}")
+    if parts.query or parts.fragment:
+        # A SAS token here would be shown in logs and reprs, and copied into every blob URL the
+        # Instances table stores: it belongs in SharedAccessSignature=, never in a URL.
+        raise ConfigurationError(
+            f"{what} must not have a query string (got {parts.scheme}://{parts.netloc}{parts.path}?...): "
+            "put a SAS token in the connection string's SharedAccessSignature=... segment"
+        )
     return url.rstrip("/")
 
 
@@ -86,6 +126,7 @@ def parse_connection_string(connection_string: str) -> StorageAccount:
             queue_url=urls["queue"],
             table_url=urls["table"],
             account_key=SecretStr(DEV_ACCOUNT_KEY),
+            development_storage=True,
         )
 
     account_name = values.get("accountname")

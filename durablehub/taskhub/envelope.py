@@ -21,6 +21,7 @@ from durablehub.engine import history as ev
 from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.models import OrchestrationStatus
 from durablehub.taskhub import wire
+from durablehub.taskhub.names import blob_segments
 
 TYPE_MESSAGE_DATA = "DurableTask.AzureStorage.MessageData"
 TYPE_TASK_MESSAGE = f"{wire.CORE}.TaskMessage"
@@ -73,8 +74,10 @@ class MessageData:
 
 
 def large_message_blob_name(message: MessageData) -> str:
-    """``{rawInstanceId}/message-{ActivityId:N}-{EventType}.json.gz`` (the reference's format)."""
-    return f"{message.instance_id}/message-{message.activity_id.hex}-{message.event.event_type.name}.json.gz"
+    """``{rawInstanceId}/message-{ActivityId:N}-{EventType}.json.gz`` (the reference's format;
+    ``.`` and ``..`` segments of the id are escaped, see ``blob_segments``)."""
+    prefix = blob_segments(message.instance_id)
+    return f"{prefix}/message-{message.activity_id.hex}-{message.event.event_type.name}.json.gz"
 
 
 def wrapper_for(blob_name: str) -> MessageData:

@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from durablehub.errors import MalformedMessageError, PayloadTooLargeError
 from durablehub.taskhub import compression
 from durablehub.taskhub.connections import StorageClients
-from durablehub.taskhub.names import TaskHubNames, escape_partition_key
+from durablehub.taskhub.names import TaskHubNames, blob_segments, escape_partition_key
 from durablehub.taskhub.offload import in_thread
 
 
@@ -105,7 +105,7 @@ class LargeMessageStore:
     ) -> list[str]:
         """Every blob of one instance: history blobs (escaped id) and message blobs (raw id);
         with ``written_before`` (the service's clock), only those last written before it."""
-        prefixes = {escape_partition_key(instance_id) + "/", instance_id + "/"}
+        prefixes = {blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"}
         names: list[str] = []
         try:
             for prefix in sorted(prefixes):

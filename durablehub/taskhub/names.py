@@ -155,6 +155,24 @@ def unescape_partition_key(key: str) -> str:
     return "".join(out)
 
 
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+def blob_segments(path: str) -> str:
+    """``path`` (an instance id, as it starts a blob name) with every ``.`` or ``..`` segment
+    written ``%2E`` / ``%2E%2E``, other text unchanged.
+
+    A URL resolves dot segments, so a blob named ``../x`` is another blob, outside the
+    container with a SAS or a token (with a key, the signature fails: a 403). durablehub's
+    clients refuse ids ``.`` and ``..`` and ids with ``/``; the escape covers ids written by
+    other clients. (Such an id could share blob names with one whose segment is a literal
+    ``%2E``: both would be foreign and odd.)
+    """
+    if "." not in path:
+        return path
+    return "/".join(_DOT_SEGMENTS.get(segment, segment) for segment in path.split("/"))
+
+
 def history_row_key(sequence_number: int) -> str:
     """RowKey of a history event: its 0-based sequence number as 16 upper-case hex digits."""
     return f"{sequence_number:016X}"

@@ -2,10 +2,11 @@
 """PoisonQueue: ``{hub}-poison``, where messages that can never be processed go (#553).
 
 ``move`` takes a message off a control or work-item queue into a record that keeps its body
-verbatim (``durablehub.taskhub.quarantine``); ``entries`` lists the queue; ``requeue`` sends
-bodies back, unchanged, to the queue each came from -- or, for a bare body, to the control
-queue of its instance (or the work-item queue for a TaskScheduled) -- and deletes them here.
-The queue is created on first use, not by ``hub create``.
+verbatim (``durablehub.taskhub.quarantine``); ``peek`` shows the oldest 32 without touching
+them (Azure peeks no deeper) and counts the rest; ``requeue`` sends bodies back, unchanged, to
+the queue each came from -- or, for a bare body, to the control queue of its instance (or the
+work-item queue for a TaskScheduled) -- and deletes them here. The queue is created on first
+use, not by ``hub create``.
 """
 
 from __future__ import annotations
@@ -25,16 +26,31 @@ from durablehub.taskhub.names import partition_index
 from durablehub.taskhub.quarantine import PoisonRecord
 
 _LOG = logging.getLogger("durablehub.taskhub")
+PEEK_LIMIT = 32  # Azure returns at most 32 messages to a peek
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoisonEntry:
-    """A message in the poison queue: its id there (what ``requeue`` takes) and its record."""
+    """A message in the poison queue: its id there (what ``requeue`` takes) and its record;
+    ``received`` (its pop receipt) only when it was dequeued, not peeked."""
 
     message_id: str
     inserted_on: datetime | None
     record: PoisonRecord
-    received: ReceivedMessage = field(repr=False)
+    received: ReceivedMessage | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoisonListing:
+    """What ``peek`` saw: the oldest entries and the queue's approximate length."""
+
+    entries: list[PoisonEntry]
+    approximate_count: int
+
+    @property
+    def more(self) -> int:
+        """About how many messages are in the queue beyond those peeked."""
+        return max(0, self.approximate_count - len(self.entries))
 
 
 @dataclass(slots=True)
@@ -42,6 +58,13 @@ class RequeueResult:
     requeued: list[tuple[str, str]] = field(default_factory=list)  # (poison message id, queue)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (poison message id, why)
     missing: list[str] = field(default_factory=list)  # ids not in the poison queue
+
+
+def _entry(
+    message_id: str, inserted_on: datetime | None, body: str, received: ReceivedMessage | None = None
+) -> PoisonEntry:
+    record = quarantine.decode(body) or quarantine.bare(body)
+    return PoisonEntry(message_id=message_id, inserted_on=inserted_on, record=record, received=received)
 
 
 class PoisonQueue(TaskHubQueue):
@@ -112,27 +135,42 @@ class PoisonQueue(TaskHubQueue):
             self.create()
             self._created = True
 
-    def entries(self, *, hold: timedelta = timedelta(seconds=60)) -> list[PoisonEntry]:
-        """Every message here, each hidden for ``hold`` (give them back with ``release``):
-        a queue can only be peeked 32 messages deep."""
-        found: list[PoisonEntry] = []
+    def peek(self) -> PoisonListing:
+        """The oldest messages here (at most 32) and how many there are, without dequeuing or
+        hiding any: a listing must not raise dequeue counts or hide messages from a requeue."""
         try:
-            while batch := self.receive(max_messages=32, visibility_timeout=hold):
-                found.extend(
-                    PoisonEntry(
-                        message_id=m.message_id,
-                        inserted_on=m.inserted_on,
-                        record=quarantine.decode(m.body) or quarantine.bare(m.body),
-                        received=m,
-                    )
-                    for m in batch
-                )
+            peeked = self._queue.peek_messages(max_messages=PEEK_LIMIT)
+            count = self.approximate_count()
+        except ResourceNotFoundError:  # no poison queue yet: nothing was ever poisoned
+            return PoisonListing(entries=[], approximate_count=0)
+        entries = [_entry(m.id, m.inserted_on, str(m.content)) for m in peeked]
+        return PoisonListing(entries=entries, approximate_count=max(count, len(entries)))
+
+    def entries(self, *, hold: timedelta = timedelta(seconds=60)) -> list[PoisonEntry]:
+        """Every message here, each hidden for ``hold`` (give them back with ``release``).
+
+        Always ends: at an empty batch, at a message seen before (its hold ran out: it keeps
+        its newest receipt), or after as many messages as the queue held at the start plus one
+        batch (others keep arriving)."""
+        try:
+            budget = self.approximate_count() + PEEK_LIMIT
         except ResourceNotFoundError:  # no poison queue yet: nothing was ever poisoned
             return []
-        return found
+        found: dict[str, PoisonEntry] = {}
+        while len(found) < budget:
+            batch = self.receive(max_messages=PEEK_LIMIT, visibility_timeout=hold)
+            seen_before = False
+            for m in batch:
+                seen_before = seen_before or m.message_id in found
+                found[m.message_id] = _entry(m.message_id, m.inserted_on, m.body, m)
+            if not batch or seen_before:
+                break
+        return list(found.values())
 
     def release(self, entries: Sequence[PoisonEntry]) -> None:
         for entry in entries:
+            if entry.received is None:  # peeked: never hidden
+                continue
             try:
                 self.update_visibility(entry.received, timedelta(0))
             except Exception:  # it reappears when its hold ends anyway
@@ -158,8 +196,16 @@ class PoisonQueue(TaskHubQueue):
                     result.refused.append((entry.message_id, why))
                     continue
                 destination.send_raw(body)
-                self.delete_message(entry.received)
-                if entry.record.body_blob_name:
+                assert entry.received is not None  # entries() dequeued it
+                if not self.delete_message(entry.received):
+                    # Another process holds it now: it may be requeued twice (harmless, as any
+                    # duplicate), and its body blob must stay for that copy.
+                    _LOG.warning(
+                        "requeued poison message %s but could not delete it from %s",
+                        entry.message_id,
+                        self.name,
+                    )
+                elif entry.record.body_blob_name:
                     self._blobs.delete(entry.record.body_blob_name)
                 by_id.pop(entry.message_id)
                 result.requeued.append((entry.message_id, destination.name))

@@ -18,7 +18,7 @@ from durablehub.engine import history as ev
 from durablehub.errors import MalformedMessageError
 from durablehub.models import OrchestrationStatus
 from durablehub.taskhub import wire
-from durablehub.taskhub.names import escape_partition_key, history_row_key
+from durablehub.taskhub.names import blob_segments, escape_partition_key, history_row_key
 
 SENTINEL_ROW_KEY = "sentinel"
 # Properties that may exceed a table property's 64 KiB and go to a blob (VariableSizeEntityProperties).
@@ -158,8 +158,10 @@ def oversized_properties(row: Mapping[str, Any]) -> list[str]:
 
 
 def history_blob_name(instance_id: str, row_key: str, event_type: str, random32: int, prop: str) -> str:
-    """``{escapedId}/history-{RowKey}-{EventType}-{rand:X8}-{Prop}.json.gz`` (a fixed format)."""
-    return f"{escape_partition_key(instance_id)}/history-{row_key}-{event_type}-{random32:08X}-{prop}.json.gz"
+    """``{escapedId}/history-{RowKey}-{EventType}-{rand:X8}-{Prop}.json.gz`` (a fixed format;
+    an id ``.`` or ``..`` is escaped, see ``blob_segments``)."""
+    prefix = blob_segments(escape_partition_key(instance_id))
+    return f"{prefix}/history-{row_key}-{event_type}-{random32:08X}-{prop}.json.gz"
 
 
 def estimated_row_size(row: Mapping[str, Any]) -> int:

@@ -129,3 +129,47 @@ def test_a_large_body_is_kept_in_a_blob_and_restored_exactly(env: dict[str, str]
     assert peek_bodies(hub, hub.names.work_item_queue) == [body]
     assert json.loads(cli(env, "list", "--json")) == []
     assert hub.large_messages.list_instance_blobs(hub.names.poison_queue) == []
+
+
+def poison_many(hub: TaskHub, count: int) -> list[str]:
+    """``count`` unreadable work items, poisoned as a worker poisons them; their bodies."""
+    bodies = [f"not a message {i:03d}" for i in range(count)]
+    for body in bodies:
+        hub.work_items.send_raw(body)
+    moved = 0
+    while moved < count:
+        for item in hub.work_items.receive(visibility_timeout=HOLD):
+            assert hub.quarantine(hub.work_items, item, reason=f"unreadable: {item.body}")
+            moved += 1
+    return bodies
+
+
+def test_list_peeks_32_says_how_many_more_and_requeue_takes_them_all(
+    env: dict[str, str], hub: TaskHub
+) -> None:
+    bodies = poison_many(hub, 40)
+    result = runner.invoke(app, ["poison", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    # Azure peeks at most 32 messages: the oldest are shown, the rest counted.
+    assert [e["reason"] for e in listed] == [f"unreadable: {b}" for b in bodies[:32]]
+    assert "the oldest 32 of about 40 poison messages" in result.stderr
+    text = runner.invoke(app, ["poison", "list"], env=env)
+    assert text.exit_code == 0 and len(text.stdout.strip().splitlines()) == 1 + 32
+    assert "the oldest 32 of about 40 poison messages" in text.stderr
+
+    # Listing only peeked: no message was dequeued (each is received now for the first time)
+    # and none was hidden (all 40 are there to receive).
+    received = hub.poison.receive(max_messages=32, visibility_timeout=HOLD)
+    received += hub.poison.receive(max_messages=32, visibility_timeout=HOLD)
+    assert len(received) == 40 and {m.dequeue_count for m in received} == {1}
+    for message in received:
+        hub.poison.update_visibility(message, timedelta(0))
+
+    # Past the first 32: the 40th is requeued by its id, then --all takes the 39 others.
+    last = received[-1].message_id
+    assert cli(env, "requeue", last, "--force").strip() == f"requeued {last} to {hub.names.work_item_queue}"
+    out = cli(env, "requeue", "--all", "--force")
+    assert len(out.strip().splitlines()) == 39 and last not in out
+    assert hub.work_items.approximate_count() == 40 and hub.poison.approximate_count() == 0
+    assert json.loads(cli(env, "list", "--json")) == []

@@ -280,6 +280,8 @@ def test_non_json_input_is_refused_before_anything_is_written(
         ("a#b", "must not contain"),
         ("a?b", "must not contain"),
         ("a\nb", "must not contain"),
+        (".", "'.' and '..' are path segments"),
+        ("..", "'.' and '..' are path segments"),
         ("x" * 257, "limit is 256"),
         (42, "non-empty string"),
     ],

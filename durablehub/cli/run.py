@@ -1,0 +1,124 @@
+"""Long-running commands: ``durablehub azurite`` and ``durablehub worker``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from durablehub.cli.common import (
+    ConnectionOption,
+    PartitionsOption,
+    TaskHubOption,
+    fail,
+    import_app,
+    load_settings,
+    storage_errors,
+    typer_app,
+)
+
+app = typer_app()
+
+
+@app.command()
+def azurite(
+    location: Annotated[Path, typer.Option(help="Data folder (persistent across restarts).")] = Path(
+        ".azurite"
+    ),
+    in_memory: Annotated[
+        bool, typer.Option("--in-memory", help="Keep data in memory (stalls under queue load).")
+    ] = False,
+    blob_port: Annotated[int, typer.Option(help="Blob port (0 = any free port).")] = 10000,
+    queue_port: Annotated[int, typer.Option(help="Queue port.")] = 10001,
+    table_port: Annotated[int, typer.Option(help="Table port.")] = 10002,
+) -> None:
+    """Run the pinned Azurite on 127.0.0.1 until Ctrl-C, and print its connection string."""
+    from durablehub.azurite import AzuriteProcess
+
+    process = AzuriteProcess(
+        location=None if in_memory else location,
+        in_memory=in_memory,
+        blob_port=blob_port,
+        queue_port=queue_port,
+        table_port=table_port,
+    )
+    with storage_errors():
+        try:
+            process.start()
+        except (RuntimeError, TimeoutError) as exc:
+            raise fail(str(exc)) from None
+    typer.echo(f"Azurite is running (data: {'memory' if in_memory else location}). Connection string:\n")
+    typer.echo(f"export AzureWebJobsStorage='{process.connection_string}'\n")
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        # Inside the try: a Ctrl-C right after the prompt must stop Azurite cleanly too.
+        typer.echo("Press Ctrl-C to stop.")
+        code = process.wait()
+        raise fail(f"Azurite exited with code {code}:\n{process.log_tail()}")
+    except KeyboardInterrupt:
+        typer.echo("\nstopping Azurite ...")
+    finally:
+        process.stop()
+    typer.echo("stopped.")
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Argument(help="The app to run, as module:attribute (e.g. myapp:app).")],
+    task_hub: TaskHubOption = None,
+    connection_string: ConnectionOption = None,
+    partitions: PartitionsOption = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Run a worker for an App until Ctrl-C or SIGTERM, then stop gracefully (leases released)."""
+    import asyncio
+
+    from durablehub.worker import Worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    user_app = import_app(target)
+    settings = load_settings(task_hub, connection_string, partitions)
+    settings = settings.model_copy(update={"retry_total": 3})
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():  # the second one: the user does not want to wait
+            typer.echo(f"{signal.Signals(signum).name} again: exiting now, without finishing", err=True)
+            _exit_now(128 + signum)
+        stop.set()
+
+    async def run() -> Worker:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        async with Worker(user_app, settings) as running:
+            typer.echo(
+                f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it"
+            )
+            await stop.wait()
+            typer.echo("stopping: finishing in-flight work and releasing partitions (again to force) ...")
+        return running
+
+    stop = asyncio.Event()
+    with storage_errors():
+        stopped = asyncio.run(run())
+    typer.echo("stopped.")
+    if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once: threads running user code cannot be stopped, and would be waited for."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
