@@ -416,7 +416,8 @@ def _utc(value: Any) -> datetime | None:
         return None
     value = _as_utc(value)
     # A plain datetime, not the tables SDK's TablesEntityDatetime subclass.
-    return datetime(*value.timetuple()[:6], value.microsecond, tzinfo=UTC)
+    v = value
+    return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
 
 
 def _tags(text: Any) -> dict[str, str] | None:

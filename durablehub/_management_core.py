@@ -74,7 +74,7 @@ def require_status(
         OrchestrationStateError: it is in another status.
     """
     status = status_of(require_row(instance_id, row))
-    if status not in allowed:
+    if status is None or status not in allowed:
         shown = status.table_name if status is not None else "of unknown status"
         wanted = " or ".join(sorted(s.table_name for s in allowed))
         raise OrchestrationStateError(

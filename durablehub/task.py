@@ -325,7 +325,7 @@ class ActivityContext:
     """The activity's registered name."""
 
 
-class ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class ReplaySafeLogger(logging.LoggerAdapter):
     """A logger that stays silent while the orchestrator is replaying history."""
 
     def __init__(self, logger: logging.Logger, is_replaying: Callable[[], bool]) -> None:

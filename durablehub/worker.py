@@ -75,14 +75,14 @@ class Worker:
         delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
         self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
         delivery.activities = self._activities
-        self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
+        runner = self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
 
         async def acquired(partition_id: str) -> None:
             self._forget(partition_id)  # what was cached before it last left is stale now
             index = int(partition_id.rsplit("-", 1)[1])
             processor = ControlQueueProcessor(
-                partition_id, hub.control_queues[index], hub, self._orchestrations, self.options, concurrency
-            )  # type: ignore[arg-type]
+                partition_id, hub.control_queues[index], hub, runner, self.options, concurrency
+            )
             self._processors[partition_id] = processor
             processor.start()
 

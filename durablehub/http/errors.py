@@ -63,7 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         return error_response(503, str(exc))  # the server's setup, not the request, is wrong

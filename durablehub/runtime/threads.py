@@ -47,6 +47,7 @@ class UserCodeThreads:
                 future.set_exception(value)
 
         def job() -> None:
+            value: Any
             try:
                 ok, value = True, fn()
             except BaseException as exc:  # handed to the awaiting episode

@@ -119,12 +119,12 @@ def parse_connection_string(connection_string: str) -> StorageAccount:
         proxy = values.get("developmentstorageproxyuri")
         host = _check_url(proxy, "DevelopmentStorageProxyUri") if proxy else DEV_HOST
         host = host.rsplit(":", 1)[0] if urlsplit(host).port else host
-        urls = {svc: f"{host}:{port}/{DEV_ACCOUNT_NAME}" for svc, port in DEV_PORTS.items()}
+        dev_urls = {svc: f"{host}:{port}/{DEV_ACCOUNT_NAME}" for svc, port in DEV_PORTS.items()}
         return StorageAccount(
             account_name=DEV_ACCOUNT_NAME,
-            blob_url=urls["blob"],
-            queue_url=urls["queue"],
-            table_url=urls["table"],
+            blob_url=dev_urls["blob"],
+            queue_url=dev_urls["queue"],
+            table_url=dev_urls["table"],
             account_key=SecretStr(DEV_ACCOUNT_KEY),
             development_storage=True,
         )

@@ -12,11 +12,11 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
+from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 
 from durablehub.engine import history as ev
 from durablehub.errors import CheckpointConflictError
@@ -34,6 +34,13 @@ def _is_lost_race(exc: HttpResponseError) -> bool:
     # EntityAlreadyExists. 412 is UpdateConditionNotSatisfied (the ETag moved); 404 on a
     # guarded sentinel: it was deleted (a purge) since it was read.
     return exc.status_code in (404, 409, 412)
+
+
+def _etag(entity: Any) -> str:
+    """The ETag of a row as the tables SDK returned it (a ``TableEntity``'s metadata)."""
+    etag = cast(TableEntity, entity).metadata["etag"]
+    assert etag is not None  # every row read from the service has one
+    return etag
 
 
 class HistoryTable:
@@ -76,7 +83,7 @@ class HistoryTable:
             instance_id=instance_id,
             execution_id=generation.execution_id,
             events=tuple(events),
-            sentinel_etag=sentinel.metadata["etag"] if sentinel is not None else None,
+            sentinel_etag=_etag(sentinel) if sentinel is not None else None,
             checkpoint_complete=bool(sentinel.get("IsCheckpointComplete", True)) if sentinel else True,
             uncommitted_row_keys=tuple(r["RowKey"] for r in generation.uncommitted),
         )
@@ -224,7 +231,7 @@ class HistoryTable:
                 )
             return len(keys)
         sentinel_key = {"PartitionKey": sentinel["PartitionKey"], "RowKey": rows.SENTINEL_ROW_KEY}
-        etag = sentinel.metadata["etag"]
+        etag = _etag(sentinel)
         chunks = [
             keys[start : start + MAX_EVENTS_PER_BATCH] for start in range(0, len(keys), MAX_EVENTS_PER_BATCH)
         ]

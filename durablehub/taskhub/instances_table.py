@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, TransactionOperation, UpdateMode
 
+from durablehub.engine import history as ev
 from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
@@ -32,6 +33,11 @@ _START_MESSAGE_BLOB_SUFFIX = "ExecutionStarted.json.gz"
 _DOWNLOADS_AT_ONCE = 8
 # In a continuation token: the last row a page cut short by its blobs' size returned.
 _RETURNED_UP_TO = "ReturnedUpTo"
+
+
+def _start_input(message: envelope.MessageData) -> str | None:
+    event = message.event
+    return event.input if isinstance(event, ev.ExecutionStarted) else None
 
 
 class InstancesTable:
@@ -81,8 +87,9 @@ class InstancesTable:
                 if blob is not None:
                     text = self._blobs.download(blob, charge=charge)
                     if column == "Input" and blob.endswith(_START_MESSAGE_BLOB_SUFFIX):
-                        text = (offload(envelope.decode, len(text), text)).event.input
-                    row[column] = text
+                        row[column] = _start_input(offload(envelope.decode, len(text), text))
+                    else:
+                        row[column] = text
         return row
 
     def _resolve_page(self, entities: list[Any]) -> tuple[list[dict[str, Any]], int | None]:
@@ -128,9 +135,10 @@ class InstancesTable:
         (the service's tokens are opaque: one cannot be made for a row of our choosing)."""
         service_token = dict(continuation_token or {})
         after = service_token.pop(_RETURNED_UP_TO, None)
-        pages = self._table.query_entities(
+        # The tables SDK's tokens are dicts of next keys, although its pager's stubs say str.
+        pages: Any = self._table.query_entities(
             filter, parameters=parameters, select=select, results_per_page=page_size
-        ).by_page(continuation_token=service_token or None)
+        ).by_page(continuation_token=cast(Any, service_token or None))
         entities: list[Any] = []
         for page in pages:
             entities = [entity for entity in page if after is None or entity["PartitionKey"] > after]

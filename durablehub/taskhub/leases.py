@@ -213,7 +213,7 @@ class PartitionLeaseStore:
             stream = blob.download_blob(lease=lease_id)
             epoch = PartitionLease.from_json((stream.readall()).decode("utf-8")).epoch
         lease = PartitionLease(partition_id=partition_id, owner=owner, token=lease_id, epoch=epoch + 1)
-        blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)
+        blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)  # type: ignore[arg-type]  # a lease id, as documented
         return lease
 
     def renew(self, lease: PartitionLease) -> None:
@@ -232,7 +232,7 @@ class PartitionLeaseStore:
         blob = self._blob(lease.partition_id)
         released = PartitionLease(partition_id=lease.partition_id, owner=None, token=None, epoch=lease.epoch)
         try:
-            blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)
+            blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)  # type: ignore[arg-type]
             BlobLeaseClient(blob, lease_id=lease.token).release()
         except HttpResponseError as exc:
             if not _lease_conflict(exc):

@@ -220,7 +220,9 @@ class TaskHubQueue:
         result = self._queue.update_message(
             received.message_id, received.pop_receipt, visibility_timeout=_seconds(visibility_timeout)
         )
-        return replace(received, pop_receipt=result.pop_receipt, next_visible_on=result.next_visible_on)
+        receipt = result.pop_receipt
+        assert receipt is not None  # an update always answers with the message's new receipt
+        return replace(received, pop_receipt=receipt, next_visible_on=result.next_visible_on)
 
     def delete_message(self, received: ReceivedMessage) -> bool:
         """Delete a consumed message; False if it was already gone or its receipt is stale."""

@@ -246,7 +246,7 @@ def _timeout(operation: str, *, sent: bool) -> ServiceResponseError:
     return ServiceResponseError(f"durablehub fault injection: read timed out on {operation} ({when})")
 
 
-class FaultInjectionPolicy(HTTPPolicy):  # type: ignore[type-arg]
+class FaultInjectionPolicy(HTTPPolicy):
     """The injector's policy for sync clients (place it inside the retry loop)."""
 
     def __init__(self, injector: FaultInjector, service: str) -> None:
@@ -254,7 +254,7 @@ class FaultInjectionPolicy(HTTPPolicy):  # type: ignore[type-arg]
         self.injector = injector
         self.service = service
 
-    def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+    def send(self, request: PipelineRequest) -> PipelineResponse:
         service = self.service
         fault, operation = self.injector.choose(service, request.http_request)
         if fault is None:
@@ -269,7 +269,7 @@ class FaultInjectionPolicy(HTTPPolicy):  # type: ignore[type-arg]
         return PipelineResponse(request.http_request, response, request.context)
 
 
-class AsyncFaultInjectionPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+class AsyncFaultInjectionPolicy(AsyncHTTPPolicy):
     """The injector's policy for async clients (place it inside the retry loop)."""
 
     def __init__(self, injector: FaultInjector, service: str) -> None:
@@ -277,7 +277,7 @@ class AsyncFaultInjectionPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         self.injector = injector
         self.service = service
 
-    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+    async def send(self, request: PipelineRequest) -> PipelineResponse:
         service = self.service
         fault, operation = self.injector.choose(service, request.http_request)
         if fault is None:

@@ -85,7 +85,7 @@ class AsyncStorageClients:
         }
         # The storage SDKs' default back-off starts at 15 s: an unreachable endpoint would hang
         # for a minute. Start at 1 s (then 3 s, 5 s) so a wrong endpoint fails within seconds.
-        storage_retry = {"initial_backoff": 1, "increment_base": 2}
+        storage_retry: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2}
         # The storage SDKs append these after their retry policy, for sub-clients too.
         self.blob = BlobServiceClient(
             self.account.blob_url,

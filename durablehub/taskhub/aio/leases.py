@@ -212,7 +212,7 @@ class AsyncPartitionLeaseStore:
             stream = await blob.download_blob(lease=lease_id)
             epoch = PartitionLease.from_json((await stream.readall()).decode("utf-8")).epoch
         lease = PartitionLease(partition_id=partition_id, owner=owner, token=lease_id, epoch=epoch + 1)
-        await blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)
+        await blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)  # type: ignore[arg-type]  # a lease id, as documented
         return lease
 
     async def renew(self, lease: PartitionLease) -> None:
@@ -231,7 +231,7 @@ class AsyncPartitionLeaseStore:
         blob = self._blob(lease.partition_id)
         released = PartitionLease(partition_id=lease.partition_id, owner=None, token=None, epoch=lease.epoch)
         try:
-            await blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)
+            await blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)  # type: ignore[arg-type]
             await BlobLeaseClient(blob, lease_id=lease.token).release()
         except HttpResponseError as exc:
             if not _lease_conflict(exc):
