@@ -32,6 +32,8 @@ from durablehub.errors import (
     OrchestrationNotFoundError,
     OrchestrationStateError,
 )
+from durablehub.instance_ids import check_instance_id as check_instance_id  # the clients call core.*
+from durablehub.instance_ids import check_new_instance_id as check_new_instance_id
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
 from durablehub.task import get_name
@@ -40,7 +42,6 @@ from durablehub.taskhub.envelope import MessageData, TaskMessage
 from durablehub.taskhub.names import unescape_partition_key
 
 _LOG = logging.getLogger("durablehub.client")
-MAX_INSTANCE_ID_LENGTH = 256  # Durable Functions' MaxInstanceIdLength
 # A queue message can be hidden for less than 7 days; DF caps delays at 6 (taskhub-layout.md §4.5).
 MAX_START_DELAY = timedelta(days=6)
 START_ATTEMPTS = 3
@@ -55,38 +56,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------- argument checks
-
-
-def check_instance_id(instance_id: Any) -> str:
-    """An id to look up: any non-empty string (ids written by other clients may use any character)."""
-    if not isinstance(instance_id, str) or not instance_id:
-        raise ValueError(f"instance_id must be a non-empty string, got {instance_id!r}")
-    return instance_id
-
-
-def check_new_instance_id(instance_id: Any) -> str:
-    """An id for a new instance: Durable Functions' rules for StartNewAsync."""
-    check_instance_id(instance_id)
-    if instance_id in (".", ".."):  # a path segment of blob names and URLs: it would be resolved
-        raise ValueError(f"instance id {instance_id!r} is not allowed: '.' and '..' are path segments")
-    if instance_id.startswith("@"):
-        raise ValueError(f"instance id {instance_id!r} starts with '@', which is reserved for entities")
-    bad = sorted({repr(ch) for ch in instance_id if ch in "/\\#?" or _is_control(ch)})
-    if bad:
-        raise ValueError(
-            f"instance id {instance_id!r} contains {', '.join(bad)}; "
-            "instance ids must not contain /, \\, #, ? or control characters"
-        )
-    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
-        raise ValueError(
-            f"instance id is {len(instance_id)} characters long; the limit is {MAX_INSTANCE_ID_LENGTH}"
-        )
-    return instance_id
-
-
-def _is_control(ch: str) -> bool:  # .NET char.IsControl
-    code = ord(ch)
-    return code <= 0x1F or 0x7F <= code <= 0x9F
 
 
 def check_timeout(timeout: float | timedelta | None) -> float | None:

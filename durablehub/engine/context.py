@@ -42,6 +42,7 @@ from durablehub.engine.actions import (
 from durablehub.engine.codec import Codec
 from durablehub.engine.determinism import ConfirmingEvent, check_confirmation, matches, unconfirmed_error
 from durablehub.engine.entity_calls import EntityLock, OrchestrationEntities
+from durablehub.instance_ids import check_new_instance_id
 from durablehub.models import FailureDetails, OrchestrationStatus, qualified_name
 from durablehub.task import (
     CompletableTask,
@@ -186,6 +187,8 @@ class ReplayContext(OrchestrationContext):
     ) -> CompletableTask[Any]:
         name = get_name(orchestrator)
         encoded = self._codec.encode(input, what=f"input of sub-orchestration {name!r}")
+        if instance_id is not None:
+            check_new_instance_id(instance_id)  # a client could not start it either
         task_id = self._take_id()
         child_id = instance_id if instance_id is not None else f"{self._instance_id}:{task_id:04x}"
         action = CreateSubOrchestration(

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from durablehub.errors import ConfigurationError
+from durablehub.instance_ids import is_control
 
 HUB_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 MIN_PARTITIONS = 1
@@ -121,17 +122,12 @@ _ESCAPES = {"^": "^^", "/": "^0", "\\": "^1", "#": "^2", "?": "^3"}
 _UNESCAPES = {"^": "^", "0": "/", "1": "\\", "2": "#", "3": "?"}
 
 
-def _is_control(ch: str) -> bool:
-    code = ord(ch)
-    return code <= 0x1F or 0x7F <= code <= 0x9F
-
-
 def escape_partition_key(instance_id: str) -> str:
     out: list[str] = []
     for ch in instance_id:
         if ch in _ESCAPES:
             out.append(_ESCAPES[ch])
-        elif _is_control(ch):
+        elif is_control(ch):
             out.append("^" + chr(ord(ch) + 0xC0))
         else:
             out.append(ch)

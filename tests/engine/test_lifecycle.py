@@ -312,3 +312,17 @@ def test_executor_reports_its_state() -> None:
     assert (executor.instance_id, executor.is_complete, executor.is_suspended) == ("abc", False, False)
     with pytest.raises(TypeError, match="must be callable"):
         OrchestrationExecutor("not a function")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("child_id", ["a/b", "..", "x#y", "@counter@k", "tab\there"])
+def test_a_sub_orchestration_id_that_a_client_could_not_use_fails_the_orchestrator(child_id: str) -> None:
+    """The rules of ``schedule_new_orchestration`` apply to a child's id too: '/', '..' and the
+    like would become path segments of its blob names and URLs."""
+
+    def parent(ctx: OrchestrationContext, _: None):
+        return (yield ctx.call_sub_orchestrator("Child", instance_id=child_id))
+
+    result = h.replay(parent, new=[h.started("Parent")])
+    details = failure(result.actions)
+    assert details.error_type == "builtins.ValueError" and repr(child_id) in details.message
+    assert not [a for a in result.actions if not isinstance(a, CompleteOrchestration)]
