@@ -30,7 +30,7 @@ from durablehub.entities.metadata import (
     EntityQuery,
     EntityQueryPage,
 )
-from durablehub.errors import CheckpointConflictError, ConfigurationError
+from durablehub.errors import CheckpointConflictError, ConfigurationError, TaskHubNotFoundError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
@@ -91,9 +91,17 @@ class AsyncDurableClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _open(self) -> AsyncTaskHub:
+    async def _open(self, *, create: bool = False) -> AsyncTaskHub:
+        """The hub, checked once; with ``create`` (a start or a signal), created if missing,
+        as DurableTask.AzureStorage's clients do: a program may start its client before its
+        first worker. Read-only calls never create anything."""
         if not self._hub_checked:
-            await self._hub.open()  # TaskHubNotFoundError, PartitionCountMismatchError
+            try:
+                await self._hub.open()  # TaskHubNotFoundError, PartitionCountMismatchError
+            except TaskHubNotFoundError:
+                if not create:
+                    raise
+                await self._hub.create()  # idempotent; agrees with a worker creating it meanwhile
             self._hub_checked = True
         return self._hub
 
@@ -132,7 +140,7 @@ class AsyncDurableClient:
         return await self._start(request)
 
     async def _start(self, request: core.StartRequest) -> str:
-        hub = await self._open()
+        hub = await self._open(create=True)
         queue = hub.control_queue_for(request.instance_id)
         for _ in range(core.START_ATTEMPTS):
             existing = await hub.instances.get(request.instance_id, resolve_blobs=False)
@@ -507,7 +515,7 @@ class AsyncDurableClient:
             last_sent=self._signals_sent,
             max_payload_bytes=self._max_payload,
         )
-        hub = await self._open()
+        hub = await self._open(create=True)
         await hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)
         plan.sent(self._signals_sent)
 

@@ -31,7 +31,7 @@ from durablehub.entities.metadata import (
     EntityQuery,
     EntityQueryPage,
 )
-from durablehub.errors import CheckpointConflictError, ConfigurationError
+from durablehub.errors import CheckpointConflictError, ConfigurationError, TaskHubNotFoundError
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
@@ -92,9 +92,17 @@ class DurableClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _open(self) -> TaskHub:
+    def _open(self, *, create: bool = False) -> TaskHub:
+        """The hub, checked once; with ``create`` (a start or a signal), created if missing,
+        as DurableTask.AzureStorage's clients do: a program may start its client before its
+        first worker. Read-only calls never create anything."""
         if not self._hub_checked:
-            self._hub.open()  # TaskHubNotFoundError, PartitionCountMismatchError
+            try:
+                self._hub.open()  # TaskHubNotFoundError, PartitionCountMismatchError
+            except TaskHubNotFoundError:
+                if not create:
+                    raise
+                self._hub.create()  # idempotent; agrees with a worker creating it meanwhile
             self._hub_checked = True
         return self._hub
 
@@ -133,7 +141,7 @@ class DurableClient:
         return self._start(request)
 
     def _start(self, request: core.StartRequest) -> str:
-        hub = self._open()
+        hub = self._open(create=True)
         queue = hub.control_queue_for(request.instance_id)
         for _ in range(core.START_ATTEMPTS):
             existing = hub.instances.get(request.instance_id, resolve_blobs=False)
@@ -508,7 +516,7 @@ class DurableClient:
             last_sent=self._signals_sent,
             max_payload_bytes=self._max_payload,
         )
-        hub = self._open()
+        hub = self._open(create=True)
         hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)
         plan.sent(self._signals_sent)
 

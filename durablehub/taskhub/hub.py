@@ -88,19 +88,21 @@ class TaskHub:
         Raises:
             PartitionCountMismatchError: the hub exists with another partition count.
         """
-        existing = self._first_contact()
-        if existing is not None and existing.partition_count != self.names.partition_count:
+        info = self._first_contact()
+        if info is None:
+            # taskhub.json first and only if absent: of two creators at once (a client and a
+            # worker, say), one wins and the other reads its partition count, before any lease.
+            mine = TaskHubInfo(
+                task_hub_name=self.names.hub,
+                created_at=datetime.now(UTC),
+                partition_count=self.names.partition_count,
+            )
+            info = self.leases.create_task_hub_info(mine) or mine
+        if info.partition_count != self.names.partition_count:
             raise PartitionCountMismatchError(
-                self.names.hub, existing.partition_count, self.names.partition_count
+                self.names.hub, info.partition_count, self.names.partition_count
             )
         self.leases.create(self.names.control_queues)
-        info = existing or TaskHubInfo(
-            task_hub_name=self.names.hub,
-            created_at=datetime.now(UTC),
-            partition_count=self.names.partition_count,
-        )
-        if existing is None:
-            self.leases.write_task_hub_info(info)
         self.history.create()
         self.instances.create()
         self.work_items.create()

@@ -140,9 +140,21 @@ class PartitionLeaseStore:
             return None
         return TaskHubInfo.from_json((stream.readall()).decode("utf-8"))
 
-    def write_task_hub_info(self, info: TaskHubInfo) -> None:
+    def create_task_hub_info(self, info: TaskHubInfo) -> TaskHubInfo | None:
+        """Write ``taskhub.json`` unless it exists (creating the container if need be); None if
+        this wrote it, else the one another creator wrote first."""
         blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
-        blob.upload_blob(info.to_json(), overwrite=True)
+        try:
+            self._container.create_container()
+        except ResourceExistsError:
+            pass
+        try:
+            blob.upload_blob(info.to_json(), overwrite=False)
+        except ResourceExistsError:
+            found = self.read_task_hub_info()
+            assert found is not None  # it exists: that is why the write was refused
+            return found
+        return None
 
     def get(self, partition_id: str) -> LeaseState:
         blob = self._blob(partition_id)

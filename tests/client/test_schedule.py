@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import durablehub as dh
 from durablehub.app import App
 from durablehub.client import DurableClient
 from durablehub.engine import history as ev
@@ -34,6 +35,7 @@ from tests.client.simulate import (
     utc_now,
     visible_bodies,
 )
+from tests.conftest import StorageEmulator, new_hub_name
 from tests.taskhub.edm import edm_types, raw_rows
 
 pytestmark = pytest.mark.azurite
@@ -391,6 +393,30 @@ def test_the_hub_must_exist_with_the_configured_partition_count(
     assert sum(counts(settings).values()) == 0
     with pytest.raises(ConfigurationError, match="not the one the settings name"):
         DurableClient(missing, hub=hub)
+
+
+def test_a_start_or_a_signal_creates_a_missing_hub_and_reads_never_do(azurite: StorageEmulator) -> None:
+    """As DurableTask.AzureStorage's clients do: a program may start its client before its first
+    worker. A status query on a missing hub still says it does not exist, and creates nothing."""
+    reader = TaskHubSettings(task_hub=new_hub_name(), connection_string=azurite.connection_string)
+    with DurableClient(reader) as client, pytest.raises(TaskHubNotFoundError):
+        client.get_orchestration_state("any")
+    with TaskHub(reader) as probe, pytest.raises(TaskHubNotFoundError):
+        probe.open()  # the query created nothing
+
+    for start in ("orchestration", "signal"):
+        settings = TaskHubSettings(task_hub=new_hub_name(), connection_string=azurite.connection_string)
+        with DurableClient(settings) as client:
+            if start == "orchestration":
+                iid = client.schedule_new_orchestration("Job", input="early")
+            else:
+                client.signal_entity(dh.EntityInstanceId("counter", "early"), "add", 1)
+        with TaskHub(settings) as created:
+            assert created.open().partition_count == settings.partition_count
+            assert sum(created.describe().queue_lengths.values()) == 1, start  # the start or signal
+            if start == "orchestration":
+                assert created.instances.get(iid)["RuntimeStatus"] == "Pending"
+            created.delete()
 
 
 def test_a_client_without_a_hub_argument_makes_and_closes_its_own(

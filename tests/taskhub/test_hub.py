@@ -141,3 +141,34 @@ def test_invalid_partition_counts_are_refused(bad: int) -> None:
         TaskHubSettings(
             task_hub="GoodHub", connection_string="UseDevelopmentStorage=true", partition_count=bad
         )
+
+
+async def test_two_creators_with_other_partition_counts_at_once_agree_on_one(azurite, hub_name: str) -> None:
+    """A client and a worker creating a missing hub at the same moment: one partition count
+    wins (``taskhub.json`` is written only if absent, before any lease blob), the other is
+    refused, and the hub has exactly the winner's lease blobs."""
+    import asyncio
+
+    from durablehub.taskhub.aio.hub import AsyncTaskHub
+
+    four, eight = (
+        TaskHubSettings(task_hub=hub_name, connection_string=azurite.connection_string, partition_count=n)
+        for n in (4, 8)
+    )
+    async with AsyncTaskHub(four) as a, AsyncTaskHub(eight) as b:
+        outcomes = await asyncio.gather(a.create(), b.create(), return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, PartitionCountMismatchError)]
+        created = [o for o in outcomes if not isinstance(o, BaseException)]
+        assert len(refused) == 1 and len(created) == 1, outcomes
+        winner = created[0].partition_count
+        assert (await a.leases.read_task_hub_info()).partition_count == winner
+        blobs = [
+            b.name async for b in a.clients.blob.get_container_client(a.names.leases_container).list_blobs()
+        ]
+        assert len([name for name in blobs if name != "taskhub.json"]) == winner, blobs  # one lease each
+
+
+def test_create_of_a_hub_that_exists_writes_nothing_new(settings: TaskHubSettings, hub: TaskHub) -> None:
+    before = hub.leases.read_task_hub_info()
+    with TaskHub(settings) as again:
+        assert again.create() == before

@@ -87,19 +87,21 @@ class AsyncTaskHub:
         Raises:
             PartitionCountMismatchError: the hub exists with another partition count.
         """
-        existing = await self._first_contact()
-        if existing is not None and existing.partition_count != self.names.partition_count:
+        info = await self._first_contact()
+        if info is None:
+            # taskhub.json first and only if absent: of two creators at once (a client and a
+            # worker, say), one wins and the other reads its partition count, before any lease.
+            mine = TaskHubInfo(
+                task_hub_name=self.names.hub,
+                created_at=datetime.now(UTC),
+                partition_count=self.names.partition_count,
+            )
+            info = await self.leases.create_task_hub_info(mine) or mine
+        if info.partition_count != self.names.partition_count:
             raise PartitionCountMismatchError(
-                self.names.hub, existing.partition_count, self.names.partition_count
+                self.names.hub, info.partition_count, self.names.partition_count
             )
         await self.leases.create(self.names.control_queues)
-        info = existing or TaskHubInfo(
-            task_hub_name=self.names.hub,
-            created_at=datetime.now(UTC),
-            partition_count=self.names.partition_count,
-        )
-        if existing is None:
-            await self.leases.write_task_hub_info(info)
         await self.history.create()
         await self.instances.create()
         await self.work_items.create()

@@ -139,9 +139,21 @@ class AsyncPartitionLeaseStore:
             return None
         return TaskHubInfo.from_json((await stream.readall()).decode("utf-8"))
 
-    async def write_task_hub_info(self, info: TaskHubInfo) -> None:
+    async def create_task_hub_info(self, info: TaskHubInfo) -> TaskHubInfo | None:
+        """Write ``taskhub.json`` unless it exists (creating the container if need be); None if
+        this wrote it, else the one another creator wrote first."""
         blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
-        await blob.upload_blob(info.to_json(), overwrite=True)
+        try:
+            await self._container.create_container()
+        except ResourceExistsError:
+            pass
+        try:
+            await blob.upload_blob(info.to_json(), overwrite=False)
+        except ResourceExistsError:
+            found = await self.read_task_hub_info()
+            assert found is not None  # it exists: that is why the write was refused
+            return found
+        return None
 
     async def get(self, partition_id: str) -> LeaseState:
         blob = self._blob(partition_id)
