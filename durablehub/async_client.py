@@ -22,6 +22,7 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 from durablehub import _client_core as core
 from durablehub import _entity_client_core as entity_core
 from durablehub import _management_core as mgmt
+from durablehub._bulk import async_for_each
 from durablehub.engine import history as ev
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import (
@@ -434,9 +435,11 @@ class AsyncDurableClient:
         created_time_to: datetime | None = None,
         runtime_status: Collection[OrchestrationStatus] | None = None,
         recursive: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PurgeResult:
         """Purge every finished instance created in the range and in one of ``runtime_status``
-        (by default: Completed, Failed, Terminated, Canceled).
+        (by default: Completed, Failed, Terminated, Canceled), ``settings.bulk_concurrency`` at
+        once; ``progress(done, total)`` after each. Interrupted, running it again finishes it.
 
         Raises:
             ValueError: ``runtime_status`` names a live status.
@@ -449,18 +452,22 @@ class AsyncDurableClient:
             page_size=1000,
         )
         hub = await self._open()
-        deleted, complete = 0, True
-        for state in await self.get_all_orchestration_states(query):
+
+        async def purge_one(state: OrchestrationState) -> PurgeResult:
             row = await hub.instances.get(state.instance_id, resolve_blobs=False)
             if row is None:
-                continue  # purged meanwhile
+                return PurgeResult(0)  # purged meanwhile
             if core.status_of(row) not in mgmt.FINISHED:
-                complete = False  # restarted since the query
-                continue
-            result = await self._purge(state.instance_id, row, recursive=recursive)
-            deleted += result.deleted_instance_count
-            complete = complete and result.is_complete
-        return PurgeResult(deleted, complete)
+                return PurgeResult(0, is_complete=False)  # restarted since the query
+            return await self._purge(state.instance_id, row, recursive=recursive)
+
+        found = await self.get_all_orchestration_states(query)
+        results = await async_for_each(
+            found, purge_one, limit=self.settings.bulk_concurrency, progress=progress
+        )
+        return PurgeResult(
+            sum(r.deleted_instance_count for r in results), all(r.is_complete for r in results)
+        )
 
     async def query_orchestrations(self, query: OrchestrationQuery | None = None) -> OrchestrationStatePage:
         """One page of the instances ``query`` selects; pass ``continuation_token`` on for the next.
@@ -572,6 +579,26 @@ class AsyncDurableClient:
         hub = await self._open()
         filter, params = entity_core.query_filter(EntityQuery())
         removed = released = 0
+
+        async def clean_one(row: Mapping[str, Any]) -> tuple[int, int]:
+            """(removed, released) for one entity."""
+            instance_id = entity_core.entity_instance_id_of(row)
+            status = entity_core.EntityStatus.from_json(row.get("CustomStatus"))
+            if status.locked_by is not None:
+                if release_orphaned_locks:
+                    holder = await hub.instances.get(status.locked_by, resolve_blobs=False)
+                    if entity_core.holder_has_ended(holder):
+                        message = entity_core.plan_release(instance_id, status.locked_by)
+                        await hub.control_queue_for(instance_id).send(message)
+                        return 0, 1
+            elif remove_empty_entities and not status.entity_exists and not status.queue_size:
+                try:  # both guarded: a signal processed meanwhile keeps the entity
+                    await hub.history.delete_instance(instance_id)
+                    return int(await hub.instances.delete(instance_id, etag=row["_etag"])), 0
+                except (CheckpointConflictError, ResourceModifiedError):
+                    _LOG.info("not removing entity %r: it was signalled meanwhile", instance_id)
+            return 0, 0
+
         token: dict[str, Any] | None = None
         while True:
             found, token = await hub.instances.query_page(
@@ -582,21 +609,8 @@ class AsyncDurableClient:
                 continuation_token=token,
                 resolve_blobs=False,
             )
-            for row in found:
-                instance_id = entity_core.entity_instance_id_of(row)
-                status = entity_core.EntityStatus.from_json(row.get("CustomStatus"))
-                if status.locked_by is not None:
-                    if release_orphaned_locks:
-                        holder = await hub.instances.get(status.locked_by, resolve_blobs=False)
-                        if entity_core.holder_has_ended(holder):
-                            message = entity_core.plan_release(instance_id, status.locked_by)
-                            await hub.control_queue_for(instance_id).send(message)
-                            released += 1
-                elif remove_empty_entities and not status.entity_exists and not status.queue_size:
-                    try:  # both guarded: a signal processed meanwhile keeps the entity
-                        await hub.history.delete_instance(instance_id)
-                        removed += await hub.instances.delete(instance_id, etag=row["_etag"])
-                    except (CheckpointConflictError, ResourceModifiedError):
-                        _LOG.info("not removing entity %r: it was signalled meanwhile", instance_id)
+            counts = await async_for_each(found, clean_one, limit=self.settings.bulk_concurrency)
+            removed += sum(r for r, _ in counts)
+            released += sum(r for _, r in counts)
             if token is None:
                 return CleanEntityStorageResult(removed, released)

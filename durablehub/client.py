@@ -23,6 +23,7 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 from durablehub import _client_core as core
 from durablehub import _entity_client_core as entity_core
 from durablehub import _management_core as mgmt
+from durablehub._bulk import for_each
 from durablehub.engine import history as ev
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import (
@@ -435,9 +436,11 @@ class DurableClient:
         created_time_to: datetime | None = None,
         runtime_status: Collection[OrchestrationStatus] | None = None,
         recursive: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> PurgeResult:
         """Purge every finished instance created in the range and in one of ``runtime_status``
-        (by default: Completed, Failed, Terminated, Canceled).
+        (by default: Completed, Failed, Terminated, Canceled), ``settings.bulk_concurrency`` at
+        once; ``progress(done, total)`` after each. Interrupted, running it again finishes it.
 
         Raises:
             ValueError: ``runtime_status`` names a live status.
@@ -450,18 +453,22 @@ class DurableClient:
             page_size=1000,
         )
         hub = self._open()
-        deleted, complete = 0, True
-        for state in self.get_all_orchestration_states(query):
+
+        def purge_one(state: OrchestrationState) -> PurgeResult:
             row = hub.instances.get(state.instance_id, resolve_blobs=False)
             if row is None:
-                continue  # purged meanwhile
+                return PurgeResult(0)  # purged meanwhile
             if core.status_of(row) not in mgmt.FINISHED:
-                complete = False  # restarted since the query
-                continue
-            result = self._purge(state.instance_id, row, recursive=recursive)
-            deleted += result.deleted_instance_count
-            complete = complete and result.is_complete
-        return PurgeResult(deleted, complete)
+                return PurgeResult(0, is_complete=False)  # restarted since the query
+            return self._purge(state.instance_id, row, recursive=recursive)
+
+        found = self.get_all_orchestration_states(query)
+        results = for_each(
+            found, purge_one, limit=self.settings.bulk_concurrency, progress=progress
+        )
+        return PurgeResult(
+            sum(r.deleted_instance_count for r in results), all(r.is_complete for r in results)
+        )
 
     def query_orchestrations(self, query: OrchestrationQuery | None = None) -> OrchestrationStatePage:
         """One page of the instances ``query`` selects; pass ``continuation_token`` on for the next.
@@ -573,6 +580,26 @@ class DurableClient:
         hub = self._open()
         filter, params = entity_core.query_filter(EntityQuery())
         removed = released = 0
+
+        def clean_one(row: Mapping[str, Any]) -> tuple[int, int]:
+            """(removed, released) for one entity."""
+            instance_id = entity_core.entity_instance_id_of(row)
+            status = entity_core.EntityStatus.from_json(row.get("CustomStatus"))
+            if status.locked_by is not None:
+                if release_orphaned_locks:
+                    holder = hub.instances.get(status.locked_by, resolve_blobs=False)
+                    if entity_core.holder_has_ended(holder):
+                        message = entity_core.plan_release(instance_id, status.locked_by)
+                        hub.control_queue_for(instance_id).send(message)
+                        return 0, 1
+            elif remove_empty_entities and not status.entity_exists and not status.queue_size:
+                try:  # both guarded: a signal processed meanwhile keeps the entity
+                    hub.history.delete_instance(instance_id)
+                    return int(hub.instances.delete(instance_id, etag=row["_etag"])), 0
+                except (CheckpointConflictError, ResourceModifiedError):
+                    _LOG.info("not removing entity %r: it was signalled meanwhile", instance_id)
+            return 0, 0
+
         token: dict[str, Any] | None = None
         while True:
             found, token = hub.instances.query_page(
@@ -583,21 +610,8 @@ class DurableClient:
                 continuation_token=token,
                 resolve_blobs=False,
             )
-            for row in found:
-                instance_id = entity_core.entity_instance_id_of(row)
-                status = entity_core.EntityStatus.from_json(row.get("CustomStatus"))
-                if status.locked_by is not None:
-                    if release_orphaned_locks:
-                        holder = hub.instances.get(status.locked_by, resolve_blobs=False)
-                        if entity_core.holder_has_ended(holder):
-                            message = entity_core.plan_release(instance_id, status.locked_by)
-                            hub.control_queue_for(instance_id).send(message)
-                            released += 1
-                elif remove_empty_entities and not status.entity_exists and not status.queue_size:
-                    try:  # both guarded: a signal processed meanwhile keeps the entity
-                        hub.history.delete_instance(instance_id)
-                        removed += hub.instances.delete(instance_id, etag=row["_etag"])
-                    except (CheckpointConflictError, ResourceModifiedError):
-                        _LOG.info("not removing entity %r: it was signalled meanwhile", instance_id)
+            counts = for_each(found, clean_one, limit=self.settings.bulk_concurrency)
+            removed += sum(r for r, _ in counts)
+            released += sum(r for _, r in counts)
             if token is None:
                 return CleanEntityStorageResult(removed, released)

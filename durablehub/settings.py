@@ -106,6 +106,10 @@ class TaskHubSettings(BaseSettings):
         ge=1024 * 1024,
         validation_alias=_env("max_decompressed_bytes", "DURABLEHUB_MAX_DECOMPRESSED_BYTES"),
     )
+    # Instances a bulk operation (purge by filter, clean_entity_storage) works on at once.
+    bulk_concurrency: int = Field(
+        default=16, ge=1, le=64, validation_alias=_env("bulk_concurrency", "DURABLEHUB_BULK_CONCURRENCY")
+    )
 
     def __init__(self, **values: Any) -> None:
         try:

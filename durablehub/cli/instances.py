@@ -344,7 +344,10 @@ def purge(
             connection_string,
             partitions,
             lambda c: c.purge_orchestrations_by(
-                created_time_from=created_from, created_time_to=created_to, runtime_status=runtime_status
+                created_time_from=created_from,
+                created_time_to=created_to,
+                runtime_status=runtime_status,
+                progress=None if as_json else _progress("purge"),  # JSON is for scripts
             ),
         )
     count = result.deleted_instance_count
@@ -352,3 +355,13 @@ def purge(
         typer.echo(json.dumps({"instancesDeleted": count, "isComplete": result.is_complete}))
     else:
         typer.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+
+
+def _progress(verb: str, every: int = 100) -> Callable[[int, int], None]:
+    """Progress of a bulk operation on stderr: every ``every`` instances, and at the end."""
+
+    def report(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            typer.echo(f"{verb}: {done} of {total} instances done", err=True)
+
+    return report

@@ -97,6 +97,10 @@ def test_events_and_management(env: dict[str, str]) -> None:
     assert "no orchestration instance" in cli(env, "purge", other, code=1)
     purged = json.loads(cli(env, "purge", "--status", "Completed", "--yes", "--json"))
     assert purged["instancesDeleted"] >= 1
+    cli(env, "start", "hello_cities", "--id", f"{iid}-again")
+    wait_status(env, f"{iid}-again", "Completed")
+    shown = cli(env, "purge", "--status", "Completed", "--yes")
+    assert "purge: 1 of 1 instances done" in shown and "purged 1 instance" in shown
 
 
 def test_list(env: dict[str, str]) -> None:

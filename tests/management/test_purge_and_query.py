@@ -170,3 +170,35 @@ def test_a_query_does_not_list_entities(client: DurableClient, mgmt_settings: dh
     time.sleep(0.1)
     ids = [s.instance_id for s in client.get_all_orchestration_states()]
     assert "@counter@q1" not in ids
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_purge_by_filter_works_on_several_instances_at_once_and_reports_progress(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings, flavour: str
+) -> None:
+    import asyncio
+
+    started = datetime.now(UTC)
+    tag = f"many-{flavour}-{uuid.uuid4().hex[:6]}"
+    ids = [
+        client.schedule_new_orchestration("echo_input", input=i, instance_id=f"{tag}-{i}") for i in range(24)
+    ]
+    for iid in ids:
+        assert client.wait_for_orchestration_completion(iid, timeout=30).runtime_status is Status.COMPLETED
+    seen: list[tuple[int, int]] = []
+    settings = mgmt_settings.model_copy(update={"bulk_concurrency": 4})
+    window = {"created_time_from": started, "created_time_to": datetime.now(UTC)}
+    if flavour == "sync":
+        with DurableClient(settings) as bulk:
+            result = bulk.purge_orchestrations_by(**window, progress=lambda d, t: seen.append((d, t)))
+    else:
+
+        async def purge() -> dh.PurgeResult:
+            async with dh.AsyncDurableClient(settings) as bulk:
+                return await bulk.purge_orchestrations_by(**window, progress=lambda d, t: seen.append((d, t)))
+
+        result = asyncio.run(purge())
+    assert result.deleted_instance_count >= 24 and result.is_complete
+    total = seen[-1][1]
+    assert [d for d, _ in seen] == list(range(1, total + 1)) and {t for _, t in seen} == {total}
+    assert all(client.get_orchestration_state(iid) is None for iid in ids)
