@@ -178,6 +178,11 @@ class AzuriteProcess:
         self.stop()
         raise TimeoutError(f"Azurite did not open ports {self.ports} within {timeout:.0f} s")
 
+    @property
+    def log_path(self) -> Path | None:
+        """Azurite's output while running: start-up lines, then one access-log line per request."""
+        return self._log_path
+
     def log_tail(self, lines: int = 40) -> str:
         if self._log_path is None or not self._log_path.exists():
             return ""

@@ -21,6 +21,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import benchmark_system  # noqa: E402  # scripts/ is on sys.path when this script runs
+
 import durablehub as dh
 from durablehub.azurite import AzuriteProcess
 from durablehub.engine import history as ev
@@ -135,6 +137,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--part",
+        choices=["all", "process", "system"],
+        default="all",
+        help="in-process figures, whole-system, or both",
+    )
     args = parser.parse_args()
     q = args.quick
     fan, chains, events, steps = (100, 20, 50, 20) if q else (500, 100, 200, 50)
@@ -148,6 +156,14 @@ def main() -> None:
             f"  {'queue send+receive+delete round trip':<44} {ceiling:>9,.1f} trips/s"
             "  (one process, sequential)"
         )
+        if args.part in ("all", "system"):
+            assert azurite.log_path is not None
+            benchmark_system.run(
+                settings.model_copy(update={"task_hub": "BenchSystem"}), azurite.log_path, quick=q
+            )
+        if args.part == "system":
+            return
+        print("\nin process: worker and client in this process, requests from their own counters")
         with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:
             bench = Bench(settings, worker, client)
 

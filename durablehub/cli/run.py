@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,7 @@ from durablehub.cli.common import (
     storage_errors,
     typer_app,
 )
+from durablehub.cli.supervisor import PROCESS_ENV, WorkerSupervisor
 
 app = typer_app()
 
@@ -78,13 +79,28 @@ def worker(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    processes: Annotated[
+        str,
+        typer.Option(
+            "--processes",
+            help="Worker processes to run under one supervisor: a number, or 'auto' (one per core). "
+            "They share the partitions through the leases; a crashed one is restarted.",
+        ),
+    ] = "1",
 ) -> None:
     """Run a worker for an App until Ctrl-C or SIGTERM, then stop gracefully (leases released)."""
     import asyncio
 
     from durablehub.worker import Worker
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    count = _process_count(processes)
+    if count > 1:
+        settings = load_settings(task_hub, connection_string, partitions)  # fail here, not N times
+        _exit_now(_supervise(target, settings, log_level, count))
+    tag = f"[p{os.environ[PROCESS_ENV]}] " if PROCESS_ENV in os.environ else ""
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("azure").setLevel(logging.WARNING)
     user_app = import_app(target)
     settings = load_settings(task_hub, connection_string, partitions)
@@ -114,6 +130,39 @@ def worker(
     typer.echo("stopped.")
     if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
         _exit_now(0)
+
+
+def _process_count(value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise fail(f"--processes must be a number from 1 to 64 or 'auto', got {value!r}")
+    return int(value)
+
+
+def _supervise(target: str, settings: Any, log_level: str, count: int) -> int:
+    """Run ``count`` single-process workers of ``target`` under a supervisor. The settings go to
+    the children in their environment, not on a command line any user can read."""
+    env = {
+        **os.environ,
+        "DURABLEHUB_TASK_HUB": settings.task_hub,
+        "DURABLEHUB_PARTITION_COUNT": str(settings.partition_count),
+    }
+    if settings.connection_string is not None:
+        env["AzureWebJobsStorage"] = settings.connection_string.get_secret_value()
+    command = [
+        sys.executable,
+        "-m",
+        "durablehub",
+        "worker",
+        target,
+        "--log-level",
+        log_level,
+        "--processes",
+        "1",
+    ]
+    typer.echo(f"supervisor: running {count} worker processes of {target} on task hub {settings.task_hub!r}")
+    return WorkerSupervisor(command, env, count).run()
 
 
 def _exit_now(code: int) -> None:

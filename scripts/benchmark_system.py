@@ -1,0 +1,231 @@
+"""The whole-system part of scripts/benchmark.py: what users pay for and wait on.
+
+Workers run as ``durablehub worker`` processes and the client in this one, as in production;
+every storage request of every process is counted from Azurite's own access log
+(``durablehub.testing.request_log``). Prints, per scenario, whole-system requests per unit;
+the latency of a three-activity chain as the client sees it, from a busy and from an idle
+worker, with its breakdown; the idle cost of a worker per hour beside DurableTask.AzureStorage's
+defaults; and purge throughput. Machines are shared and noisy: read ratios beside times.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import durablehub as dh
+from durablehub.engine import history as ev
+from durablehub.taskhub.hub import TaskHub
+from durablehub.testing.request_log import AzuriteRequestLog
+
+SCRIPTS = Path(__file__).resolve().parent
+HOUR = 3600.0
+
+# DurableTask.AzureStorage's defaults (AzureStorageOrchestrationServiceSettings): control and
+# work-item queues polled with a back-off to MaxQueuePollingInterval (30 s) when idle, each owned
+# lease renewed every LeaseRenewInterval (10 s), and the partition manager listing and checking
+# the leases every LeaseAcquireInterval (10 s).
+DTAS_MAX_POLL_SECONDS = 30.0
+DTAS_LEASE_RENEW_SECONDS = 10.0
+DTAS_LEASE_ACQUIRE_SECONDS = 10.0
+
+
+def dtas_idle_requests_per_hour(partitions: int) -> float:
+    polls = (partitions + 1) * HOUR / DTAS_MAX_POLL_SECONDS  # control queues + work items
+    renewals = partitions * HOUR / DTAS_LEASE_RENEW_SECONDS
+    balancing = HOUR / DTAS_LEASE_ACQUIRE_SECONDS  # one listing of the lease blobs
+    return polls + renewals + balancing
+
+
+@contextmanager
+def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: str) -> Iterator[None]:
+    """``durablehub worker benchmark:app`` processes on the benchmark's hub, stopped gracefully."""
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": settings.connection_string.get_secret_value(),  # type: ignore[union-attr]
+        "DURABLEHUB_TASK_HUB": settings.task_hub,
+        "DURABLEHUB_PARTITION_COUNT": str(settings.partition_count),
+        **{f"DURABLEHUB_{k.upper()}": v for k, v in options.items()},
+    }
+    with TaskHub(settings) as hub:
+        hub.create()  # before the workers: the wait below reads its leases
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "durablehub", "worker", "benchmark:app"],
+            cwd=SCRIPTS,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        with TaskHub(settings) as hub:  # started once they own partitions
+            deadline = time.monotonic() + 60
+            while len({s.lease.owner for s in hub.leases.list() if s.leased}) < count:
+                if time.monotonic() > deadline:
+                    raise SystemExit("benchmark workers did not start")
+                time.sleep(0.2)
+        yield
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def top(counts: Counter[str], unit: int, n: int = 6) -> str:
+    return ", ".join(f"{op} {c / unit:.2f}" for op, c in counts.most_common(n))
+
+
+def measure(
+    log: AzuriteRequestLog, label: str, unit: str, count: int, run: Callable[[], None]
+) -> Counter[str]:
+    mark = log.mark()
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    time.sleep(0.5)  # deletes settling after the last episode belong to this scenario
+    counts = log.since(mark)
+    total = sum(counts.values())
+    print(
+        f"  {label:<44} {count / elapsed:>9,.1f} {unit}/s  {total / count:6.2f} requests/{unit}"
+        f" (all processes, {elapsed:.2f} s)"
+    )
+    print(f"  {'':<44} " + top(counts, count))
+    return counts
+
+
+def wait_all(client: dh.DurableClient, ids: list[str], timeout: float = 900) -> None:
+    for iid in ids:
+        state = client.wait_for_orchestration_completion(iid, timeout=timeout)
+        if state.runtime_status is not dh.OrchestrationStatus.COMPLETED:
+            raise SystemExit(f"benchmark instance failed: {state}")
+
+
+def chain_latency(client: dh.DurableClient) -> tuple[float, dict[str, float]]:
+    """One three-activity chain as a user sees it: seconds from the start call to the return of
+    the completion wait, and where they went (from the history's timestamps)."""
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    iid = client.schedule_new_orchestration("chain", input=3)
+    state = client.wait_for_orchestration_completion(iid, timeout=120)
+    total = time.perf_counter() - t0
+    noticed_at = datetime.now(UTC)
+    assert state.runtime_status is dh.OrchestrationStatus.COMPLETED, state
+    history = client.get_orchestration_history(iid)
+    episodes = [e.timestamp for e in history if isinstance(e, ev.OrchestratorStarted)]
+    scheduled = {e.event_id: e.timestamp for e in history if isinstance(e, ev.TaskScheduled)}
+    answered = {e.task_scheduled_id: e.timestamp for e in history if isinstance(e, ev.TaskCompleted)}
+    done = next(e.timestamp for e in history if isinstance(e, ev.ExecutionCompleted))
+    activities = [(answered[i] - scheduled[i]).total_seconds() for i in sorted(scheduled)]
+    breakdown = {
+        "start picked up": (episodes[0] - started_at).total_seconds(),
+        "activities (scheduled to answered, sum)": sum(activities),
+        "episodes' own time (sum of the rest)": (done - episodes[0]).total_seconds() - sum(activities),
+        "completion noticed by the client": (noticed_at - done).total_seconds(),
+    }
+    return total, breakdown
+
+
+def latency(client: dh.DurableClient, label: str, runs: int, pause: float = 0.0) -> None:
+    totals: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for _ in range(runs):
+        if pause:
+            time.sleep(pause)
+        total, breakdown = chain_latency(client)
+        totals.append(total)
+        for k, v in breakdown.items():
+            parts.setdefault(k, []).append(v)
+    p90 = statistics.quantiles(totals, n=10)[-1] if len(totals) >= 2 else totals[0]
+    print(
+        f"  {label:<44} {statistics.median(totals) * 1000:>9.0f} ms median, p90 {p90 * 1000:.0f} ms"
+        f" ({runs} runs)"
+    )
+    for k, v in parts.items():
+        print(f"  {'':<46}{k}: {statistics.median(v) * 1000:.0f} ms")
+
+
+def idle_cost(log: AzuriteRequestLog, seconds: float, partitions: int, label: str) -> float:
+    time.sleep(min(10.0, seconds / 3))  # the pollers back off to their ceiling first
+    mark = log.mark()
+    time.sleep(seconds)
+    counts = log.since(mark)
+    per_hour = sum(counts.values()) * HOUR / seconds
+    dtas = dtas_idle_requests_per_hour(partitions)
+    print(
+        f"  {label:<44} {per_hour:>9,.0f} requests/h  ({per_hour / dtas:.2f} x DurableTask.AzureStorage's"
+        f" defaults: {dtas:,.0f}/h)"
+    )
+    print(f"  {'':<44} " + ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6)))
+    return per_hour
+
+
+def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool) -> None:
+    log = AzuriteRequestLog(log_path, settings.names)
+    fan, chains, events, purges = (100, 20, 50, 200) if quick else (500, 100, 200, 2000)
+    print(
+        "\nwhole system: a `durablehub worker` process, the client in this one, requests from Azurite's log"
+    )
+    with worker_processes(settings), dh.DurableClient(settings) as client:
+        measure(
+            log,
+            f"fan-out/fan-in of {fan} activities",
+            "activity",
+            fan,
+            lambda: wait_all(client, [client.schedule_new_orchestration("fan_out", input=fan)]),
+        )
+        measure(
+            log,
+            f"{chains} three-activity chains at once",
+            "orchestration",
+            chains,
+            lambda: wait_all(
+                client, [client.schedule_new_orchestration("chain", input=3) for _ in range(chains)]
+            ),
+        )
+
+        def raise_events() -> None:
+            target = client.schedule_new_orchestration("collect_events", input=events)
+            for _ in range(events):
+                client.raise_orchestration_event(target, "tick", data=1)
+            wait_all(client, [target])
+
+        measure(log, f"{events} events to one instance", "event", events, raise_events)
+
+        latency(client, "three-activity chain, busy worker", 5 if quick else 20)
+        latency(
+            client, "three-activity chain, worker idle 60 s", 1 if quick else 3, pause=20 if quick else 60
+        )
+
+        idle_cost(log, 30 if quick else 120, settings.partition_count, "idle worker, default polling")
+
+        def make_and_purge() -> None:
+            since = datetime.now(UTC)
+            ids = [client.schedule_new_orchestration("chain", input=1) for _ in range(purges)]
+            wait_all(client, ids)
+            started = time.perf_counter()
+            result = client.purge_orchestrations_by(created_time_from=since)
+            elapsed = time.perf_counter() - started
+            print(
+                f"  {'purge by filter':<44} {result.deleted_instance_count / elapsed:>9,.1f} instances/s"
+                f"  ({result.deleted_instance_count} in {elapsed:.1f} s, bulk_concurrency"
+                f" {settings.bulk_concurrency})"
+            )
+
+        make_and_purge()
+    with worker_processes(settings, max_poll_interval_seconds="30"):
+        idle_cost(log, 60 if quick else 300, settings.partition_count, "idle worker, polling ceiling 30 s")
