@@ -92,3 +92,28 @@ def test_a_handover_request_on_a_lease_that_moved_on_is_refused(hub: TaskHub) ->
     assert hub.leases.request_handover(seen, "worker-b") is False  # the token it saw is gone
     assert hub.leases.get(pid).pending_owner is None
     assert hub.leases.request_handover(hub.leases.get(hub.names.control_queues[2]), "worker-b") is False
+
+
+def test_a_balancer_sees_every_lease_in_one_listing(hub: TaskHub) -> None:
+    """Owner, token and epoch are mirrored in the lease blobs' metadata, so listing them is one
+    request however many partitions there are: a worker's idle cost. Content stays the
+    reference's, and a blob without the mirror (written by the reference) is still read right."""
+    from datetime import timedelta
+
+    lease = hub.leases.acquire(hub.names.control_queue(1), "w1", duration=timedelta(seconds=15))
+    assert lease is not None
+    hub.leases.request_handover(hub.leases.get(lease.partition_id), "w2")
+    before = hub.counter.snapshot()
+    states = hub.leases.list()
+    spent = {op: n - before.get(op, 0) for op, n in hub.counter.snapshot().items() if n > before.get(op, 0)}
+    assert spent == {"blob.list": 1}
+    assert [s.lease.owner for s in states] == [None, "w1", None, None]
+    assert states[1].leased and states[1].lease.epoch == 1 and states[1].pending_owner == "w2"
+    assert states[1] == hub.leases.get(lease.partition_id)  # the same as reading the blob
+
+    # Written by the reference: content only, no metadata.
+    blob = hub.clients.blob.get_container_client(hub.names.leases_container).get_blob_client(
+        hub.names.lease_blob(hub.names.control_queue(2))
+    )
+    blob.upload_blob('{"PartitionId":"x","Owner":"dotnet","Token":null,"Epoch":7}', overwrite=True)
+    assert hub.leases.list()[2].lease.owner == "dotnet" and hub.leases.list()[2].lease.epoch == 7

@@ -6,6 +6,11 @@ is the current blob-lease id; publishing it is what lets another worker steal th
 ChangeLease, or, gentler, ask for it: ``request_handover`` writes the blob metadata
 ``pendingowner`` under that lease id, and the owner drains and releases. ``Epoch`` grows on
 every acquire or steal.
+
+durablehub also writes the content's owner, token and epoch as blob metadata (``dhowner``,
+``dhtoken``, ``dhepoch``; the reference ignores metadata, and rewrites it with the blob), so a
+balancer sees every partition in one listing instead of one read per lease blob: a worker's
+idle cost. A blob without them (written by the reference) is read as before.
 """
 
 from __future__ import annotations
@@ -96,6 +101,26 @@ class LeaseState:
 
 # Blob metadata naming the worker that asked the owner for a partition (a drain-then-release).
 PENDING_OWNER_METADATA = "pendingowner"
+_OWNER, _TOKEN, _EPOCH = "dhowner", "dhtoken", "dhepoch"  # the content, mirrored (see above)
+
+
+def _mirror(lease: PartitionLease) -> dict[str, str]:
+    """The content as metadata; none if a value cannot travel in a header (non-ASCII)."""
+    mirrored = {_EPOCH: str(lease.epoch), _OWNER: lease.owner or "", _TOKEN: lease.token or ""}
+    if not all(value.isascii() for value in mirrored.values()):
+        return {}
+    return {k: v for k, v in mirrored.items() if v}
+
+
+def _mirrored(partition_id: str, metadata: dict[str, str]) -> PartitionLease | None:
+    if _EPOCH not in metadata:
+        return None
+    return PartitionLease(
+        partition_id=partition_id,
+        owner=metadata.get(_OWNER),
+        token=metadata.get(_TOKEN),
+        epoch=int(metadata[_EPOCH]),
+    )
 
 
 def _lease_conflict(exc: HttpResponseError) -> bool:
@@ -119,8 +144,9 @@ class AsyncPartitionLeaseStore:
             pass
         for partition_id in partition_ids:
             try:
+                free = PartitionLease(partition_id=partition_id)
                 await self._blob(partition_id).upload_blob(
-                    PartitionLease(partition_id=partition_id).to_json(), overwrite=False
+                    free.to_json(), overwrite=False, metadata=_mirror(free)
                 )
             except ResourceExistsError:
                 pass
@@ -164,9 +190,26 @@ class AsyncPartitionLeaseStore:
         return LeaseState(lease=content, leased=leased, pending_owner=pending if leased else None)
 
     async def list(self) -> list[LeaseState]:
+        """Every partition's lease, in partition order: one listing of the lease blobs, and a
+        read of each blob whose content is not mirrored in its metadata."""
+        found = {
+            blob.name: blob
+            async for blob in self._container.list_blobs(
+                name_starts_with=f"{TaskHubNames.LEASE_TYPE}/", include=["metadata"]
+            )
+        }
         states = []
         for index in range(self._names.partition_count):
-            states.append(await self.get(self._names.control_queue(index)))
+            partition_id = self._names.control_queue(index)
+            blob = found.get(self._names.lease_blob(partition_id))
+            metadata = dict(blob.metadata or {}) if blob is not None else {}
+            content = _mirrored(partition_id, metadata)
+            if blob is None or content is None:
+                states.append(await self.get(partition_id))
+                continue
+            leased = blob.lease.state == "leased"
+            pending = metadata.get(PENDING_OWNER_METADATA)
+            states.append(LeaseState(lease=content, leased=leased, pending_owner=pending if leased else None))
         return states
 
     async def acquire(self, partition_id: str, owner: str, *, duration: timedelta) -> PartitionLease | None:
@@ -208,7 +251,7 @@ class AsyncPartitionLeaseStore:
             return False
         try:
             await self._blob(state.lease.partition_id).set_blob_metadata(
-                {PENDING_OWNER_METADATA: new_owner}, lease=state.lease.token
+                {PENDING_OWNER_METADATA: new_owner, **_mirror(state.lease)}, lease=state.lease.token
             )
         except HttpResponseError as exc:
             if _lease_conflict(exc):
@@ -224,7 +267,12 @@ class AsyncPartitionLeaseStore:
             stream = await blob.download_blob(lease=lease_id)
             epoch = PartitionLease.from_json((await stream.readall()).decode("utf-8")).epoch
         lease = PartitionLease(partition_id=partition_id, owner=owner, token=lease_id, epoch=epoch + 1)
-        await blob.upload_blob(lease.to_json(), overwrite=True, lease=lease_id)  # type: ignore[arg-type]  # a lease id, as documented
+        await blob.upload_blob(
+            lease.to_json(),
+            overwrite=True,
+            lease=lease_id,  # type: ignore[arg-type]  # a lease id, as documented
+            metadata=_mirror(lease),
+        )
         return lease
 
     async def renew(self, lease: PartitionLease) -> None:
@@ -243,7 +291,12 @@ class AsyncPartitionLeaseStore:
         blob = self._blob(lease.partition_id)
         released = PartitionLease(partition_id=lease.partition_id, owner=None, token=None, epoch=lease.epoch)
         try:
-            await blob.upload_blob(released.to_json(), overwrite=True, lease=lease.token)  # type: ignore[arg-type]
+            await blob.upload_blob(
+                released.to_json(),
+                overwrite=True,
+                lease=lease.token,  # type: ignore[arg-type]
+                metadata=_mirror(released),
+            )
             await BlobLeaseClient(blob, lease_id=lease.token).release()
         except HttpResponseError as exc:
             if not _lease_conflict(exc):
