@@ -229,3 +229,13 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool) -> None:
         make_and_purge()
     with worker_processes(settings, max_poll_interval_seconds="30"):
         idle_cost(log, 60 if quick else 300, settings.partition_count, "idle worker, polling ceiling 30 s")
+    reference = {  # DurableTask.AzureStorage's defaults, as durablehub options
+        "max_poll_interval_seconds": "30",
+        "lease_renew_seconds": "10",
+        "balance_interval_seconds": "10",
+        "lease_duration_seconds": "30",
+    }
+    with worker_processes(settings, **reference):
+        idle_cost(
+            log, 60 if quick else 300, settings.partition_count, "idle worker, the reference's settings"
+        )
