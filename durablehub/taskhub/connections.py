@@ -21,6 +21,7 @@ from azure.storage.queue import QueueServiceClient
 
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.accounts import StorageAccount
+from durablehub.taskhub.environment import session_reads_environment
 from durablehub.taskhub.metering import RequestCounter
 
 
@@ -78,6 +79,9 @@ class StorageClients:
                 credential = self._owned_credential = make_token_credential(settings)
         self.credential = credential
         common: dict[str, Any] = {
+            # With none of the variables its HTTP session would use, it need not look for them:
+            # with trust_env it reads and decodes the whole environment on every request.
+            "use_env_settings": session_reads_environment(),
             "connection_timeout": settings.connection_timeout_seconds,
             "read_timeout": settings.read_timeout_seconds,
             "retry_total": settings.retry_total,

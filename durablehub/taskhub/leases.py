@@ -146,7 +146,9 @@ class PartitionLeaseStore:
         for partition_id in partition_ids:
             try:
                 free = PartitionLease(partition_id=partition_id)
-                self._blob(partition_id).upload_blob(free.to_json(), overwrite=False, metadata=_mirror(free))
+                self._blob(partition_id).upload_blob(
+                    free.to_json(), overwrite=False, metadata=_mirror(free)
+                )
             except ResourceExistsError:
                 pass
 
