@@ -46,9 +46,33 @@ def dtas_idle_requests_per_hour(partitions: int) -> float:
     return polls + renewals + balancing
 
 
+WORKER_PIDS: list[int] = []  # the running benchmark workers, for their CPU time
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu() -> float:
+    return sum(cpu_seconds(pid) for pid in WORKER_PIDS)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 @contextmanager
 def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: str) -> Iterator[None]:
-    """``durablehub worker benchmark:app`` processes on the benchmark's hub, stopped gracefully."""
+    """``durablehub worker benchmark:app --processes COUNT`` on the benchmark's hub, stopped
+    gracefully; ``WORKER_PIDS`` are its worker processes (the supervisor's children)."""
     env = {
         **os.environ,
         "AzureWebJobsStorage": settings.connection_string.get_secret_value(),  # type: ignore[union-attr]
@@ -58,16 +82,13 @@ def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: st
     }
     with TaskHub(settings) as hub:
         hub.create()  # before the workers: the wait below reads its leases
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "durablehub", "worker", "benchmark:app"],
-            cwd=SCRIPTS,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "durablehub", "worker", "benchmark:app", "--processes", str(count)],
+        cwd=SCRIPTS,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with TaskHub(settings) as hub:  # started once they own partitions
             deadline = time.monotonic() + 60
@@ -75,15 +96,15 @@ def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: st
                 if time.monotonic() > deadline:
                     raise SystemExit("benchmark workers did not start")
                 time.sleep(0.2)
+        WORKER_PIDS[:] = children(proc.pid) if count > 1 else [proc.pid]
         yield
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        WORKER_PIDS.clear()
 
 
 def top(counts: Counter[str], unit: int, n: int = 6) -> str:
@@ -94,15 +115,21 @@ def measure(
     log: AzuriteRequestLog, label: str, unit: str, count: int, run: Callable[[], None]
 ) -> Counter[str]:
     mark = log.mark()
+    cpu_before, client_before = workers_cpu(), time.process_time()
     started = time.perf_counter()
     run()
     elapsed = time.perf_counter() - started
     time.sleep(0.5)  # deletes settling after the last episode belong to this scenario
     counts = log.since(mark)
     total = sum(counts.values())
+    worker_cpu, client_cpu = workers_cpu() - cpu_before, time.process_time() - client_before
     print(
         f"  {label:<44} {count / elapsed:>9,.1f} {unit}/s  {total / count:6.2f} requests/{unit}"
         f" (all processes, {elapsed:.2f} s)"
+    )
+    print(
+        f"  {'':<44} CPU per {unit}: workers {worker_cpu / count * 1000:.1f} ms,"
+        f" client {client_cpu / count * 1000:.1f} ms"
     )
     print(f"  {'':<44} " + top(counts, count))
     return counts
@@ -227,6 +254,24 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool) -> None:
             )
 
         make_and_purge()
+    print("\n  the same with `durablehub worker --processes 2`:")
+    with worker_processes(settings, count=2), dh.DurableClient(settings) as client:
+        measure(
+            log,
+            f"fan-out/fan-in of {fan} activities, 2 processes",
+            "activity",
+            fan,
+            lambda: wait_all(client, [client.schedule_new_orchestration("fan_out", input=fan)]),
+        )
+        measure(
+            log,
+            f"{chains} three-activity chains, 2 processes",
+            "orchestration",
+            chains,
+            lambda: wait_all(
+                client, [client.schedule_new_orchestration("chain", input=3) for _ in range(chains)]
+            ),
+        )
     with worker_processes(settings, max_poll_interval_seconds="30"):
         idle_cost(log, 60 if quick else 300, settings.partition_count, "idle worker, polling ceiling 30 s")
     reference = {  # DurableTask.AzureStorage's defaults, as durablehub options
