@@ -287,7 +287,7 @@ def worker(
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait
             typer.echo(f"{signal.Signals(signum).name} again: exiting now, without finishing", err=True)
-            _exit_now(128 + signum)
+            exit_now(128 + signum)
         stop.set()
 
     async def run() -> Worker:
@@ -307,10 +307,10 @@ def worker(
         stopped = asyncio.run(run())
     typer.echo("stopped.")
     if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
-        _exit_now(0)
+        exit_now(0)
 
 
-def _exit_now(code: int) -> None:
+def exit_now(code: int) -> None:
     """Exit at once: threads running user code cannot be stopped, and would be waited for."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -330,9 +330,10 @@ if __name__ == "__main__":
 
 
 # Commands in their own modules; they import the helpers above, so they come last.
-from durablehub.cli import entities, instances, poison, serve  # noqa: E402
+from durablehub.cli import entities, instances, poison, serve, sidecar  # noqa: E402
 
 app.add_typer(instances.app)
 app.add_typer(entities.app, name="entity")
 app.add_typer(poison.app, name="poison")
 app.add_typer(serve.app)
+app.add_typer(sidecar.app)

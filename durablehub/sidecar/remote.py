@@ -1,0 +1,141 @@
+"""RemoteCode: the runtime's ``UserCode`` whose code runs in connected SDK workers.
+
+An episode becomes an ``OrchestratorRequest`` (the whole stored history as ``pastEvents``: the
+Python SDK does not stream history) and its ``OrchestratorResponse`` becomes the engine's
+``EpisodeResult``; an activity becomes an ``ActivityRequest`` and its ``ActivityResponse`` a
+``TaskCompleted`` or ``TaskFailed``. Everything else -- what the actions write and send, in
+which order, under which ETag -- is the runtime's, exactly as for an in-process ``App``.
+
+There is no deadline here: a worker that goes away gives its work back (``WorkDispatcher``),
+and work waits while no worker is connected, its messages kept invisible by the runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from durablehub.app import App
+from durablehub.engine import history as ev
+from durablehub.engine.actions import Action, CompleteOrchestration
+from durablehub.engine.replay import EpisodeResult
+from durablehub.models import OrchestrationStatus
+from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, RewoundEpisode, failed_episode
+from durablehub.sidecar import translate as tr
+from durablehub.sidecar.dispatch import WorkDispatcher
+from durablehub.sidecar.protocol import pb
+
+__all__ = ["RemoteCode"]
+
+_LOG = logging.getLogger("durablehub.sidecar")
+
+
+class RemoteCode:
+    def __init__(self, dispatcher: WorkDispatcher) -> None:
+        self.dispatcher = dispatcher
+        self._no_entities = App()
+
+    @property
+    def entity_app(self) -> App:
+        return self._no_entities
+
+    def close(self) -> None:
+        pass
+
+    async def run_episode(self, work: EpisodeWork) -> EpisodeDone:
+        started = work.started
+        request = pb.OrchestratorRequest(
+            instanceId=work.instance_id,
+            executionId=tr.string_value(started.orchestration_instance.execution_id),
+            pastEvents=[tr.event_to_proto(e) for e in work.past],
+            newEvents=[tr.event_to_proto(e) for e in work.new_events],
+        )
+        response: pb.OrchestratorResponse = await self.dispatcher.submit(
+            "orchestration", started.name, started.version, pb.WorkItem(orchestratorRequest=request)
+        )
+        try:
+            actions = tuple(tr.action_from_proto(a) for a in response.actions)
+        except tr.TranslationError as exc:
+            _LOG.error("instance %r: %s", work.instance_id, exc)
+            return EpisodeDone(result=failed_episode(exc, next_id=work.next_action_id))
+        return EpisodeDone(result=_episode_result(work, actions, tr.text(response, "customStatus")))
+
+    async def rewind(self, work: EpisodeWork, *, now: datetime) -> RewoundEpisode:
+        raise NotImplementedError("rewinding an instance run by an SDK worker is not served yet")
+
+    async def run_activity(
+        self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance
+    ) -> ev.HistoryEvent:
+        request = pb.ActivityRequest(
+            name=scheduled.name,
+            version=tr.string_value(scheduled.version),
+            input=tr.string_value(scheduled.input),
+            orchestrationInstance=tr.instance_to_proto(target),
+            taskId=scheduled.event_id,
+            parentTraceContext=tr.trace_to_proto(scheduled.parent_trace_context),
+            tags=scheduled.tags or {},
+        )
+        response: pb.ActivityResponse = await self.dispatcher.submit(
+            "activity", scheduled.name, scheduled.version, pb.WorkItem(activityRequest=request)
+        )
+        if response.HasField("failureDetails"):
+            details = tr.failure_from_proto(response.failureDetails)
+            return ev.TaskFailed(
+                task_scheduled_id=scheduled.event_id,
+                reason=details.message,
+                details=details.stack_trace,
+                failure_details=details,
+            )
+        return ev.TaskCompleted(task_scheduled_id=scheduled.event_id, result=tr.text(response, "result"))
+
+
+def _episode_result(work: EpisodeWork, actions: Sequence[Action], custom_status: str | None) -> EpisodeResult:
+    """The engine's view of an SDK's answer: what the executor would have said of itself."""
+    history = [*work.past, *work.new_events]
+    completion = next((a for a in actions if isinstance(a, CompleteOrchestration)), None)
+    if completion is not None:
+        # The completion is last, as the engine orders it; actions after it are not performed.
+        actions = [*(a for a in actions if not isinstance(a, CompleteOrchestration)), completion]
+        if completion.status is OrchestrationStatus.TERMINATED and _recursive_termination(work.new_events):
+            children = _running_children(history)
+            completion = CompleteOrchestration(
+                id=completion.id,
+                status=completion.status,
+                result=completion.result,
+                terminate_children=children,
+            )
+            actions = [*actions[:-1], completion]
+    ended = completion is not None or any(
+        isinstance(e, (ev.ExecutionCompleted, ev.ContinueAsNew)) for e in history
+    )
+    return EpisodeResult(
+        actions=tuple(actions),
+        custom_status=custom_status,
+        is_complete=ended,
+        is_suspended=not ended and _suspended(history),
+    )
+
+
+def _recursive_termination(events: Sequence[ev.HistoryEvent]) -> bool:
+    return any(isinstance(e, ev.ExecutionTerminated) and e.recurse for e in events)
+
+
+def _running_children(history: Sequence[ev.HistoryEvent]) -> tuple[str, ...]:
+    created = {
+        e.event_id: e.instance_id for e in history if isinstance(e, ev.SubOrchestrationInstanceCreated)
+    }
+    for e in history:
+        if isinstance(e, (ev.SubOrchestrationInstanceCompleted, ev.SubOrchestrationInstanceFailed)):
+            created.pop(e.task_scheduled_id, None)
+    return tuple(created[i] for i in sorted(created))
+
+
+def _suspended(history: Sequence[ev.HistoryEvent]) -> bool:
+    suspended = False
+    for e in history:
+        if isinstance(e, ev.ExecutionSuspended):
+            suspended = True
+        elif isinstance(e, ev.ExecutionResumed):
+            suspended = False
+    return suspended

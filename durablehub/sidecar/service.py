@@ -1,0 +1,274 @@
+"""SidecarService: ``TaskHubSidecarService`` on a durablehub task hub (grpc.aio).
+
+Client RPCs go through ``AsyncDurableClient`` (the same checks and storage writes as any
+durablehub client); worker RPCs go to the hub's ``WorkDispatcher``. Payloads arrive as JSON
+text and are stored as durablehub stores JSON (compact); text that is not JSON is refused with
+INVALID_ARGUMENT. durablehub's errors become the codes the SDKs expect: NOT_FOUND,
+ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT. An RPC not served here is answered
+UNIMPLEMENTED at once by the generated base class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from google.protobuf import empty_pb2
+
+from durablehub.async_client import AsyncDurableClient
+from durablehub.errors import (
+    OrchestrationAlreadyExistsError,
+    OrchestrationNotFoundError,
+    OrchestrationStateError,
+    PayloadError,
+)
+from durablehub.sidecar import translate as tr
+from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
+from durablehub.sidecar.protocol import grpc, pb, stubs
+from durablehub.state import OrchestrationIdReusePolicy
+
+__all__ = ["HubRuntime", "SidecarService"]
+
+_LOG = logging.getLogger("durablehub.sidecar")
+_HEALTH_PING_SECONDS = 30.0  # the Python SDK calls a stream silent after 120 s without a message
+_DEADLINE_MARGIN = 0.25  # s: answer a long poll before the caller's deadline, not after it
+
+T = TypeVar("T")
+
+
+class HubRuntime(Protocol):
+    """What the service needs of one task hub: a client and the dispatcher of its workers."""
+
+    client: AsyncDurableClient
+    dispatcher: WorkDispatcher
+
+
+def _json(text: str | None, what: str) -> Any:
+    """The value of an SDK's JSON payload (None for none)."""
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise PayloadError(f"{what} is not JSON ({exc}); durablehub stores JSON payloads") from exc
+
+
+async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+    """Await ``call``; durablehub's errors abort the RPC with the code the SDKs expect."""
+    try:
+        return await call
+    except OrchestrationNotFoundError as exc:
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    except OrchestrationAlreadyExistsError as exc:
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+    except OrchestrationStateError as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except StaleCompletionError as exc:
+        await context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"completion token {exc} is unknown or stale: "
+            "the work item was withdrawn or given to another worker",
+        )
+    except (PayloadError, ValueError, TypeError, tr.TranslationError) as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    raise AssertionError("unreachable: abort raises")
+
+
+class SidecarService(stubs.TaskHubSidecarServiceServicer):
+    def __init__(self, hub_for: Callable[[grpc.aio.ServicerContext], Awaitable[HubRuntime]]) -> None:
+        self._hub_for = hub_for
+
+    async def _client(self, context: grpc.aio.ServicerContext) -> AsyncDurableClient:
+        return (await self._hub_for(context)).client
+
+    # ------------------------------------------------------------------------ workers
+
+    async def Hello(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+        await self._hub_for(context)  # an unknown or invalid hub fails the worker's first call
+        return empty_pb2.Empty()
+
+    async def GetWorkItems(
+        self, request: pb.GetWorkItemsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WorkItem]:
+        dispatcher = (await self._hub_for(context)).dispatcher
+        stream = dispatcher.connect(request)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(stream.items.get(), timeout=_HEALTH_PING_SECONDS)
+                except TimeoutError:
+                    item = pb.WorkItem(healthPing=pb.HealthPing())
+                yield item
+        finally:  # the worker went away (or the server stops): its work goes elsewhere
+            dispatcher.disconnect(stream)
+
+    async def CompleteOrchestratorTask(
+        self, request: pb.OrchestratorResponse, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        if request.isPartial:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "chunked orchestrator responses are not served yet"
+            )
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def CompleteActivityTask(
+        self, request: pb.ActivityResponse, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def _complete(self, context: grpc.aio.ServicerContext, token: str, answer: Any) -> None:
+        dispatcher = (await self._hub_for(context)).dispatcher
+
+        async def complete() -> None:
+            dispatcher.complete(token, answer)
+
+        await _answer(context, complete())
+
+    async def AbandonTaskOrchestratorWorkItem(
+        self, request: pb.AbandonOrchestrationTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonOrchestrationTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonOrchestrationTaskResponse()
+
+    async def AbandonTaskActivityWorkItem(
+        self, request: pb.AbandonActivityTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonActivityTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonActivityTaskResponse()
+
+    async def _abandon(self, context: grpc.aio.ServicerContext, token: str) -> None:
+        dispatcher = (await self._hub_for(context)).dispatcher
+
+        async def abandon() -> None:
+            dispatcher.abandon(token)
+
+        await _answer(context, abandon())
+
+    # ------------------------------------------------------------------------ clients
+
+    async def StartInstance(
+        self, request: pb.CreateInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateInstanceResponse:
+        client = await self._client(context)
+
+        async def start() -> str:
+            replaceable = frozenset(
+                tr.status_from_proto(s) for s in request.orchestrationIdReusePolicy.replaceableStatus
+            )
+            return await client.schedule_new_orchestration(
+                request.name,
+                input=_json(tr.text(request, "input"), "input"),
+                instance_id=request.instanceId or None,
+                start_at=tr.to_datetime(request.scheduledStartTimestamp)
+                if request.HasField("scheduledStartTimestamp")
+                else None,
+                # The SDKs' backends refuse an existing id unless the policy names its status.
+                reuse_id_policy=OrchestrationIdReusePolicy(replaceable_statuses=replaceable),
+                tags=dict(request.tags) or None,
+                version=tr.text(request, "version"),
+            )
+
+        return pb.CreateInstanceResponse(instanceId=await _answer(context, start()))
+
+    async def GetInstance(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        state = await _answer(
+            context,
+            client.get_orchestration_state(request.instanceId, fetch_payloads=request.getInputsAndOutputs),
+        )
+        if state is None:
+            return pb.GetInstanceResponse(exists=False)
+        return pb.GetInstanceResponse(
+            exists=True, orchestrationState=tr.state_to_proto(state, payloads=request.getInputsAndOutputs)
+        )
+
+    async def WaitForInstanceStart(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        return await self._wait(request, context, client.wait_for_orchestration_start, "start")
+
+    async def WaitForInstanceCompletion(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        return await self._wait(request, context, client.wait_for_orchestration_completion, "complete")
+
+    async def _wait(
+        self,
+        request: pb.GetInstanceRequest,
+        context: grpc.aio.ServicerContext,
+        wait: Callable[..., Awaitable[Any]],
+        goal: str,
+    ) -> pb.GetInstanceResponse:
+        """Poll as the durablehub client does (from 50 ms, backing off to 1 s) until the goal
+        or the caller's deadline; a call without a deadline waits as long as it stays open."""
+        remaining = context.time_remaining()
+        timeout = None if remaining is None else max(remaining - _DEADLINE_MARGIN, 0.0)
+        fetch = request.getInputsAndOutputs
+        try:
+            state = await _answer(context, wait(request.instanceId, fetch_payloads=fetch, timeout=timeout))
+        except TimeoutError:
+            client = await self._client(context)
+            if await client.get_orchestration_state(request.instanceId, fetch_payloads=False) is None:
+                return pb.GetInstanceResponse(exists=False)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"instance {request.instanceId!r} did not {goal} in time"
+            )
+        return pb.GetInstanceResponse(
+            exists=True, orchestrationState=tr.state_to_proto(state, payloads=fetch)
+        )
+
+    async def RaiseEvent(
+        self, request: pb.RaiseEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RaiseEventResponse:
+        client = await self._client(context)
+
+        async def raise_event() -> None:
+            data = _json(tr.text(request, "input"), "event data")
+            await client.raise_orchestration_event(request.instanceId, request.name, data=data)
+
+        await _answer(context, raise_event())
+        return pb.RaiseEventResponse()
+
+    async def TerminateInstance(
+        self, request: pb.TerminateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TerminateResponse:
+        client = await self._client(context)
+
+        async def terminate() -> None:
+            output = _json(tr.text(request, "output"), "output")
+            try:
+                await client.terminate_orchestration(
+                    request.instanceId, output=output, recursive=request.recursive
+                )
+            except OrchestrationStateError:  # finished already: nothing to do, as the SDKs' backends answer
+                _LOG.info("terminate of %r ignored: it has finished", request.instanceId)
+
+        await _answer(context, terminate())
+        return pb.TerminateResponse()
+
+    async def SuspendInstance(
+        self, request: pb.SuspendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SuspendResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.suspend_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.SuspendResponse()
+
+    async def ResumeInstance(
+        self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.resume_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.ResumeResponse()
