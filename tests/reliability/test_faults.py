@@ -316,7 +316,6 @@ def test_a_parent_episode_run_twice_does_not_restart_its_finished_child(azurite:
         hub.delete()
 
 
-
 @app.orchestrator
 def announce_then_fan_in(ctx: dh.OrchestrationContext, width: int):
     """Tell 100 subscribers (signals: no answer comes back), then fan out and in. The first
