@@ -86,6 +86,7 @@ __all__ = [
     "PayloadError",
     "PurgeResult",
     "RetryPolicy",
+    "Sidecar",
     "StorageAuthenticationError",
     "StorageUnreachableError",
     "Task",
@@ -97,3 +98,12 @@ __all__ = [
     "when_all",
     "when_any",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The sidecar needs the 'sidecar' extra (grpcio, durabletask): imported on first use only.
+    if name == "Sidecar":
+        from durablehub.sidecar import Sidecar
+
+        return Sidecar
+    raise AttributeError(f"module 'durablehub' has no attribute {name!r}")
