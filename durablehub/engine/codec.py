@@ -7,6 +7,7 @@ payload ("input of activity 'X'"), the offending type and where it sits inside t
 Decoding with an expected type rebuilds dataclasses and pydantic models (through pydantic).
 
 The text is compact (no spaces) and keeps non-ASCII characters, as Newtonsoft writes it.
+``JsonText`` is text that is JSON already (the sidecar's SDK payloads): it is stored as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,26 @@ import pydantic
 
 from durablehub.errors import PayloadError
 
-__all__ = ["Codec", "JsonCodec", "JSON_CODEC", "decode", "encode", "is_structured_type"]
+__all__ = ["Codec", "JsonCodec", "JSON_CODEC", "JsonText", "decode", "encode", "is_structured_type"]
+
+
+class JsonText(str):
+    """A payload that is JSON text already, stored verbatim (``JsonText.checked`` validates it)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def checked(cls, text: str, *, what: str = "payload") -> JsonText:
+        """``text`` as a JsonText.
+
+        Raises:
+            PayloadError: it is not JSON (the message names ``what``).
+        """
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"{what} is not valid JSON ({exc}): {_preview(text)}") from exc
+        return cls(text)
 
 
 class Codec(Protocol):
@@ -44,6 +64,8 @@ class JsonCodec:
         """
         if value is None:
             return None
+        if isinstance(value, JsonText):
+            return str(value)
         plain = _to_json_value(value, "$", what)
         return json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

@@ -2,16 +2,15 @@
 
 Client RPCs go through ``AsyncDurableClient`` (the same checks and storage writes as any
 durablehub client); worker RPCs go to the hub's ``WorkDispatcher``. Payloads arrive as JSON
-text and are stored as durablehub stores JSON (compact); text that is not JSON is refused with
-INVALID_ARGUMENT. durablehub's errors become the codes the SDKs expect: NOT_FOUND,
-ALREADY_EXISTS, FAILED_PRECONDITION, INVALID_ARGUMENT. An RPC not served here is answered
-UNIMPLEMENTED at once by the generated base class.
+text and are stored as sent; text that is not JSON is refused with INVALID_ARGUMENT.
+durablehub's errors become the codes the SDKs expect: NOT_FOUND, ALREADY_EXISTS,
+FAILED_PRECONDITION, INVALID_ARGUMENT. An RPC not served here is answered UNIMPLEMENTED at
+once by the generated base class.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -19,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from google.protobuf import empty_pb2
 
 from durablehub.async_client import AsyncDurableClient
+from durablehub.engine.codec import JsonText
 from durablehub.errors import (
     OrchestrationAlreadyExistsError,
     OrchestrationNotFoundError,
@@ -46,14 +46,11 @@ class HubRuntime(Protocol):
     dispatcher: WorkDispatcher
 
 
-def _json(text: str | None, what: str) -> Any:
-    """The value of an SDK's JSON payload (None for none)."""
+def _json(text: str | None, what: str) -> JsonText | None:
+    """An SDK's JSON payload, kept as the text it sent (None for none)."""
     if text is None or text == "":
         return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise PayloadError(f"{what} is not JSON ({exc}); durablehub stores JSON payloads") from exc
+    return JsonText.checked(text, what=what)
 
 
 async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:

@@ -38,7 +38,7 @@ def test_start_and_get_without_a_worker(
     )
     state = sdk_client.get_orchestration_state(iid)
     assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.PENDING
-    assert (state.name, state.serialized_input) == ("NotRunYet", '{"a":1}')
+    assert (state.name, state.serialized_input) == ("NotRunYet", '{"a": 1}')  # as the SDK sent it
     with DurableClient(settings) as client:  # the same row durablehub's own client writes
         own = client.get_orchestration_state(iid)
         assert (
