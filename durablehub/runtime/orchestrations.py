@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from durablehub.engine import history as ev
-from durablehub.engine.episode import OutboundMessage, plan_episode
+from durablehub.engine.episode import (
+    OutboundMessage,
+    derived_execution_id,
+    plan_episode,
+    sub_orchestration_call,
+)
 from durablehub.engine.replay import EpisodeResult
 from durablehub.entities.entity_id import is_entity_instance_id
 from durablehub.errors import CheckpointConflictError
@@ -71,6 +76,9 @@ class InstanceState:
     session: object | None = None  # kept by the code host between episodes (a warm executor)
     scheduled: set[int] = field(default_factory=set)
     answered: set[int] = field(default_factory=set)
+    # Ids scheduled again after they were answered (the durabletask SDK's retry policies reuse
+    # the id of the call they retry), with when: an answer older than that is the first attempt's.
+    rescheduled_at: dict[int, datetime] = field(default_factory=dict)
     episodes: int = 0
     final_status: OrchestrationStatus | None = None
     started: ev.ExecutionStarted | None = None  # kept, not searched for: it is read per message
@@ -94,6 +102,9 @@ class InstanceState:
         for event in events:
             self.history.append(event)
             if isinstance(event, _SCHEDULING):
+                if event.event_id in self.answered:
+                    self.answered.discard(event.event_id)
+                    self.rescheduled_at[event.event_id] = event.timestamp
                 self.scheduled.add(event.event_id)
             elif (rid := _response_id(event)) is not None:
                 self.answered.add(rid)
@@ -337,7 +348,7 @@ class OrchestrationRunner:
         timed_out: bool = False,
     ) -> None:
         """Record an episode (``Checkpointer``: send, write history, merge the row)."""
-        plan = plan_episode(result, started=started, now=now)
+        plan = plan_episode(result, started=started, now=now, started_before=_children_started(state.history))
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -502,10 +513,37 @@ def _triage(
             if rid in state.answered or rid in accepted_ids:
                 t.delete.append(m.message_id)  # a duplicate response
                 continue
+            again = state.rescheduled_at.get(rid)
+            if again is not None and event.timestamp < again:
+                t.delete.append(m.message_id)  # a duplicate answer to the attempt before a retry
+                continue
             accepted_ids.add(rid)
         t.accepted.append(event)
         t.delete.append(m.message_id)
     return t
+
+
+def _children_started(history: list[ev.HistoryEvent]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for event in history:
+        if isinstance(event, ev.SubOrchestrationInstanceCreated):
+            counts[event.event_id] = counts.get(event.event_id, 0) + 1
+    return counts
+
+
+_MAX_RETRIED_STARTS = 1000
+
+
+def _retried_call(start: ev.ExecutionStarted, parent: ev.ParentInstance) -> bool:
+    """A start whose execution id is derived for a later attempt of the same call: the parent
+    retries it under its id (the durabletask SDK's retry policies), it is not a rerun."""
+    parent_execution = parent.orchestration_instance.execution_id
+    execution = start.orchestration_instance.execution_id
+    return any(
+        execution
+        == derived_execution_id(parent_execution, sub_orchestration_call(n, parent.task_schedule_id))
+        for n in range(1, _MAX_RETRIED_STARTS)
+    )
 
 
 def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
@@ -526,6 +564,7 @@ def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
         old.orchestration_instance == new.orchestration_instance
         and old.task_schedule_id == new.task_schedule_id
         and state.final_status not in (OrchestrationStatus.TERMINATED, OrchestrationStatus.CANCELED)
+        and not _retried_call(start, new)
     )
 
 

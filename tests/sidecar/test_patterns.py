@@ -183,3 +183,39 @@ def test_a_hub_written_through_the_sidecar_is_a_durablehub_hub(
         assert kinds[-2:] == ["ExecutionCompleted", "OrchestratorCompleted"]
         assert client.purge_orchestration(iid).deleted_instance_count == 1
     assert sdk_client.get_orchestration_state(iid) is None
+
+
+RETRY = task.RetryPolicy(first_retry_interval=timedelta(milliseconds=200), max_number_of_attempts=3)
+RUNS = {"child": 0, "activity": 0}
+
+
+def always_fails(ctx: task.ActivityContext, _: object) -> None:
+    RUNS["activity"] += 1
+    raise RuntimeError("Kah-BOOOOM!!!")
+
+
+def retried_child(ctx: task.OrchestrationContext, _: object):
+    if not ctx.is_replaying:
+        RUNS["child"] += 1
+    yield ctx.call_activity(always_fails, retry_policy=RETRY)
+
+
+def retrying_parent(ctx: task.OrchestrationContext, _: object):
+    yield ctx.call_sub_orchestrator(retried_child, retry_policy=RETRY)
+
+
+def test_retry_policies_retry_under_the_same_id(
+    sdk_worker: SdkWorkerFactory, sdk_client: dt_client.TaskHubGrpcClient
+) -> None:
+    """The SDK schedules each retry under the id (and the child's instance id) of the call it
+    retries: every attempt runs (3 children x 3 activity runs), none is taken for a duplicate."""
+    w = sdk_worker()
+    w.add_orchestrator(retrying_parent)
+    w.add_orchestrator(retried_child)
+    w.add_activity(always_fails)
+    w.start()
+    iid = sdk_client.schedule_new_orchestration(retrying_parent)
+    state = sdk_client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.FAILED
+    assert state.failure_details is not None and state.failure_details.message.endswith("Kah-BOOOOM!!!")
+    assert RUNS == {"child": 3, "activity": 9}
