@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, wrappers_pb2
 
 from durablehub.async_client import AsyncDurableClient
 from durablehub.engine.codec import JsonText
@@ -25,16 +25,21 @@ from durablehub.errors import (
     OrchestrationStateError,
     PayloadError,
 )
+from durablehub.models import OrchestrationStatus
 from durablehub.sidecar import translate as tr
 from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
 from durablehub.sidecar.protocol import grpc, pb, stubs
-from durablehub.state import OrchestrationIdReusePolicy
+from durablehub.state import OrchestrationIdReusePolicy, OrchestrationQuery, PurgeResult
 
 __all__ = ["HubRuntime", "SidecarService"]
 
 _LOG = logging.getLogger("durablehub.sidecar")
 _HEALTH_PING_SECONDS = 30.0  # the Python SDK calls a stream silent after 120 s without a message
 _DEADLINE_MARGIN = 0.25  # s: answer a long poll before the caller's deadline, not after it
+_HISTORY_CHUNK = 100  # events per HistoryChunk
+_MAX_PAGE = 1000  # the table service's page limit
+_FINISHED = [s for s in OrchestrationStatus if s.is_terminal]
+_KEY_SEPARATOR = "|"
 
 T = TypeVar("T")
 
@@ -269,3 +274,125 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             context, client.resume_orchestration(request.instanceId, reason=tr.text(request, "reason"))
         )
         return pb.ResumeResponse()
+
+    # ---------------------------------------------------------------- management
+
+    async def RestartInstance(
+        self, request: pb.RestartInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RestartInstanceResponse:
+        client = await self._client(context)
+        restart = client.restart_orchestration(
+            request.instanceId, restart_with_new_instance_id=request.restartWithNewInstanceId
+        )
+        return pb.RestartInstanceResponse(instanceId=await _answer(context, restart))
+
+    async def PurgeInstances(
+        self, request: pb.PurgeInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeInstancesResponse:
+        client = await self._client(context)
+
+        async def purge() -> PurgeResult:
+            if request.instanceId:
+                try:
+                    return await client.purge_orchestration(request.instanceId, recursive=request.recursive)
+                except OrchestrationStateError:  # still live: nothing purged, as the SDKs' backends answer
+                    return PurgeResult(0, False)
+            if request.HasField("instanceBatch"):
+                deleted, complete = 0, True
+                for instance_id in request.instanceBatch.instanceIds:
+                    try:
+                        one = await client.purge_orchestration(instance_id, recursive=request.recursive)
+                    except OrchestrationStateError:
+                        complete = False
+                        continue
+                    deleted, complete = deleted + one.deleted_instance_count, complete and one.is_complete
+                return PurgeResult(deleted, complete)
+            f = request.purgeInstanceFilter
+            statuses = [tr.status_from_proto(v) for v in f.runtimeStatus]
+            return await client.purge_orchestrations_by(
+                created_time_from=tr.to_datetime(f.createdTimeFrom)
+                if f.HasField("createdTimeFrom")
+                else None,
+                created_time_to=tr.to_datetime(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
+                runtime_status=[s for s in statuses if s.is_terminal] or None,
+                recursive=request.recursive,
+            )
+
+        result = await _answer(context, purge())
+        return pb.PurgeInstancesResponse(
+            deletedInstanceCount=result.deleted_instance_count,
+            isComplete=wrappers_pb2.BoolValue(value=result.is_complete),
+        )
+
+    async def QueryInstances(
+        self, request: pb.QueryInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryInstancesResponse:
+        client = await self._client(context)
+        q = request.query
+
+        async def query() -> Any:
+            return await client.query_orchestrations(
+                OrchestrationQuery(
+                    created_time_from=tr.to_datetime(q.createdTimeFrom)
+                    if q.HasField("createdTimeFrom")
+                    else None,
+                    created_time_to=tr.to_datetime(q.createdTimeTo) if q.HasField("createdTimeTo") else None,
+                    runtime_status=[tr.status_from_proto(v) for v in q.runtimeStatus] or None,
+                    instance_id_prefix=tr.text(q, "instanceIdPrefix") or None,
+                    page_size=min(q.maxInstanceCount, _MAX_PAGE) if q.maxInstanceCount > 0 else _MAX_PAGE,
+                    fetch_inputs_and_outputs=q.fetchInputsAndOutputs,
+                    continuation_token=tr.text(q, "continuationToken") or None,
+                )
+            )
+
+        page = await _answer(context, query())
+        return pb.QueryInstancesResponse(
+            orchestrationState=[
+                tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs) for state in page.items
+            ],
+            continuationToken=tr.string_value(page.continuation_token),
+        )
+
+    async def ListInstanceIds(
+        self, request: pb.ListInstanceIdsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInstanceIdsResponse:
+        """Finished instances by completion time, then id (the table has no index on completion
+        time: the finished instances are read and sorted here)."""
+        client = await self._client(context)
+        statuses = [tr.status_from_proto(v) for v in request.runtimeStatus] or _FINISHED
+        since = tr.to_datetime(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
+        until = tr.to_datetime(request.completedTimeTo) if request.HasField("completedTimeTo") else None
+        states = await _answer(
+            context,
+            client.get_all_orchestration_states(
+                OrchestrationQuery(runtime_status=[s for s in statuses if s.is_terminal], page_size=_MAX_PAGE)
+            ),
+        )
+        keys = sorted(
+            (state.completed_at.isoformat(), state.instance_id)
+            for state in states
+            if state.completed_at is not None
+            and (since is None or state.completed_at >= since)
+            and (until is None or state.completed_at < until)
+        )
+        after = tr.text(request, "lastInstanceKey")
+        if after:
+            cursor = tuple(after.split(_KEY_SEPARATOR, 1))
+            keys = [key for key in keys if key > cursor]
+        size = request.pageSize if request.pageSize > 0 else 100
+        page = keys[:size]
+        last = _KEY_SEPARATOR.join(page[-1]) if page and len(keys) > size else None
+        return pb.ListInstanceIdsResponse(
+            instanceIds=[iid for _, iid in page], lastInstanceKey=tr.string_value(last)
+        )
+
+    async def StreamInstanceHistory(
+        self, request: pb.StreamInstanceHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.HistoryChunk]:
+        client = await self._client(context)
+        history = client.get_orchestration_history(
+            request.instanceId, execution_id=tr.text(request, "executionId")
+        )
+        events = [tr.event_to_proto(e) for e in await _answer(context, history)]
+        for start in range(0, len(events), _HISTORY_CHUNK):
+            yield pb.HistoryChunk(events=events[start : start + _HISTORY_CHUNK])
