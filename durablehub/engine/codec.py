@@ -7,7 +7,7 @@ payload ("input of activity 'X'"), the offending type and where it sits inside t
 Decoding with an expected type rebuilds dataclasses and pydantic models (through pydantic).
 
 The text is compact (no spaces) and keeps non-ASCII characters, as Newtonsoft writes it.
-``JsonText`` is text that is JSON already (the sidecar's SDK payloads): it is stored as it is.
+``JsonText`` is text its sender serialized (the sidecar's SDK payloads): stored as it is.
 """
 
 from __future__ import annotations
@@ -27,22 +27,12 @@ __all__ = ["Codec", "JsonCodec", "JSON_CODEC", "JsonText", "decode", "encode", "
 
 
 class JsonText(str):
-    """A payload that is JSON text already, stored verbatim (``JsonText.checked`` validates it)."""
+    """A payload its sender serialized already (a Durable Task SDK's), stored verbatim.
+
+    Not checked: the SDKs own their serialization (JSON by default, a custom data converter or
+    large-payload references otherwise) and read it back themselves."""
 
     __slots__ = ()
-
-    @classmethod
-    def checked(cls, text: str, *, what: str = "payload") -> JsonText:
-        """``text`` as a JsonText.
-
-        Raises:
-            PayloadError: it is not JSON (the message names ``what``).
-        """
-        try:
-            json.loads(text)
-        except ValueError as exc:
-            raise PayloadError(f"{what} is not valid JSON ({exc}): {_preview(text)}") from exc
-        return cls(text)
 
 
 class Codec(Protocol):

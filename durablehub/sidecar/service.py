@@ -1,8 +1,8 @@
 """SidecarService: ``TaskHubSidecarService`` on a durablehub task hub (grpc.aio).
 
 Client RPCs go through ``AsyncDurableClient`` (the same checks and storage writes as any
-durablehub client); worker RPCs go to the hub's ``WorkDispatcher``. Payloads arrive as JSON
-text and are stored as sent; text that is not JSON is refused with INVALID_ARGUMENT.
+durablehub client); worker RPCs go to the hub's ``WorkDispatcher``. Payloads are stored as
+the SDK sent them (JSON by default; a custom converter's text or a large-payload reference).
 durablehub's errors become the codes the SDKs expect: NOT_FOUND, ALREADY_EXISTS,
 FAILED_PRECONDITION, INVALID_ARGUMENT. An RPC not served here is answered UNIMPLEMENTED at
 once by the generated base class.
@@ -51,11 +51,9 @@ class HubRuntime(Protocol):
     dispatcher: WorkDispatcher
 
 
-def _json(text: str | None, what: str) -> JsonText | None:
-    """An SDK's JSON payload, kept as the text it sent (None for none)."""
-    if text is None or text == "":
-        return None
-    return JsonText.checked(text, what=what)
+def _payload(text: str | None) -> JsonText | None:
+    """An SDK's payload, kept as the text it sent (None for none)."""
+    return None if text is None or text == "" else JsonText(text)
 
 
 async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
@@ -164,7 +162,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             )
             return await client.schedule_new_orchestration(
                 request.name,
-                input=_json(tr.text(request, "input"), "input"),
+                input=_payload(tr.text(request, "input")),
                 instance_id=request.instanceId or None,
                 start_at=tr.to_datetime(request.scheduledStartTimestamp)
                 if request.HasField("scheduledStartTimestamp")
@@ -234,7 +232,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         client = await self._client(context)
 
         async def raise_event() -> None:
-            data = _json(tr.text(request, "input"), "event data")
+            data = _payload(tr.text(request, "input"))
             await client.raise_orchestration_event(request.instanceId, request.name, data=data)
 
         await _answer(context, raise_event())
@@ -246,7 +244,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         client = await self._client(context)
 
         async def terminate() -> None:
-            output = _json(tr.text(request, "output"), "output")
+            output = _payload(tr.text(request, "output"))
             try:
                 await client.terminate_orchestration(
                     request.instanceId, output=output, recursive=request.recursive
