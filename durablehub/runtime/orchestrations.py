@@ -15,6 +15,7 @@ and records what it answers.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -453,7 +454,7 @@ def _triage(
 
     # Starts first: an event raised while a generation ended by continue-as-new can be in the
     # queue before the next generation's start, and belongs to that generation (#544).
-    for m in sorted(messages, key=_starts_first):
+    for m in sorted(messages, key=functools.partial(_batch_order, instance_id)):
         assert m.message is not None and m.message.task_message is not None
         event = m.message.event
         target_execution = m.message.task_message.orchestration_instance.execution_id
@@ -572,8 +573,28 @@ def _exec(started: ev.ExecutionStarted | None) -> str | None:
     return started.orchestration_instance.execution_id if started else None
 
 
-def _starts_first(m: ReceivedMessage) -> tuple[bool, datetime, int]:
-    return (not isinstance(m.message.event if m.message else None, ev.ExecutionStarted), *_arrival_order(m))
+def _batch_order(instance_id: str, m: ReceivedMessage) -> tuple[bool, bool, int, datetime, int]:
+    """Starts first; then events the instance carried over to its next generation
+    (continue_as_new with save_events), in the order it sent them: they were raised before
+    whatever else reached the queue while that generation ran; then by arrival."""
+    message = m.message
+    event = message.event if message else None
+    carried = (
+        isinstance(event, ev.EventRaised)
+        and message is not None
+        and message.task_message is not None
+        and message.task_message.orchestration_instance.execution_id is not None
+        and message.sender is not None
+        and message.sender.instance_id == instance_id
+    )
+    inserted, sequence = _arrival_order(m)
+    return (
+        not isinstance(event, ev.ExecutionStarted),
+        not carried,
+        sequence if carried else 0,
+        inserted,
+        sequence,
+    )
 
 
 def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:
