@@ -38,11 +38,12 @@ def sidecar(
     SDK workers (durabletask-python's TaskHubGrpcWorker, and the .NET, Java and JavaScript
     ones) connect to host:port and run the orchestrators and activities; SDK clients start and
     manage instances. This process is a durablehub worker for the hub: it owns partitions,
-    commits history and balances with other workers and sidecars. Served: Hello, GetWorkItems,
-    Complete/Abandon orchestrator and activity tasks, StartInstance, GetInstance,
-    WaitForInstanceStart/Completion, RaiseEvent, TerminateInstance, Suspend/ResumeInstance;
-    other RPCs answer UNIMPLEMENTED. The 'taskhub' call metadata selects another hub of the
-    account. Ctrl-C or SIGTERM stops it gracefully.
+    commits history and balances with other workers and sidecars. Served: the worker RPCs
+    (orchestrator, activity and entity work items), starting, waiting for, raising events to,
+    terminating, suspending, resuming, restarting, purging and querying instances, history
+    export, and the entity RPCs; Rewind and hub creation/deletion answer UNIMPLEMENTED. The
+    'taskhub' call metadata selects another hub of the account. Ctrl-C or SIGTERM stops it
+    gracefully.
     """
     try:
         from durablehub.sidecar import Sidecar

@@ -89,9 +89,9 @@ class UserCode(Protocol):
         """``TaskCompleted`` or ``TaskFailed`` for ``scheduled``. Raising hands the work item back."""
         ...
 
-    @property
-    def entity_app(self) -> App:
-        """The App whose entities run in this process (empty where they run elsewhere)."""
+    def entity_target(self, name: str) -> Any:
+        """The code of entity ``name`` for ``run_entity_batch`` (a registered class or function,
+        or ``RemoteOperations``). Raises LookupError (naming what exists) if there is none."""
         ...
 
     def close(self) -> None: ...
@@ -129,9 +129,8 @@ class InProcessCode:
         self.threads = UserCodeThreads("durablehub-orchestrator")  # entity batches share them
         self._activity_threads = UserCodeThreads("durablehub-activity")
 
-    @property
-    def entity_app(self) -> App:
-        return self.app
+    def entity_target(self, name: str) -> Any:
+        return self.app.get_entity(name).target
 
     def close(self) -> None:
         self.threads.close()

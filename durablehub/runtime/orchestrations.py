@@ -160,7 +160,7 @@ class OrchestrationRunner:
         threads = code.threads if isinstance(code, InProcessCode) else UserCodeThreads("durablehub-entity")
         self._entity_threads = threads
         self.entities = EntityRunner(
-            code.entity_app, hub, options, checkpoints=self._checkpoints, threads=threads
+            code.entity_target, hub, options, checkpoints=self._checkpoints, threads=threads
         )
 
     def close(self) -> None:

@@ -12,14 +12,17 @@ and work waits while no worker is connected, its messages kept invisible by the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.actions import Action, CompleteOrchestration
 from durablehub.engine.replay import EpisodeResult
+from durablehub.entities.batch import OperationOutcome
+from durablehub.entities.entity_id import EntityInstanceId
+from durablehub.entities.messages import OPERATION_EVENT, RequestMessage
 from durablehub.models import OrchestrationStatus
 from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, RewoundEpisode, failed_episode
 from durablehub.sidecar import translate as tr
@@ -32,13 +35,12 @@ _LOG = logging.getLogger("durablehub.sidecar")
 
 
 class RemoteCode:
-    def __init__(self, dispatcher: WorkDispatcher) -> None:
+    def __init__(self, dispatcher: WorkDispatcher, loop: asyncio.AbstractEventLoop) -> None:
         self.dispatcher = dispatcher
-        self._no_entities = App()
+        self._loop = loop
 
-    @property
-    def entity_app(self) -> App:
-        return self._no_entities
+    def entity_target(self, name: str) -> RemoteEntity:
+        return RemoteEntity(self.dispatcher, self._loop)
 
     def close(self) -> None:
         pass
@@ -54,8 +56,13 @@ class RemoteCode:
         response: pb.OrchestratorResponse = await self.dispatcher.submit(
             "orchestration", started.name, started.version, pb.WorkItem(orchestratorRequest=request)
         )
+        sender = tr.EntitySender(
+            instance=started.orchestration_instance,
+            now=work.new_events[0].timestamp,
+            last_sent=_entity_labels(work.past),
+        )
         try:
-            actions = tuple(tr.action_from_proto(a) for a in response.actions)
+            actions = tuple(tr.action_from_proto(a, sender=sender) for a in response.actions)
         except tr.TranslationError as exc:
             _LOG.error("instance %r: %s", work.instance_id, exc)
             return EpisodeDone(result=failed_episode(exc, next_id=work.next_action_id))
@@ -88,6 +95,44 @@ class RemoteCode:
                 failure_details=details,
             )
         return ev.TaskCompleted(task_scheduled_id=scheduled.event_id, result=tr.text(response, "result"))
+
+
+class RemoteEntity:
+    """An entity whose operations run in SDK workers, one operation per work item (so the
+    runtime's batch keeps its order, locks and de-duplication, and applies each result as it
+    comes). Called on a user-code thread: it waits there for the answer."""
+
+    def __init__(self, dispatcher: WorkDispatcher, loop: asyncio.AbstractEventLoop) -> None:
+        self._dispatcher = dispatcher
+        self._loop = loop
+
+    def run_operation(
+        self,
+        entity_id: EntityInstanceId,
+        operation: str,
+        request_id: str,
+        state: str | None,
+        input: str | None,
+    ) -> OperationOutcome:
+        request = tr.entity_batch_request(entity_id, operation, request_id, state, input)
+        submit = self._dispatcher.submit("entity", entity_id.entity, None, pb.WorkItem(entityRequest=request))
+        answer: pb.EntityBatchResult = asyncio.run_coroutine_threadsafe(submit, self._loop).result()
+        return tr.operation_outcome(answer)
+
+
+def _entity_labels(history: Sequence[ev.HistoryEvent]) -> dict[str, datetime]:
+    """The label of the last request this execution sent to each entity (kept in order)."""
+    labels: dict[str, datetime] = {}
+    for event in history:
+        if isinstance(event, ev.EventSent) and event.name == OPERATION_EVENT:
+            try:
+                request = RequestMessage.from_json(event.input)
+            except ValueError:
+                continue
+            previous = labels.get(event.instance_id)
+            if previous is None or request.timestamp > previous:
+                labels[event.instance_id] = request.timestamp
+    return labels
 
 
 def _episode_result(work: EpisodeWork, actions: Sequence[Action], custom_status: str | None) -> EpisodeResult:

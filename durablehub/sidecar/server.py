@@ -137,7 +137,8 @@ class Sidecar:
         validate_hub_name(name)  # ConfigurationError naming the rule
         settings = self.settings.model_copy(update={"task_hub": name})
         dispatcher = WorkDispatcher()
-        worker = Worker(RemoteCode(dispatcher), settings, options=self.options, worker_id=self.worker_id)
+        code = RemoteCode(dispatcher, asyncio.get_running_loop())
+        worker = Worker(code, settings, options=self.options, worker_id=self.worker_id)
         await worker.start_async()
         hub = _Hub(settings, dispatcher, worker, AsyncDurableClient(settings))
         self._hubs[name.lower()] = hub

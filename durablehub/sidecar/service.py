@@ -19,6 +19,7 @@ from google.protobuf import empty_pb2, wrappers_pb2
 
 from durablehub.async_client import AsyncDurableClient
 from durablehub.engine.codec import JsonText
+from durablehub.entities.metadata import EntityQuery
 from durablehub.errors import (
     OrchestrationAlreadyExistsError,
     OrchestrationNotFoundError,
@@ -394,3 +395,74 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         events = [tr.event_to_proto(e) for e in await _answer(context, history)]
         for start in range(0, len(events), _HISTORY_CHUNK):
             yield pb.HistoryChunk(events=events[start : start + _HISTORY_CHUNK])
+
+    # ------------------------------------------------------------------ entities
+
+    async def SignalEntity(
+        self, request: pb.SignalEntityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignalEntityResponse:
+        client = await self._client(context)
+        when = tr.to_datetime(request.scheduledTime) if request.HasField("scheduledTime") else None
+        signal = client.signal_entity(
+            request.instanceId, request.name, _payload(tr.text(request, "input")), signal_time=when
+        )
+        await _answer(context, signal)
+        return pb.SignalEntityResponse()
+
+    async def GetEntity(
+        self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetEntityResponse:
+        client = await self._client(context)
+        entity = await _answer(
+            context, client.get_entity(request.instanceId, include_state=request.includeState)
+        )
+        if entity is None:
+            return pb.GetEntityResponse(exists=False)
+        return pb.GetEntityResponse(exists=True, entity=tr.entity_to_proto(entity))
+
+    async def QueryEntities(
+        self, request: pb.QueryEntitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryEntitiesResponse:
+        client = await self._client(context)
+        q = request.query
+        size = q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else 100
+        query = EntityQuery(
+            instance_id_starts_with=tr.text(q, "instanceIdStartsWith") or None,
+            last_modified_from=tr.to_datetime(q.lastModifiedFrom) if q.HasField("lastModifiedFrom") else None,
+            last_modified_to=tr.to_datetime(q.lastModifiedTo) if q.HasField("lastModifiedTo") else None,
+            include_state=q.includeState,
+            include_transient=q.includeTransient,
+            page_size=min(size, _MAX_PAGE),
+            continuation_token=tr.text(q, "continuationToken") or None,
+        )
+        page = await _answer(context, client.query_entities(query))
+        return pb.QueryEntitiesResponse(
+            entities=[tr.entity_to_proto(e) for e in page.items],
+            continuationToken=tr.string_value(page.continuation_token),
+        )
+
+    async def CleanEntityStorage(
+        self, request: pb.CleanEntityStorageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CleanEntityStorageResponse:
+        client = await self._client(context)
+        clean = client.clean_entity_storage(
+            remove_empty_entities=request.removeEmptyEntities,
+            release_orphaned_locks=request.releaseOrphanedLocks,
+        )
+        result = await _answer(context, clean)
+        return pb.CleanEntityStorageResponse(
+            emptyEntitiesRemoved=result.empty_entities_removed,
+            orphanedLocksReleased=result.orphaned_locks_released,
+        )
+
+    async def CompleteEntityTask(
+        self, request: pb.EntityBatchResult, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def AbandonTaskEntityWorkItem(
+        self, request: pb.AbandonEntityTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonEntityTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonEntityTaskResponse()

@@ -14,6 +14,7 @@ are timezone-aware UTC here and ``google.protobuf.Timestamp`` there.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,18 @@ from durablehub.engine.actions import (
     ScheduleTask,
     SendEvent,
 )
+from durablehub.entities.batch import OperationOutcome
+from durablehub.entities.entity import SignalAction, StartOrchestrationAction
+from durablehub.entities.entity_id import EntityInstanceId
+from durablehub.entities.messages import (
+    OPERATION_EVENT,
+    RELEASE_EVENT,
+    ReleaseMessage,
+    RequestMessage,
+    label,
+    scheduled_event_name,
+)
+from durablehub.entities.metadata import EntityMetadata
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.sidecar.protocol import pb
 from durablehub.state import OrchestrationState
@@ -414,8 +427,18 @@ _FROM_PROTO: dict[str, Any] = {
 # ------------------------------------------------------------------------------- actions
 
 
-def action_from_proto(message: pb.OrchestratorAction) -> Action:
-    """The engine's action for an SDK's ``OrchestratorAction``.
+@dataclass
+class EntitySender:
+    """What an orchestration's entity requests need to be written as durablehub writes them:
+    who sends them, when, and the label of its last request to each entity (kept in order)."""
+
+    instance: ev.OrchestrationInstance
+    now: datetime
+    last_sent: dict[str, datetime] = field(default_factory=dict)
+
+
+def action_from_proto(message: pb.OrchestratorAction, *, sender: EntitySender | None = None) -> Action:
+    """The engine's action for an SDK's ``OrchestratorAction``; entity requests need ``sender``.
 
     Raises:
         TranslationError: a kind durablehub does not serve (named), or an empty action.
@@ -423,6 +446,8 @@ def action_from_proto(message: pb.OrchestratorAction) -> Action:
     kind = message.WhichOneof("orchestratorActionType")
     i = message.id
     match kind:
+        case "sendEntityMessage" if sender is not None:
+            return _entity_request(i, message.sendEntityMessage, sender)
         case "scheduleTask":
             m = message.scheduleTask
             return ScheduleTask(
@@ -461,6 +486,111 @@ def action_from_proto(message: pb.OrchestratorAction) -> Action:
         case None:
             raise TranslationError("an OrchestratorAction without an action")
     raise TranslationError(f"durablehub does not serve the {kind} action yet")
+
+
+def _entity_request(action_id: int, m: pb.SendEntityMessageAction, sender: EntitySender) -> SendEvent:
+    """An SDK's entity request as the ``EventSent`` durablehub's own orchestrations record (the
+    Durable Functions format, which durabletask's executor also replays): the request JSON
+    carries the SDK's request id, which names the entity's answer."""
+    parent = sender.instance
+    kind = m.WhichOneof("EntityMessageType")
+    if kind == "entityUnlockSent":
+        u = m.entityUnlockSent
+        release = ReleaseMessage(parent_instance_id=parent.instance_id, id=u.criticalSectionId)
+        return SendEvent(
+            id=action_id, instance_id=u.targetInstanceId.value, name=RELEASE_EVENT, data=release.to_json()
+        )
+    if kind == "entityLockRequested":
+        lock = m.entityLockRequested
+        target = lock.lockSet[lock.position]
+        timestamp, predecessor = label(sender.last_sent, target, sender.now)
+        request = RequestMessage(
+            id=lock.criticalSectionId,
+            parent_instance_id=parent.instance_id,
+            parent_execution_id=parent.execution_id,
+            timestamp=timestamp,
+            predecessor=predecessor,
+            lockset=tuple(EntityInstanceId.parse(e) for e in lock.lockSet),
+            position=lock.position,
+        )
+        return SendEvent(id=action_id, instance_id=target, name=OPERATION_EVENT, data=request.to_json())
+    if kind in ("entityOperationCalled", "entityOperationSignaled"):
+        op = getattr(m, kind)
+        target = op.targetInstanceId.value
+        due = _when(op, "scheduledTime")
+        timestamp = predecessor = datetime(1, 1, 1, tzinfo=UTC)  # a due signal is not in the chain
+        if due is None:
+            timestamp, predecessor = label(sender.last_sent, target, sender.now)
+        request = RequestMessage(
+            id=op.requestId,
+            operation=op.operation,
+            input=text(op, "input"),
+            is_signal=kind == "entityOperationSignaled",
+            parent_instance_id=parent.instance_id,
+            parent_execution_id=parent.execution_id,
+            scheduled_time=due,
+            timestamp=timestamp,
+            predecessor=predecessor,
+        )
+        name = OPERATION_EVENT if due is None else scheduled_event_name(due)
+        return SendEvent(id=action_id, instance_id=target, name=name, data=request.to_json())
+    raise TranslationError(f"an entity message without a request ({kind})")
+
+
+def entity_batch_request(
+    entity_id: EntityInstanceId, operation: str, request_id: str, state: str | None, input: str | None
+) -> pb.EntityBatchRequest:
+    """One operation for an SDK worker to run on ``state`` (the entity's JSON text, or None)."""
+    return pb.EntityBatchRequest(
+        instanceId=str(entity_id),
+        entityState=string_value(state),
+        operations=[
+            pb.OperationRequest(operation=operation, requestId=request_id, input=string_value(input))
+        ],
+    )
+
+
+def operation_outcome(batch: pb.EntityBatchResult) -> OperationOutcome:
+    """The outcome of the one operation an ``EntityBatchRequest`` carried."""
+    if batch.HasField("failureDetails"):  # the whole batch failed
+        return OperationOutcome(failure=failure_from_proto(batch.failureDetails))
+    if len(batch.results) != 1:
+        raise TranslationError(f"expected the result of 1 operation, got {len(batch.results)}")
+    result = batch.results[0]
+    if result.HasField("failure"):
+        return OperationOutcome(failure=failure_from_proto(result.failure.failureDetails))
+    actions: list[SignalAction | StartOrchestrationAction] = []
+    for action in batch.actions:
+        if action.HasField("sendSignal"):
+            signal = action.sendSignal
+            actions.append(
+                SignalAction(
+                    target=EntityInstanceId.parse(signal.instanceId),
+                    operation=signal.name,
+                    input=text(signal, "input"),
+                    signal_time=_when(signal, "scheduledTime"),
+                )
+            )
+        elif action.HasField("startNewOrchestration"):
+            start = action.startNewOrchestration
+            actions.append(
+                StartOrchestrationAction(
+                    name=start.name, instance_id=start.instanceId, input=text(start, "input")
+                )
+            )
+    return OperationOutcome(
+        result=text(result.success, "result"), state=text(batch, "entityState"), actions=tuple(actions)
+    )
+
+
+def entity_to_proto(entity: EntityMetadata) -> pb.EntityMetadata:
+    return pb.EntityMetadata(
+        instanceId=str(entity.id),
+        lastModifiedTime=timestamp(entity.last_modified),
+        backlogQueueSize=entity.backlog_queue_size,
+        lockedBy=string_value(entity.locked_by),
+        serializedState=string_value(entity.serialized_state) if entity.includes_state else None,
+    )
 
 
 def action_to_proto(action: Action) -> pb.OrchestratorAction:
