@@ -13,6 +13,7 @@ and work waits while no worker is connected, its messages kept invisible by the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from datetime import datetime
 from durablehub.engine import history as ev
 from durablehub.engine.actions import Action, CompleteOrchestration
 from durablehub.engine.replay import EpisodeResult
+from durablehub.engine.rewind import rewind_plan
 from durablehub.entities.batch import OperationOutcome
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.messages import OPERATION_EVENT, RequestMessage
@@ -45,7 +47,7 @@ class RemoteCode:
     def close(self) -> None:
         pass
 
-    async def run_episode(self, work: EpisodeWork) -> EpisodeDone:
+    async def _orchestrate(self, work: EpisodeWork) -> pb.OrchestratorResponse:
         started = work.started
         request = pb.OrchestratorRequest(
             instanceId=work.instance_id,
@@ -53,9 +55,13 @@ class RemoteCode:
             pastEvents=[tr.event_to_proto(e) for e in work.past],
             newEvents=[tr.event_to_proto(e) for e in work.new_events],
         )
-        response: pb.OrchestratorResponse = await self.dispatcher.submit(
+        return await self.dispatcher.submit(
             "orchestration", started.name, started.version, pb.WorkItem(orchestratorRequest=request)
         )
+
+    async def run_episode(self, work: EpisodeWork) -> EpisodeDone:
+        started = work.started
+        response = await self._orchestrate(work)
         sender = tr.EntitySender(
             instance=started.orchestration_instance,
             now=work.new_events[0].timestamp,
@@ -69,7 +75,32 @@ class RemoteCode:
         return EpisodeDone(result=_episode_result(work, actions, tr.text(response, "customStatus")))
 
     async def rewind(self, work: EpisodeWork, *, now: datetime) -> RewoundEpisode:
-        raise NotImplementedError("rewinding an instance run by an SDK worker is not served yet")
+        """The SDK rewinds in two steps: given the failed history and an ``executionRewound``,
+        it answers with the history to keep (``rewindOrchestration``); replayed on that, it
+        schedules again what failed. durablehub keeps every row: the events the SDK dropped
+        become ``Rewound:`` rows (``durablehub.engine.rewind``), and calls left unanswered are
+        sent again as for any rewind."""
+        response = await self._orchestrate(work)
+        kept = next(
+            (a.rewindOrchestration for a in response.actions if a.HasField("rewindOrchestration")), None
+        )
+        if kept is None:
+            error = tr.TranslationError(
+                "the SDK worker answered a rewind without a rewindOrchestration action"
+            )
+            _LOG.error("instance %r: %s", work.instance_id, error)
+            return RewoundEpisode(
+                plan=None, done=EpisodeDone(result=failed_episode(error, next_id=work.next_action_id))
+            )
+        forgotten = _dropped(work.past, list(kept.newHistory))
+        failed_children = {
+            work.past[i].task_scheduled_id  # type: ignore[attr-defined]
+            for i in forgotten
+            if isinstance(work.past[i], ev.SubOrchestrationInstanceFailed)
+        }
+        plan = rewind_plan(work.past, forgotten, failed_children=failed_children, now=now)
+        rewound = dataclasses.replace(work, past=plan.history, session=None)
+        return RewoundEpisode(plan=plan, done=await self.run_episode(rewound))
 
     async def run_activity(
         self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance
@@ -118,6 +149,28 @@ class RemoteEntity:
         submit = self._dispatcher.submit("entity", entity_id.entity, None, pb.WorkItem(entityRequest=request))
         answer: pb.EntityBatchResult = asyncio.run_coroutine_threadsafe(submit, self._loop).result()
         return tr.operation_outcome(answer)
+
+
+def _dropped(past: Sequence[ev.HistoryEvent], kept: Sequence[pb.HistoryEvent]) -> set[int]:
+    """Positions of ``past`` that the SDK's rewritten history left out (it keeps the others in
+    order, the execution id of the start aside)."""
+    dropped: set[int] = set()
+    j = 0
+    for i, event in enumerate(past):
+        sent = tr.event_to_proto(event)
+        if j < len(kept) and _same_event(sent, kept[j]):
+            j += 1
+        else:
+            dropped.add(i)
+    return dropped
+
+
+def _same_event(a: pb.HistoryEvent, b: pb.HistoryEvent) -> bool:
+    return (
+        a.WhichOneof("eventType") == b.WhichOneof("eventType")
+        and a.eventId == b.eventId
+        and a.timestamp == b.timestamp
+    )
 
 
 def _entity_labels(history: Sequence[ev.HistoryEvent]) -> dict[str, datetime]:

@@ -466,3 +466,12 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     ) -> pb.AbandonEntityTaskResponse:
         await self._abandon(context, request.completionToken)
         return pb.AbandonEntityTaskResponse()
+
+    async def RewindInstance(
+        self, request: pb.RewindInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RewindInstanceResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.rewind_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.RewindInstanceResponse()

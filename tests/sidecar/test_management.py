@@ -100,3 +100,47 @@ def test_restart_history_and_instance_ids(
     )
     assert sorted([*page.items, *rest.items]) == sorted([iid, other])
     assert rest.continuation_token is None
+
+
+FLAKY = {"fail": True, "runs": 0}
+
+
+def flaky(ctx: task.ActivityContext, value: int) -> int:
+    FLAKY["runs"] += 1
+    if FLAKY["fail"]:
+        raise RuntimeError("downstream is down")
+    return value + 1
+
+
+def steady(ctx: task.ActivityContext, value: int) -> int:
+    return value * 10
+
+
+def rewindable(ctx: task.OrchestrationContext, value: int):
+    first = yield ctx.call_activity(steady, input=value)
+    second = yield ctx.call_activity(flaky, input=first)
+    return [first, second]
+
+
+def test_rewind_reruns_what_failed_and_keeps_the_rest(
+    sdk_worker: SdkWorkerFactory, sdk_client: dt_client.TaskHubGrpcClient, settings
+) -> None:
+    from durablehub.client import DurableClient
+
+    w = sdk_worker()
+    w.add_orchestrator(rewindable)
+    w.add_activity(flaky)
+    w.add_activity(steady)
+    w.start()
+    iid = sdk_client.schedule_new_orchestration(rewindable, input=1)
+    state = sdk_client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.FAILED
+    FLAKY["fail"] = False
+    sdk_client.rewind_orchestration(iid, reason="fixed")
+    state = sdk_client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state is not None and state.runtime_status == COMPLETED, state.failure_details
+    assert json.loads(state.serialized_output or "null") == [10, 11]
+    assert FLAKY["runs"] == 2
+    with DurableClient(settings) as client:  # rows are kept: the failure is a "Rewound:" row now
+        reasons = [getattr(e, "reason", None) for e in client.get_orchestration_history(iid)]
+        assert "Rewound: TaskFailed" in reasons and "Rewound: ExecutionCompleted" in reasons

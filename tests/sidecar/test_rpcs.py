@@ -98,7 +98,6 @@ def test_stale_completions_are_refused(stub) -> None:
     [
         ("CreateTaskHub", pb.CreateTaskHubRequest()),
         ("DeleteTaskHub", pb.DeleteTaskHubRequest()),
-        ("RewindInstance", pb.RewindInstanceRequest(instanceId="i")),
     ],
 )
 def test_rpcs_not_served_answer_unimplemented_at_once(stub, rpc: str, request_: object) -> None:
