@@ -40,8 +40,8 @@ def sidecar(
     manage instances. This process is a durablehub worker for the hub: it owns partitions,
     commits history and balances with other workers and sidecars. Served: the worker RPCs
     (orchestrator, activity and entity work items), starting, waiting for, raising events to,
-    terminating, suspending, resuming, restarting, purging and querying instances, history
-    export, and the entity RPCs; Rewind and hub creation/deletion answer UNIMPLEMENTED. The
+    terminating, suspending, resuming, restarting, rewinding, purging and querying instances,
+    history export, and the entity RPCs; hub creation/deletion answer UNIMPLEMENTED. The
     'taskhub' call metadata selects another hub of the account. Ctrl-C or SIGTERM stops it
     gracefully.
     """
