@@ -305,11 +305,9 @@ class _Batch:
 
     def _run_remote(self, request: RequestMessage, operation: str, remote: RemoteOperations) -> None:
         state = self.state.state if self.state.exists else None
-        try:
-            outcome = remote.run_operation(self.entity_id, operation, request.id, state, request.input)
-        except Exception as exc:  # not run (no answer): the caller gets the failure
-            self._fail(request, exc)
-            return
+        # Raising (no answer: the worker went away, the sidecar stops) abandons the batch: it is
+        # not recorded, and runs again.
+        outcome = remote.run_operation(self.entity_id, operation, request.id, state, request.input)
         if outcome.failure is not None:  # its own side rolled its state back
             self._fail(request, outcome.failure)
             return

@@ -107,6 +107,7 @@ class WorkDispatcher:
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._ids = itertools.count(1)
         self._turn = 0
+        self._closed = False
 
     @property
     def connected(self) -> int:
@@ -121,7 +122,9 @@ class WorkDispatcher:
 
     async def submit(self, kind: Kind, name: str, version: str | None, item: pb.WorkItem) -> Any:
         """Give ``item`` to a worker and return its answer (the ``Complete*`` request).
-        Cancelling withdraws it: its token goes stale."""
+        Cancelling withdraws it: its token goes stale. Once closed, it is cancelled at once."""
+        if self._closed:
+            raise asyncio.CancelledError("the sidecar is stopping: no worker can run this")
         work = _Work(kind, name, version, item, asyncio.get_running_loop().create_future())
         self._pending.append(work)
         self._pump()
@@ -171,6 +174,14 @@ class WorkDispatcher:
         self._remember(token)
         if not work.future.done():
             work.future.set_result(answer)
+
+    def close(self) -> None:
+        """No worker can answer any more (the server stopped): work still waiting is cancelled
+        at once, so the runtime's stop hands its messages back instead of waiting out its drain."""
+        self._closed = True
+        for work in [*self._pending, *self._by_token.values()]:
+            work.future.cancel()
+        self._pending.clear()
 
     def abandon(self, token: str) -> None:
         """The worker gives the work back: offered again after a short delay."""

@@ -95,6 +95,8 @@ class Sidecar:
         if self._server is not None:
             await self._server.stop(self._grace)
             self._server = None
+        for hub in self._hubs.values():
+            hub.dispatcher.close()
         await self._stop_hubs()
 
     async def _stop_hubs(self) -> None:

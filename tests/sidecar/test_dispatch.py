@@ -118,3 +118,20 @@ async def test_filters_and_limits_choose_the_worker() -> None:
     d.complete(second.completionToken, "a2")
     assert (await a1, await a2) == ("a1", "a2")
     b.cancel()
+
+
+async def test_closing_cancels_the_work_nobody_can_answer_any_more() -> None:
+    d = WorkDispatcher()
+    waiting = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    stream = d.connect(_request())
+    given = asyncio.create_task(d.submit("activity", "b", None, _activity("b")))
+    item = await _next(stream)
+    d.disconnect(stream)
+    d.close()
+    for task in (waiting, given):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with pytest.raises(StaleCompletionError):
+        d.complete(item.completionToken, "too late")
+    with pytest.raises(asyncio.CancelledError):  # and so is work submitted after it
+        await d.submit("activity", "c", None, _activity("c"))

@@ -90,3 +90,39 @@ def test_connected_workers_share_the_work(
     assert state is not None and state.serialized_output == str(sum(i * i for i in range(40)))
     assert sum(ran) == 40
     assert all(count > 0 for count in ran), ran
+
+
+def test_two_sidecars_share_one_hub(
+    settings, sidecar: Sidecar, sdk_worker: SdkWorkerFactory, sdk_client: dt_client.TaskHubGrpcClient
+) -> None:
+    """A second sidecar of the hub takes its share of the partitions, as a second worker does;
+    each serves the SDK worker connected to it, and every instance completes."""
+    from tests.sidecar.conftest import FAST
+
+    with Sidecar(settings, port=0, options=FAST) as second:
+        sdk_apps.register(sdk_worker()).start()  # on the first sidecar (the fixture's address)
+        other = dt_worker_for(f"127.0.0.1:{second.port}")
+        try:
+            _until(
+                lambda: (
+                    sidecar.worker is not None
+                    and second.worker is not None
+                    and len(sidecar.worker.owned_partitions) == len(second.worker.owned_partitions) == 2
+                ),
+                "the partitions to balance",
+            )
+            ids = [sdk_client.schedule_new_orchestration(sdk_apps.fan_out, input=3) for _ in range(8)]
+            for iid in ids:
+                state = sdk_client.wait_for_orchestration_completion(iid, timeout=60)
+                assert state is not None and state.serialized_output == str(10 * (0 + 1 + 2))
+            assert sidecar.worker.episodes_run > 0 and second.worker.episodes_run > 0
+        finally:
+            other.stop()
+
+
+def dt_worker_for(address: str):
+    from durabletask import worker as dt_worker
+
+    w = sdk_apps.register(dt_worker.TaskHubGrpcWorker(host_address=address))
+    w.start()
+    return w
