@@ -88,6 +88,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PurgeResult",
     "RetryPolicy",
+    "Sidecar",
     "StorageAuthenticationError",
     "StorageUnreachableError",
     "Task",
@@ -99,3 +100,12 @@ __all__ = [
     "when_all",
     "when_any",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The sidecar needs the 'sidecar' extra (grpcio, durabletask): imported on first use only.
+    if name == "Sidecar":
+        from durablehub.sidecar import Sidecar
+
+        return Sidecar
+    raise AttributeError(f"module 'durablehub' has no attribute {name!r}")

@@ -4,7 +4,8 @@ A context manager, sync or async. The sync form runs the worker's event loop in 
 background thread, so ``with Worker(app, settings): ...`` works in plain scripts; the async
 form (``async with``) runs on the caller's loop. No protocol logic lives here: partition
 ownership is ``runtime.balancer``, each owned control queue is ``runtime.partition``,
-episodes are ``runtime.orchestrations``, activities are ``runtime.activities``.
+episodes are ``runtime.orchestrations``, activities are ``runtime.activities``, and where
+their code runs is ``runtime.hosting`` (an App in this process; the sidecar passes its own).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from durablehub.app import App
 from durablehub.runtime.activities import ActivityRunner
 from durablehub.runtime.balancer import MoveCounts, PartitionBalancer
 from durablehub.runtime.delivery import Delivery
+from durablehub.runtime.hosting import InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import OrchestrationRunner
 from durablehub.runtime.partition import ControlQueueProcessor
@@ -35,11 +37,14 @@ _LOG = logging.getLogger("durablehub.worker")
 
 
 class Worker:
-    """Process orchestrations (on owned partitions) and activities (any) of ``app``."""
+    """Process orchestrations (on owned partitions) and activities (any) of ``app``.
+
+    ``app`` is an ``App``, run in this process, or any ``runtime.hosting.UserCode`` (the
+    sidecar's connected SDK workers)."""
 
     def __init__(
         self,
-        app: App,
+        app: App | UserCode,
         settings: TaskHubSettings,
         *,
         options: WorkerOptions | None = None,
@@ -51,6 +56,11 @@ class Worker:
         self.storage_policies = list(storage_policies)  # e.g. durablehub.testing.faults
         self.settings = settings
         self.options = options or WorkerOptions()
+        self.code: UserCode = (
+            InProcessCode(app, self.options, max_payload_bytes=settings.max_payload_bytes)
+            if isinstance(app, App)
+            else app
+        )
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.counter = counter or RequestCounter()
         self._hub: AsyncTaskHub | None = None
@@ -73,9 +83,9 @@ class Worker:
             raise
         concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
         delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
-        self._activities = ActivityRunner(self.app, hub, self.options, report=delivery.to_instance)
+        self._activities = ActivityRunner(self.code, hub, self.options, report=delivery.to_instance)
         delivery.activities = self._activities
-        runner = self._orchestrations = OrchestrationRunner(self.app, hub, self.options, delivery=delivery)
+        runner = self._orchestrations = OrchestrationRunner(self.code, hub, self.options, delivery=delivery)
 
         async def acquired(partition_id: str) -> None:
             self._forget(partition_id)  # what was cached before it last left is stale now
@@ -119,6 +129,7 @@ class Worker:
             await activities
         if self._orchestrations is not None:
             self._orchestrations.close()
+        self.code.close()
         if self._hub is not None:
             await self._hub.close()
         _LOG.info("worker %s stopped", self.worker_id)

@@ -15,6 +15,7 @@ from durablehub.cli.common import (
     ConnectionOption,
     PartitionsOption,
     TaskHubOption,
+    exit_now,
     fail,
     import_app,
     load_settings,
@@ -96,7 +97,7 @@ def worker(
     count = _process_count(processes)
     if count > 1:
         settings = load_settings(task_hub, connection_string, partitions)  # fail here, not N times
-        _exit_now(_supervise(target, settings, log_level, count))
+        exit_now(_supervise(target, settings, log_level, count))
     tag = f"[p{os.environ[PROCESS_ENV]}] " if PROCESS_ENV in os.environ else ""
     logging.basicConfig(
         level=log_level.upper(), format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s"
@@ -109,7 +110,7 @@ def worker(
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait
             typer.echo(f"{signal.Signals(signum).name} again: exiting now, without finishing", err=True)
-            _exit_now(128 + signum)
+            exit_now(128 + signum)
         stop.set()
 
     async def run() -> Worker:
@@ -129,7 +130,7 @@ def worker(
         stopped = asyncio.run(run())
     typer.echo("stopped.")
     if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
-        _exit_now(0)
+        exit_now(0)
 
 
 def _process_count(value: str) -> int:
@@ -163,11 +164,3 @@ def _supervise(target: str, settings: Any, log_level: str, count: int) -> int:
     ]
     typer.echo(f"supervisor: running {count} worker processes of {target} on task hub {settings.task_hub!r}")
     return WorkerSupervisor(command, env, count).run()
-
-
-def _exit_now(code: int) -> None:
-    """Exit at once: threads running user code cannot be stopped, and would be waited for."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)

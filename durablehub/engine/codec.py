@@ -7,6 +7,7 @@ payload ("input of activity 'X'"), the offending type and where it sits inside t
 Decoding with an expected type rebuilds dataclasses and pydantic models (through pydantic).
 
 The text is compact (no spaces) and keeps non-ASCII characters, as Newtonsoft writes it.
+``JsonText`` is text its sender serialized (the sidecar's SDK payloads): stored as it is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,25 @@ import pydantic
 
 from durablehub.errors import PayloadError, PayloadTooLargeError
 
-__all__ = ["Codec", "JsonCodec", "JSON_CODEC", "check_size", "decode", "encode", "is_structured_type"]
+__all__ = [
+    "Codec",
+    "JsonCodec",
+    "JSON_CODEC",
+    "JsonText",
+    "check_size",
+    "decode",
+    "encode",
+    "is_structured_type",
+]
+
+
+class JsonText(str):
+    """A payload its sender serialized already (a Durable Task SDK's), stored verbatim.
+
+    Not checked: the SDKs own their serialization (JSON by default, a custom data converter or
+    large-payload references otherwise) and read it back themselves."""
+
+    __slots__ = ()
 
 
 class Codec(Protocol):
@@ -44,6 +63,8 @@ class JsonCodec:
         """
         if value is None:
             return None
+        if isinstance(value, JsonText):
+            return str(value)
         plain = _to_json_value(value, "$", what)
         return json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

@@ -32,7 +32,7 @@ work item instead of being enqueued, as DurableTask.Core does: see ``EpisodePlan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,6 +54,7 @@ __all__ = [
     "derived_execution_id",
     "new_execution_id",
     "plan_episode",
+    "sub_orchestration_call",
     "sub_orchestration_start",
 ]
 
@@ -72,10 +73,19 @@ _EXECUTION_NAMESPACE = uuid.UUID("6f0b6c1e-2f57-4d5e-9a3c-8d1e0f6a7b21")
 
 
 def derived_execution_id(parent_execution_id: str | None, what: str) -> str:
-    """The execution id of what an execution starts (``what``: "continue-as-new", "sub:{id}")."""
+    """The execution id of what an execution starts (``what``: "continue-as-new", "sub:{id}",
+    or "sub:{id}#{n}" for the n-th time the same call starts its child again)."""
     if parent_execution_id is None:
         return new_execution_id()
     return uuid.uuid5(_EXECUTION_NAMESPACE, f"{parent_execution_id}/{what}").hex
+
+
+def sub_orchestration_call(attempt: int, task_id: int) -> str:
+    """The ``what`` of ``derived_execution_id`` for a call's ``attempt``-th start (0: the first).
+
+    The durabletask SDK retries a sub-orchestration under the id and instance id of the call it
+    retries, so each attempt needs an execution id of its own."""
+    return f"sub:{task_id}" if attempt == 0 else f"sub:{task_id}#{attempt}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +128,7 @@ def plan_episode(
     started: ev.ExecutionStarted,
     now: datetime,
     new_execution_id: Callable[[], str] | None = None,
+    started_before: Mapping[int, int] | None = None,
 ) -> EpisodePlan:
     """Translate ``result`` for the execution that ``started`` began.
 
@@ -127,8 +138,10 @@ def plan_episode(
         now: the timestamp of the new events, as timezone-aware UTC.
         new_execution_id: makes execution ids for started children and the next generation;
             by default they are derived from this execution's id (``derived_execution_id``).
+        started_before: per action id, how many children the history records it started
+            already (a call retried under its own id starts its child again).
     """
-    planner = _Planner(started, now, new_execution_id)
+    planner = _Planner(started, now, new_execution_id, started_before or {})
     for action in result.actions:
         planner.add(action)
     completion = result.completion
@@ -176,9 +189,14 @@ def sub_orchestration_start(
 
 class _Planner:
     def __init__(
-        self, started: ev.ExecutionStarted, now: datetime, new_execution_id: Callable[[], str] | None
+        self,
+        started: ev.ExecutionStarted,
+        now: datetime,
+        new_execution_id: Callable[[], str] | None,
+        started_before: Mapping[int, int],
     ) -> None:
         self._started = started
+        self._started_before = started_before
         self._self = started.orchestration_instance
         self._now = now
         self._new_execution_id = new_execution_id
@@ -262,7 +280,9 @@ class _Planner:
             name=action.name,
             version=action.version,
             input=action.input,
-            execution_id=self._execution_id_for(f"sub:{action.id}"),
+            execution_id=self._execution_id_for(
+                sub_orchestration_call(self._started_before.get(action.id, 0), action.id)
+            ),
             now=self._now,
         )
         self._send(action.instance_id, start.orchestration_instance.execution_id, start)

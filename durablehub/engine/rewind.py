@@ -23,7 +23,7 @@ rewind episode like any others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +33,7 @@ from durablehub.engine.replay import OrchestrationExecutor
 from durablehub.errors import OrchestrationStateError
 from durablehub.models import OrchestrationStatus
 
-__all__ = ["REWOUND_PREFIX", "RewindPlan", "UnansweredChild", "is_rewound", "rewind"]
+__all__ = ["REWOUND_PREFIX", "RewindPlan", "UnansweredChild", "is_rewound", "rewind", "rewind_plan"]
 
 REWOUND_PREFIX = "Rewound: "
 
@@ -94,6 +94,16 @@ def rewind(
         e.task_scheduled_id for e in history if isinstance(e, ev.SubOrchestrationInstanceFailed)
     }
     forgotten = executor.replay_rewound(history, forget)
+    return rewind_plan(history, forgotten, failed_children=failed_children, now=now)
+
+
+def rewind_plan(
+    history: Sequence[ev.HistoryEvent], forgotten: Iterable[int], *, failed_children: Set[int], now: datetime
+) -> RewindPlan:
+    """The plan that forgets the events at positions ``forgotten`` of ``history`` (whoever chose
+    them: durablehub's replay, or a Durable Task SDK's rewind); ``failed_children`` are the task
+    ids of sub-orchestrations whose failure is forgotten (to be rewound in turn)."""
+    started = next(e for e in history if isinstance(e, ev.ExecutionStarted))
     replaced: dict[int, ev.HistoryEvent] = {
         i: ev.GenericEvent(
             event_id=history[i].event_id,

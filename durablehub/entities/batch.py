@@ -55,7 +55,7 @@ from durablehub.entities.messages import (
 from durablehub.entities.sorter import MessageSorter
 from durablehub.models import FailureDetails
 
-__all__ = ["EntityBatchResult", "OperationWatch", "run_entity_batch"]
+__all__ = ["EntityBatchResult", "OperationOutcome", "OperationWatch", "RemoteOperations", "run_entity_batch"]
 
 _LOG = logging.getLogger("durablehub.entities")
 MAX_DELAY = timedelta(days=6)  # no queue message stays invisible longer; later signals hop
@@ -70,6 +70,31 @@ class OperationWatch(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OperationOutcome:
+    """What an operation run elsewhere did: its result (JSON text) or failure, the entity's
+    state after it (None: no state), and the messages it asked for."""
+
+    result: str | None = None
+    failure: FailureDetails | None = None
+    state: str | None = None
+    actions: tuple[SignalAction | StartOrchestrationAction, ...] = ()
+
+
+class RemoteOperations(Protocol):
+    """An entity whose operations run elsewhere (the sidecar's SDK workers): a ``target`` of
+    its own kind. ``run_operation`` blocks until the operation has run."""
+
+    def run_operation(
+        self,
+        entity_id: EntityInstanceId,
+        operation: str,
+        request_id: str,
+        state: str | None,
+        input: str | None,
+    ) -> OperationOutcome: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EntityBatchResult:
     state: SchedulerState
     messages: tuple[OutboundMessage, ...]
@@ -79,7 +104,7 @@ class EntityBatchResult:
 
 def run_entity_batch(
     entity_id: EntityInstanceId,
-    target: Callable[..., Any] | type | None,
+    target: Callable[..., Any] | type | RemoteOperations | None,
     state: SchedulerState,
     events: Sequence[ev.HistoryEvent],
     *,
@@ -91,7 +116,8 @@ def run_entity_batch(
 ) -> EntityBatchResult:
     """Apply ``events`` to ``state`` (not modified) for the entity ``target`` implements.
 
-    ``target`` is the registered class or function, or None if the name is not registered:
+    ``target`` is the registered class or function, ``RemoteOperations``, or None if the name is
+    not registered:
     then calls fail with ``missing_reason`` and signals are dropped. Requests in ``given_up``
     (by id) fail with that error without running.
     """
@@ -112,7 +138,7 @@ class _Batch:
     def __init__(
         self,
         entity_id: EntityInstanceId,
-        target: Callable[..., Any] | type | None,
+        target: Callable[..., Any] | type | RemoteOperations | None,
         state: SchedulerState,
         now: datetime,
         missing_reason: str,
@@ -249,6 +275,13 @@ class _Batch:
         )
         if self.watch is not None:
             self.watch.begin(request.id, operation)
+        if hasattr(self.target, "run_operation"):
+            try:
+                self._run_remote(request, operation, self.target)
+            finally:
+                if self.watch is not None:
+                    self.watch.end()
+            return
         try:
             if isinstance(self.target, type):
                 result = run_class_operation(self.target, ctx, request.input, self.codec)
@@ -270,8 +303,23 @@ class _Batch:
         if not request.is_signal:
             self._respond(request, ResponseMessage(result=encoded))
 
-    def _fail(self, request: RequestMessage, exc: Exception) -> None:
-        failure = FailureDetails.from_exception(exc)
+    def _run_remote(self, request: RequestMessage, operation: str, remote: RemoteOperations) -> None:
+        state = self.state.state if self.state.exists else None
+        # Raising (no answer: the worker went away, the sidecar stops) abandons the batch: it is
+        # not recorded, and runs again.
+        outcome = remote.run_operation(self.entity_id, operation, request.id, state, request.input)
+        if outcome.failure is not None:  # its own side rolled its state back
+            self._fail(request, outcome.failure)
+            return
+        self.state.state = outcome.state
+        self.state.exists = outcome.state is not None
+        for index, action in enumerate(outcome.actions):
+            self._perform(request, index, action)
+        if not request.is_signal:
+            self._respond(request, ResponseMessage(result=outcome.result))
+
+    def _fail(self, request: RequestMessage, exc: Exception | FailureDetails) -> None:
+        failure = exc if isinstance(exc, FailureDetails) else FailureDetails.from_exception(exc)
         if request.is_signal:
             _LOG.warning(
                 "%s: signalled operation %r failed: %s", self.instance_id, request.operation, failure

@@ -4,13 +4,12 @@ Holds up to twice ``max_concurrent_activities`` work items: it receives (up to 3
 request) only once no more than ``max_concurrent_activities`` are held, so each receive
 brings a full batch while the running ones keep every slot busy. Work items scheduled by
 this process while it has a free slot arrive already held (``take``), without a receive.
-Each activity -- ``async def`` ones on the loop, plain ones on user-code threads -- runs while
-its message's visibility is renewed (from the moment it is held), at most
-``activity_timeout_seconds`` (then it fails with ActivityTimeoutError: an async one is
-cancelled, a blocked thread is left behind and the slot goes to the next), then TaskCompleted or
-TaskFailed goes to the orchestration's control queue *before* the work item is deleted (a
-crash in between gives a duplicate response, which the orchestration drops). Activities are
-therefore at-least-once. A work item that cannot be read goes to the poison queue at once;
+Each activity runs where user code runs (``durablehub.runtime.hosting``: in this process
+under ``activity_timeout_seconds``, or in a connected SDK worker) while its message's
+visibility is renewed (from the moment it is held), then TaskCompleted or TaskFailed goes
+to the orchestration's control queue *before* the work item is deleted (a crash in between
+gives a duplicate response, which the orchestration drops). Activities are therefore
+at-least-once. A work item that cannot be read goes to the poison queue at once;
 one dequeued more than ``max_dequeue_count`` times fails its task and goes there too.
 """
 
@@ -19,64 +18,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
-from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.codec import JSON_CODEC, check_size
-from durablehub.errors import ActivityTimeoutError, PoisonMessageError
+from durablehub.errors import PoisonMessageError
 from durablehub.models import FailureDetails
+from durablehub.runtime.hosting import UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
 from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.supervision import report_failure, supervise
-from durablehub.runtime.threads import UserCodeThreads
-from durablehub.task import ActivityContext
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
-from durablehub.taskhub.offload import async_in_thread, async_offload
 
 _LOG = logging.getLogger("durablehub.worker")
-
-
-def _decode_input(name: str, text: str | None) -> Any:
-    return JSON_CODEC.decode(text, what=f"input of activity {name!r}")
-
-
-def _encode_result(name: str, result: Any, limit: int) -> str | None:
-    what = f"result of activity {name!r}"
-    # Checked here: a larger result would become a message no worker may read back.
-    return check_size(JSON_CODEC.encode(result, what=what), what=what, max_bytes=limit)
-
-
-def _run_sync(
-    fn: Callable[..., Any], ctx: ActivityContext, name: str, text: str | None, limit: int
-) -> str | None:
-    return _encode_result(name, fn(ctx, _decode_input(name, text)), limit)
 
 
 class ActivityRunner:
     def __init__(
         self,
-        app: App,
+        code: UserCode,
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
         report: Callable[[str, envelope.MessageData], Awaitable[None]] | None = None,
     ) -> None:
-        self._app = app
+        self._code = code
         self._hub = hub
         self._options = options
         self._report = report or self._send_response
         self._capacity = options.max_concurrent_activities
         self._slots = asyncio.Semaphore(self._capacity)
-        self._threads = UserCodeThreads("durablehub-activity")
         self._stopping = False
         self._held: set[asyncio.Task[None]] = set()  # work items held: waiting for a slot or running
         self._reserved = 0  # slots promised to work items being sent to us already held
@@ -127,7 +103,6 @@ class ActivityRunner:
                 self.unfinished,
                 drain_timeout,
             )
-        self._threads.close()
 
     async def _dequeue_loop(self) -> None:
         while not self._stopping:
@@ -182,7 +157,13 @@ class ActivityRunner:
                     with contextlib.suppress(Exception):
                         await self._hub.work_items.update_visibility(holder["item"], timedelta(0))
                     return
-                response = await self._run(scheduled, target)
+                try:
+                    response = await self._code.run_activity(scheduled, target)
+                except Exception as exc:  # not run (its worker went away): soon another may run it
+                    outage_of(self._hub).failed(f"activity {scheduled.name!r} was not run", exc)
+                    with contextlib.suppress(Exception):
+                        await self._hub.work_items.update_visibility(holder["item"], timedelta(seconds=1))
+                    return
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -247,41 +228,6 @@ class ActivityRunner:
 
     async def _send_response(self, instance_id: str, message: envelope.MessageData) -> None:
         await self._hub.control_queue_for(instance_id).send(message)
-
-    async def _run(self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance) -> ev.HistoryEvent:
-        ctx = ActivityContext(
-            orchestration_id=target.instance_id, task_id=scheduled.event_id, task_name=scheduled.name
-        )
-        name, text, limit = scheduled.name, scheduled.input, self._hub.settings.max_payload_bytes
-        try:
-            registered = self._app.get_activity(name)
-            # JSON of a large payload would stall the loop (and lease renewal): it runs on the
-            # activity's thread, or on the codec pool for an async activity.
-            if registered.is_async:
-                value = await async_offload(_decode_input, len(text or ""), name, text)
-                run: Awaitable[Any] = registered.fn(ctx, value)
-            else:
-                run = self._threads.run(functools.partial(_run_sync, registered.fn, ctx, name, text, limit))
-            deadline = self._options.activity_timeout_seconds
-            try:
-                async with asyncio.timeout(deadline) as timer:
-                    result: Any = await run
-            except TimeoutError:
-                if not timer.expired():
-                    raise  # the activity's own timeout, not ours
-                raise ActivityTimeoutError(name, target.instance_id, deadline) from None
-            if registered.is_async:
-                result = await async_in_thread(_encode_result, name, result, limit)
-            encoded = result
-        except Exception as exc:  # the orchestration decides what a failure means
-            details = FailureDetails.from_exception(exc)
-            return ev.TaskFailed(
-                task_scheduled_id=scheduled.event_id,
-                reason=str(exc),
-                details=details.stack_trace,
-                failure_details=details,
-            )
-        return ev.TaskCompleted(task_scheduled_id=scheduled.event_id, result=encoded)
 
     async def _keep_invisible(self, holder: dict[str, ReceivedMessage]) -> None:
         interval = self._options.activity_visibility_seconds / 3

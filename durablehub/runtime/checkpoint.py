@@ -98,7 +98,7 @@ class Checkpointer:
     ) -> None:
         now = datetime.now(UTC)
 
-        async def send_one(om: OutboundMessage) -> None:
+        async def send_one(sequence: int, om: OutboundMessage) -> None:
             message = envelope.MessageData(
                 task_message=envelope.TaskMessage(
                     event=om.event,
@@ -106,6 +106,9 @@ class Checkpointer:
                         instance_id=om.target_instance_id, execution_id=om.target_execution_id
                     ),
                 ),
+                # The order of the step's messages: they are sent concurrently, and a receiver
+                # that must keep it (carried-over events) cannot rely on their arrival.
+                sequence_number=sequence,
                 episode=episode,
                 sender=sender,
             )
@@ -118,6 +121,9 @@ class Checkpointer:
         # Each send is retried on its own: a fan-out would rarely get all through otherwise.
         # A message sent twice (its answer lost) is dropped as a duplicate by its consumer.
         await bounded_gather(
-            [retry_transient(functools.partial(send_one, om), what="sending a message") for om in messages],
+            [
+                retry_transient(functools.partial(send_one, i, om), what="sending a message")
+                for i, om in enumerate(messages)
+            ],
             limit=_SEND_CONCURRENCY,
         )

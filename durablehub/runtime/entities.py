@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.episode import new_execution_id
 from durablehub.entities.batch import EntityBatchResult, run_entity_batch
@@ -67,14 +66,14 @@ def scheduler_state_of(events: tuple[ev.HistoryEvent, ...] | list[ev.HistoryEven
 class EntityRunner:
     def __init__(
         self,
-        app: App,
+        target_of: Callable[[str], Any],
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
         checkpoints: Checkpointer,
         threads: UserCodeThreads,
     ) -> None:
-        self._app = app
+        self._target_of = target_of  # an entity name's code (``UserCode.entity_target``)
         self._hub = hub
         self._options = options
         self._checkpoints = checkpoints
@@ -105,7 +104,7 @@ class EntityRunner:
             )
         events = [m.message.event for m in sorted(messages, key=_arrival_order) if m.message is not None]
         try:
-            target: Any = self._app.get_entity(entity_id.entity).target
+            target: Any = self._target_of(entity_id.entity)
             missing = ""
         except LookupError as exc:
             target, missing = None, str(exc)

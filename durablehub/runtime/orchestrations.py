@@ -8,35 +8,35 @@ reference's order -- send outbound messages, write history under the sentinel ET
 Instances row. It returns which messages to delete and which to hand back (early responses
 whose scheduling event is not committed yet); the caller deletes them last.
 
-Orchestrator code runs on ``UserCodeThreads``, never on the loop. An episode whose code
-has not returned after ``orchestrator_timeout_seconds`` fails its instance with
-``OrchestratorTimeoutError`` (naming the instance and the deadline), as Azure Functions
-fails an orchestrator that exceeds its function timeout; its thread is left to finish alone.
+Where the orchestrator code runs is ``durablehub.runtime.hosting`` (in this process for an
+``App``, in a connected SDK worker for the sidecar); this module only gives it the episode
+and records what it answers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from durablehub.app import App
 from durablehub.engine import history as ev
-from durablehub.engine.actions import CompleteOrchestration
-from durablehub.engine.episode import OutboundMessage, plan_episode
-from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
-from durablehub.engine.rewind import rewind as rewind_history
+from durablehub.engine.episode import (
+    OutboundMessage,
+    derived_execution_id,
+    plan_episode,
+    sub_orchestration_call,
+)
+from durablehub.engine.replay import EpisodeResult
 from durablehub.entities.entity_id import is_entity_instance_id
-from durablehub.errors import CheckpointConflictError, OrchestratorTimeoutError
-from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.errors import CheckpointConflictError
+from durablehub.models import OrchestrationStatus
 from durablehub.runtime.cache import InstanceCache
 from durablehub.runtime.checkpoint import Checkpoint, Checkpointer
 from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
+from durablehub.runtime.hosting import EpisodeWork, InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.rewinding import messages_for_children
@@ -74,9 +74,12 @@ class InstanceState:
     instance_id: str
     history: list[ev.HistoryEvent] = field(default_factory=list)
     sentinel_etag: str | None = None
-    executor: OrchestrationExecutor | None = None
+    session: object | None = None  # kept by the code host between episodes (a warm executor)
     scheduled: set[int] = field(default_factory=set)
     answered: set[int] = field(default_factory=set)
+    # Ids scheduled again after they were answered (the durabletask SDK's retry policies reuse
+    # the id of the call they retry), with when: an answer older than that is the first attempt's.
+    rescheduled_at: dict[int, datetime] = field(default_factory=dict)
     episodes: int = 0
     final_status: OrchestrationStatus | None = None
     started: ev.ExecutionStarted | None = None  # kept, not searched for: it is read per message
@@ -100,6 +103,9 @@ class InstanceState:
         for event in events:
             self.history.append(event)
             if isinstance(event, _SCHEDULING):
+                if event.event_id in self.answered:
+                    self.answered.discard(event.event_id)
+                    self.rescheduled_at[event.event_id] = event.timestamp
                 self.scheduled.add(event.event_id)
             elif (rid := _response_id(event)) is not None:
                 self.answered.add(rid)
@@ -134,35 +140,31 @@ class EpisodeOutcome:
     abandon: list[str]
 
 
-def _missing_orchestrator(message: str) -> Callable[..., Any]:
-    def orchestrator(ctx: Any, _input: Any) -> Any:
-        raise LookupError(message)
-
-    return orchestrator
-
-
 class OrchestrationRunner:
     def __init__(
         self,
-        app: App,
+        code: UserCode,
         hub: AsyncTaskHub,
         options: WorkerOptions,
         *,
         delivery: Delivery | None = None,
     ) -> None:
-        self._app = app
+        self._code = code
         self._hub = hub
         self._options = options
         self._delivery = delivery or Delivery(hub, options)
         self._checkpoints = Checkpointer(hub, self._delivery)
         self.cache: InstanceCache[InstanceState] = InstanceCache(options.orchestration_cache_size)
-        self._threads = UserCodeThreads("durablehub-orchestrator")
         self.episodes_run = 0
         # Instances "@name@key": user code on the same threads, recorded by the same checkpoints.
-        self.entities = EntityRunner(app, hub, options, checkpoints=self._checkpoints, threads=self._threads)
+        threads = code.threads if isinstance(code, InProcessCode) else UserCodeThreads("durablehub-entity")
+        self._entity_threads = threads
+        self.entities = EntityRunner(
+            code.entity_target, hub, options, checkpoints=self._checkpoints, threads=threads
+        )
 
     def close(self) -> None:
-        self._threads.close()
+        self._entity_threads.close()
 
     def forget(self, owned_by: Callable[[str], bool]) -> None:
         """Drop the cached orchestrations and entities of a partition (``owned_by`` its ids)."""
@@ -259,31 +261,19 @@ class OrchestrationRunner:
         new_events.extend(accepted)
         started = new_start or state.started
         assert started is not None
-        past = list(state.history)
-        executor = state.executor
-        if executor is None:
-            executor = state.executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
-            call: Callable[[], EpisodeResult] = functools.partial(executor.execute, past, new_events)
-        else:
-            call = functools.partial(executor.resume, new_events)
-        result, timed_out = await self._run_orchestrator(state, started, call)
-        await self._commit(state, started, new_events, result, later, now=now, timed_out=timed_out)
-
-    async def _run_orchestrator(
-        self, state: InstanceState, started: ev.ExecutionStarted, call: Callable[[], EpisodeResult]
-    ) -> tuple[EpisodeResult, bool]:
-        """Run user code on an orchestrator thread, within the episode deadline."""
-        deadline = self._options.orchestrator_timeout_seconds
-        try:
-            return await asyncio.wait_for(self._threads.run(call), timeout=deadline), False
-        except TimeoutError:
-            # The thread cannot be stopped and the executor is mid-episode: neither is used
-            # again. Failing the instance (as a Functions timeout does) rather than retrying
-            # it: a replay would block again, holding a slot each time.
-            state.executor = None
-            error = OrchestratorTimeoutError(state.instance_id, started.name, deadline)
-            _LOG.error("%s", error)
-            return _failed(error, next_id=state.next_action_id), True
+        session, state.session = state.session, None  # a failed episode leaves no warm session
+        done = await self._code.run_episode(
+            EpisodeWork(
+                instance_id=state.instance_id,
+                started=started,
+                past=state.history,
+                new_events=new_events,
+                next_action_id=state.next_action_id,
+                session=session,
+            )
+        )
+        state.session = done.session
+        await self._commit(state, started, new_events, done.result, later, now=now, timed_out=done.timed_out)
 
     async def _terminated_before_start(self, start: ev.ExecutionStarted) -> ev.ExecutionTerminated | None:
         """A client terminates a scheduled start by marking its Pending row (a message could
@@ -303,17 +293,18 @@ class OrchestrationRunner:
         started = state.started
         assert started is not None
         now = datetime.now(UTC)
-        executor = OrchestrationExecutor(self._orchestrator_fn(started.name))
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now), event]
-        deadline = self._options.orchestrator_timeout_seconds
-        replay = functools.partial(rewind_history, executor, state.history, now=now)
-        try:
-            plan = await asyncio.wait_for(self._threads.run(replay), timeout=deadline)
-        except TimeoutError:  # the replay blocked in orchestrator code: the instance stays failed
-            error = OrchestratorTimeoutError(state.instance_id, started.name, deadline)
-            _LOG.error("rewinding %r: %s", state.instance_id, error)
-            failed = _failed(error, next_id=state.next_action_id)
-            await self._commit(state, started, new_events, failed, later, now=now)
+        work = EpisodeWork(
+            instance_id=state.instance_id,
+            started=started,
+            past=state.history,
+            new_events=new_events,
+            next_action_id=state.next_action_id,
+        )
+        rewind = await self._code.rewind(work, now=now)
+        plan, done = rewind.plan, rewind.done
+        if plan is None:  # the replay did not return in time: the instance stays failed
+            await self._commit(state, started, new_events, done.result, later, now=now)
             return
         children = await messages_for_children(
             self._hub.instances, plan.children, parent=started, reason=event.reason, now=now
@@ -321,13 +312,11 @@ class OrchestrationRunner:
         rewound = InstanceState(
             instance_id=state.instance_id,
             sentinel_etag=state.sentinel_etag,
-            executor=executor,
+            session=done.session,
             uncommitted_row_keys=state.uncommitted_row_keys,
         )
         rewound.append(list(plan.history))
-        result, timed_out = await self._run_orchestrator(
-            rewound, started, functools.partial(executor.resume, new_events)
-        )
+        result, timed_out = done.result, done.timed_out
         _LOG.info(
             "rewinding %r: %d events forgotten, %d messages sent again",
             state.instance_id,
@@ -360,7 +349,7 @@ class OrchestrationRunner:
         timed_out: bool = False,
     ) -> None:
         """Record an episode (``Checkpointer``: send, write history, merge the row)."""
-        plan = plan_episode(result, started=started, now=now)
+        plan = plan_episode(result, started=started, now=now, started_before=_children_started(state.history))
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -398,12 +387,6 @@ class OrchestrationRunner:
             self.cache.drop(state.instance_id)
         else:
             self.cache.put(state.instance_id, state)
-
-    def _orchestrator_fn(self, name: str) -> Callable[..., Any]:
-        try:
-            return self._app.get_orchestrator(name).fn
-        except LookupError as exc:
-            return _missing_orchestrator(str(exc))
 
     async def _repair_instance_row(self, state: InstanceState) -> None:
         """A crash (or a storage error) between the History and Instances writes leaves the row
@@ -471,7 +454,7 @@ def _triage(
 
     # Starts first: an event raised while a generation ended by continue-as-new can be in the
     # queue before the next generation's start, and belongs to that generation (#544).
-    for m in sorted(messages, key=_starts_first):
+    for m in sorted(messages, key=functools.partial(_batch_order, instance_id)):
         assert m.message is not None and m.message.task_message is not None
         event = m.message.event
         target_execution = m.message.task_message.orchestration_instance.execution_id
@@ -531,10 +514,37 @@ def _triage(
             if rid in state.answered or rid in accepted_ids:
                 t.delete.append(m.message_id)  # a duplicate response
                 continue
+            again = state.rescheduled_at.get(rid)
+            if again is not None and event.timestamp < again:
+                t.delete.append(m.message_id)  # a duplicate answer to the attempt before a retry
+                continue
             accepted_ids.add(rid)
         t.accepted.append(event)
         t.delete.append(m.message_id)
     return t
+
+
+def _children_started(history: list[ev.HistoryEvent]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for event in history:
+        if isinstance(event, ev.SubOrchestrationInstanceCreated):
+            counts[event.event_id] = counts.get(event.event_id, 0) + 1
+    return counts
+
+
+_MAX_RETRIED_STARTS = 1000
+
+
+def _retried_call(start: ev.ExecutionStarted, parent: ev.ParentInstance) -> bool:
+    """A start whose execution id is derived for a later attempt of the same call: the parent
+    retries it under its id (the durabletask SDK's retry policies), it is not a rerun."""
+    parent_execution = parent.orchestration_instance.execution_id
+    execution = start.orchestration_instance.execution_id
+    return any(
+        execution
+        == derived_execution_id(parent_execution, sub_orchestration_call(n, parent.task_schedule_id))
+        for n in range(1, _MAX_RETRIED_STARTS)
+    )
 
 
 def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
@@ -555,23 +565,36 @@ def _same_parent_call(start: ev.ExecutionStarted, state: InstanceState) -> bool:
         old.orchestration_instance == new.orchestration_instance
         and old.task_schedule_id == new.task_schedule_id
         and state.final_status not in (OrchestrationStatus.TERMINATED, OrchestrationStatus.CANCELED)
+        and not _retried_call(start, new)
     )
-
-
-def _failed(error: Exception, *, next_id: int) -> EpisodeResult:
-    """An episode that ends the orchestration as FAILED with ``error`` and no other action."""
-    completion = CompleteOrchestration(
-        id=next_id, status=OrchestrationStatus.FAILED, failure_details=FailureDetails.from_exception(error)
-    )
-    return EpisodeResult(actions=(completion,), custom_status=None, is_complete=True, is_suspended=False)
 
 
 def _exec(started: ev.ExecutionStarted | None) -> str | None:
     return started.orchestration_instance.execution_id if started else None
 
 
-def _starts_first(m: ReceivedMessage) -> tuple[bool, datetime, int]:
-    return (not isinstance(m.message.event if m.message else None, ev.ExecutionStarted), *_arrival_order(m))
+def _batch_order(instance_id: str, m: ReceivedMessage) -> tuple[bool, bool, int, datetime, int]:
+    """Starts first; then events the instance carried over to its next generation
+    (continue_as_new with save_events), in the order it sent them: they were raised before
+    whatever else reached the queue while that generation ran; then by arrival."""
+    message = m.message
+    event = message.event if message else None
+    carried = (
+        isinstance(event, ev.EventRaised)
+        and message is not None
+        and message.task_message is not None
+        and message.task_message.orchestration_instance.execution_id is not None
+        and message.sender is not None
+        and message.sender.instance_id == instance_id
+    )
+    inserted, sequence = _arrival_order(m)
+    return (
+        not isinstance(event, ev.ExecutionStarted),
+        not carried,
+        sequence if carried else 0,
+        inserted,
+        sequence,
+    )
 
 
 def _arrival_order(m: ReceivedMessage) -> tuple[datetime, int]:

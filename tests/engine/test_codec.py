@@ -147,3 +147,12 @@ def test_other_payload_sources_are_named() -> None:
         "input of continue_as_new",
         "input of sub-orchestration 'Child'",
     ]
+
+
+def test_json_text_is_stored_as_it_is() -> None:
+    from durablehub.engine.codec import JsonText
+
+    text = '{"b": 1,  "a": [1, 2]}'
+    assert JSON_CODEC.encode(JsonText(text)) == text
+    assert JSON_CODEC.encode(JsonText("blob:v1:container:a/b")) == "blob:v1:container:a/b"
+    assert JSON_CODEC.encode({"b": 1, "a": [1, 2]}) == '{"b":1,"a":[1,2]}'  # a value is written compact

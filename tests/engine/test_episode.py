@@ -225,3 +225,20 @@ def test_two_runs_of_one_episode_start_the_same_child_and_next_generation() -> N
     assert not {m.target_execution_id for m in plan_episode(result, started=other, now=NOW).messages} & set(
         ids
     )
+
+
+def test_a_call_that_starts_its_child_again_under_its_id_gets_a_new_execution() -> None:
+    """The durabletask SDK retries a sub-orchestration under the call's id and instance id: the
+    retry's start must not look like a duplicate of the first attempt's."""
+    started = h.started("Parent", 1)
+    result = EpisodeResult(
+        actions=(CreateSubOrchestration(id=1, name="Child", instance_id="kid"),),
+        custom_status=None,
+        is_complete=False,
+        is_suspended=False,
+    )
+    first = plan_episode(result, started=started, now=NOW).messages[0].target_execution_id
+    retry = plan_episode(result, started=started, now=NOW, started_before={1: 1})
+    again = plan_episode(result, started=started, now=NOW, started_before={1: 1})
+    assert retry.messages[0].target_execution_id != first
+    assert retry.messages == again.messages  # still the same for two runs of the retry's episode

@@ -130,3 +130,14 @@ def blocks_when_rewound(ctx: dh.OrchestrationContext, _: Any):
     if BLOCK_REPLAY.is_set():
         RELEASE.wait(120)
     yield ctx.call_activity(always_fails)
+
+
+@app.orchestrator
+def collect(ctx: dh.OrchestrationContext, seen: list[int]):
+    """One event per generation; the rest are carried over (save_events), in the order raised."""
+    value = yield ctx.wait_for_external_event("item")
+    seen = [*seen, value]
+    if len(seen) < 5:
+        ctx.continue_as_new(seen, save_events=True)
+        return None
+    return seen

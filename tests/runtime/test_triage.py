@@ -91,3 +91,81 @@ def test_events_for_a_completed_instance_are_still_dropped() -> None:
     raised = message(h.event_raised("add", 1), None)
     t = _triage(IID, COMPLETED, [raised], MAX_EARLY)
     assert t.delete == [raised.message_id] and not t.abandon
+
+
+def _retried(at: int) -> InstanceState:
+    """Task 1 failed and was scheduled again under the same id at T0 + ``at`` s (the durabletask
+    SDK's retry policies reuse the id of the call they retry)."""
+    state = InstanceState(instance_id=IID)
+    first_failure = ev.TaskFailed(task_scheduled_id=1, reason="boom", timestamp=T0 + timedelta(seconds=1))
+    state.append(
+        [
+            h.orchestrator_started(),
+            h.started("Retrying", instance_id=IID, execution_id=OLD),
+            ev.TaskScheduled(event_id=1, name="Flaky", timestamp=T0),
+            first_failure,
+            ev.TaskScheduled(event_id=1, name="Flaky", timestamp=T0 + timedelta(seconds=at)),
+        ]
+    )
+    return state
+
+
+def test_an_answer_to_a_call_scheduled_again_under_its_id_is_accepted() -> None:
+    second_failure = ev.TaskFailed(
+        task_scheduled_id=1, reason="boom again", timestamp=T0 + timedelta(seconds=3)
+    )
+    t = _triage(IID, _retried(at=2), [message(second_failure, OLD)], MAX_EARLY)
+    assert t.accepted == [second_failure]
+
+
+def test_a_redelivered_answer_to_the_earlier_attempt_is_dropped() -> None:
+    first_again = ev.TaskFailed(task_scheduled_id=1, reason="boom", timestamp=T0 + timedelta(seconds=1))
+    t = _triage(IID, _retried(at=2), [message(first_again, OLD)], MAX_EARLY)
+    assert t.accepted == [] and len(t.delete) == 1
+
+
+def _child(parent_execution: str, attempt: int) -> ev.ExecutionStarted:
+    from durablehub.engine.episode import derived_execution_id, sub_orchestration_call
+
+    execution = derived_execution_id(parent_execution, sub_orchestration_call(attempt, 1))
+    start = h.started("Child", instance_id=IID, execution_id=execution)
+    parent = ev.ParentInstance(
+        name="Parent",
+        orchestration_instance=ev.OrchestrationInstance(instance_id="parent", execution_id=parent_execution),
+        task_schedule_id=1,
+    )
+    return ev.ExecutionStarted(
+        timestamp=start.timestamp,
+        orchestration_instance=start.orchestration_instance,
+        name="Child",
+        parent_instance=parent,
+    )
+
+
+def _failed_child(first: ev.ExecutionStarted) -> InstanceState:
+    state = InstanceState(instance_id=IID)
+    failed = ev.ExecutionCompleted(
+        event_id=1, timestamp=T0, orchestration_status=ev.OrchestrationStatus.FAILED
+    )
+    state.append([h.orchestrator_started(), first, failed])
+    return state
+
+
+def test_a_parent_retrying_its_call_starts_the_finished_child_again() -> None:
+    first, retry = _child("p-exec", 0), _child("p-exec", 1)
+    t = _triage(
+        IID, _failed_child(first), [message(retry, retry.orchestration_instance.execution_id)], MAX_EARLY
+    )
+    assert t.new_start == retry
+
+
+def test_a_parent_rerun_that_drew_a_fresh_id_does_not_restart_the_finished_child() -> None:
+    first = _child("p-exec", 0)
+    rerun = ev.ExecutionStarted(
+        timestamp=first.timestamp,
+        orchestration_instance=ev.OrchestrationInstance(instance_id=IID, execution_id="f" * 32),
+        name="Child",
+        parent_instance=first.parent_instance,
+    )
+    t = _triage(IID, _failed_child(first), [message(rerun, "f" * 32)], MAX_EARLY)
+    assert t.new_start is None and len(t.delete) == 1

@@ -1,0 +1,8 @@
+"""The Durable Task sidecar: Microsoft's Durable Task SDKs on a durablehub task hub, over gRPC.
+
+Needs the ``sidecar`` extra (``pip install 'durablehub[sidecar]'``).
+"""
+
+from durablehub.sidecar.server import Sidecar
+
+__all__ = ["Sidecar"]

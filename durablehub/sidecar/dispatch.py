@@ -1,0 +1,258 @@
+"""WorkDispatcher: the runtime's work handed to connected SDK workers, and their answers back.
+
+Each ``GetWorkItems`` call is a stream (``WorkerStream``) with its own queue of work items,
+its own work-item filters and concurrency limits. The runtime ``submit``s a work item and awaits
+the answer; the dispatcher gives it to a stream that accepts it (round robin among them) under a
+fresh completion token. ``Complete*`` RPCs resolve it by that token. A stream that ends (the
+worker disconnected, crashed or was killed) gives its unanswered work back to the other streams
+at once -- or keeps it pending until a worker connects -- and its tokens become stale: a late
+completion on one is refused, so no work is answered twice. A completion repeated for a token
+already answered is accepted and ignored. The runtime keeps the work's queue message invisible
+meanwhile (``ControlQueueProcessor``, ``ActivityRunner``), so if this process dies the message
+reappears for another sidecar or worker of the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from durablehub.sidecar.protocol import pb
+
+__all__ = ["StaleCompletionError", "WorkDispatcher", "WorkerStream"]
+
+_LOG = logging.getLogger("durablehub.sidecar")
+
+Kind = Literal["orchestration", "activity", "entity"]
+_ANSWERED_KEPT = 4096  # answered tokens remembered, so a repeated completion is harmless
+_ABANDON_DELAY = 1.0  # s before abandoned work is offered again (a rejecting worker would spin)
+
+
+class StaleCompletionError(LookupError):
+    """A completion or abandon whose token is unknown: never issued, withdrawn or reissued."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    """Names (lower-case for entities) a stream takes, with versions; empty: everything."""
+
+    names: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def accepts(self, name: str, version: str | None) -> bool:
+        if not self.names:
+            return True
+        versions = self.names.get(name)
+        return versions is not None and (not versions or (version or "") in versions)
+
+
+def _filter(filters: Collection[Any], *, entities: bool = False) -> _Filter:
+    names: dict[str, frozenset[str]] = {}
+    for f in filters:
+        key = f.name.lower() if entities else f.name
+        names[key] = frozenset() if entities else frozenset(f.versions)
+    return _Filter(names)
+
+
+class WorkerStream:
+    """One connected SDK worker's ``GetWorkItems`` stream."""
+
+    def __init__(self, stream_id: int, request: pb.GetWorkItemsRequest) -> None:
+        self.id = stream_id
+        self.items: asyncio.Queue[pb.WorkItem] = asyncio.Queue()
+        filters = request.workItemFilters if request.HasField("workItemFilters") else None
+        self._filters: dict[Kind, _Filter] = {
+            "orchestration": _filter(filters.orchestrations if filters else ()),
+            "activity": _filter(filters.activities if filters else ()),
+            "entity": _filter(filters.entities if filters else (), entities=True),
+        }
+        # 0: no limit of the worker's own (it queues what it cannot run yet).
+        self._limits: dict[Kind, int] = {
+            "orchestration": request.maxConcurrentOrchestrationWorkItems,
+            "activity": request.maxConcurrentActivityWorkItems,
+            "entity": request.maxConcurrentEntityWorkItems,
+        }
+        self.outstanding: dict[str, _Work] = {}
+        self.closed = False
+
+    def takes(self, work: _Work) -> bool:
+        if self.closed or not self._filters[work.kind].accepts(work.name, work.version):
+            return False
+        limit = self._limits[work.kind]
+        return not limit or sum(1 for w in self.outstanding.values() if w.kind == work.kind) < limit
+
+
+@dataclass(eq=False)
+class _Work:
+    kind: Kind
+    name: str
+    version: str | None
+    item: pb.WorkItem
+    future: asyncio.Future[Any]
+    token: str | None = None
+    stream: WorkerStream | None = None
+    dispatches: int = 0
+
+
+class WorkDispatcher:
+    def __init__(self) -> None:
+        self._pending: deque[_Work] = deque()
+        self._streams: dict[int, WorkerStream] = {}
+        self._by_token: dict[str, _Work] = {}
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._ids = itertools.count(1)
+        self._turn = 0
+        self._closed = False
+
+    @property
+    def connected(self) -> int:
+        return len(self._streams)
+
+    @property
+    def waiting(self) -> int:
+        """Work items no connected worker has taken (none connected, or none accepts them)."""
+        return len(self._pending)
+
+    # ---------------------------------------------------------------- the runtime's side
+
+    async def submit(self, kind: Kind, name: str, version: str | None, item: pb.WorkItem) -> Any:
+        """Give ``item`` to a worker and return its answer (the ``Complete*`` request).
+        Cancelling withdraws it: its token goes stale. Once closed, it is cancelled at once."""
+        if self._closed:
+            raise asyncio.CancelledError("the sidecar is stopping: no worker can run this")
+        work = _Work(kind, name, version, item, asyncio.get_running_loop().create_future())
+        self._pending.append(work)
+        self._pump()
+        try:
+            return await work.future
+        finally:
+            self._withdraw(work)
+
+    # -------------------------------------------------------------------- the RPC side
+
+    def connect(self, request: pb.GetWorkItemsRequest) -> WorkerStream:
+        stream = WorkerStream(next(self._ids), request)
+        self._streams[stream.id] = stream
+        _LOG.info("SDK worker stream %d connected (%d connected)", stream.id, len(self._streams))
+        self._pump()
+        return stream
+
+    def disconnect(self, stream: WorkerStream) -> None:
+        """The stream ended: its unanswered work goes to other streams, or waits for one."""
+        stream.closed = True
+        self._streams.pop(stream.id, None)
+        orphans = list(stream.outstanding.values())
+        for work in orphans:
+            self._revoke(work)
+        self._pending.extendleft(reversed(orphans))  # first in line: they waited longest
+        _LOG.info(
+            "SDK worker stream %d disconnected; %d work items given back (%d connected)",
+            stream.id,
+            len(orphans),
+            len(self._streams),
+        )
+        self._pump()
+
+    def complete(self, token: str, answer: Any) -> None:
+        """Resolve the work given out under ``token``.
+
+        Raises:
+            StaleCompletionError: the token is unknown or no longer valid (it was withdrawn,
+                abandoned or given to another worker since).
+        """
+        work = self._by_token.get(token)
+        if work is None:
+            if token in self._answered:
+                return  # a repeated completion: answered already
+            raise StaleCompletionError(token)
+        self._revoke(work)
+        self._remember(token)
+        if not work.future.done():
+            work.future.set_result(answer)
+
+    def close(self) -> None:
+        """No worker can answer any more (the server stopped): work still waiting is cancelled
+        at once, so the runtime's stop hands its messages back instead of waiting out its drain."""
+        self._closed = True
+        for work in [*self._pending, *self._by_token.values()]:
+            work.future.cancel()
+        self._pending.clear()
+
+    def abandon(self, token: str) -> None:
+        """The worker gives the work back: offered again after a short delay."""
+        work = self._by_token.get(token)
+        if work is None:
+            if token in self._answered:
+                return
+            raise StaleCompletionError(token)
+        self._revoke(work)
+
+        def again() -> None:
+            if not work.future.done():
+                self._pending.append(work)
+                self._pump()
+
+        asyncio.get_running_loop().call_later(_ABANDON_DELAY, again)
+
+    # ----------------------------------------------------------------------- internals
+
+    def _pump(self) -> None:
+        if not self._streams or not self._pending:
+            return
+        kept: deque[_Work] = deque()
+        streams = list(self._streams.values())
+        while self._pending:
+            work = self._pending.popleft()
+            if work.future.done():
+                continue
+            stream = self._choose(streams, work)
+            if stream is None:
+                kept.append(work)
+                continue
+            self._give(stream, work)
+        self._pending = kept
+
+    def _choose(self, streams: list[WorkerStream], work: _Work) -> WorkerStream | None:
+        for offset in range(len(streams)):
+            stream = streams[(self._turn + offset) % len(streams)]
+            if stream.takes(work):
+                self._turn = (self._turn + offset + 1) % len(streams)
+                return stream
+        return None
+
+    def _give(self, stream: WorkerStream, work: _Work) -> None:
+        token = uuid.uuid4().hex
+        work.token, work.stream = token, stream
+        work.dispatches += 1
+        self._by_token[token] = work
+        stream.outstanding[token] = work
+        item = pb.WorkItem()
+        item.CopyFrom(work.item)
+        item.completionToken = token
+        stream.items.put_nowait(item)
+
+    def _revoke(self, work: _Work) -> None:
+        """Make the work's current token stale and free its stream's slot."""
+        if work.token is not None:
+            self._by_token.pop(work.token, None)
+            if work.stream is not None:
+                work.stream.outstanding.pop(work.token, None)
+        work.token, work.stream = None, None
+        self._pump()
+
+    def _withdraw(self, work: _Work) -> None:
+        self._revoke(work)
+        try:
+            self._pending.remove(work)
+        except ValueError:
+            pass
+
+    def _remember(self, token: str) -> None:
+        self._answered[token] = None
+        while len(self._answered) > _ANSWERED_KEPT:
+            self._answered.popitem(last=False)

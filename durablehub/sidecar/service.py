@@ -1,0 +1,477 @@
+"""SidecarService: ``TaskHubSidecarService`` on a durablehub task hub (grpc.aio).
+
+Client RPCs go through ``AsyncDurableClient`` (the same checks and storage writes as any
+durablehub client); worker RPCs go to the hub's ``WorkDispatcher``. Payloads are stored as
+the SDK sent them (JSON by default; a custom converter's text or a large-payload reference).
+durablehub's errors become the codes the SDKs expect: NOT_FOUND, ALREADY_EXISTS,
+FAILED_PRECONDITION, INVALID_ARGUMENT. An RPC not served here is answered UNIMPLEMENTED at
+once by the generated base class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from google.protobuf import empty_pb2, wrappers_pb2
+
+from durablehub.async_client import AsyncDurableClient
+from durablehub.engine.codec import JsonText
+from durablehub.entities.metadata import EntityQuery
+from durablehub.errors import (
+    OrchestrationAlreadyExistsError,
+    OrchestrationNotFoundError,
+    OrchestrationStateError,
+    PayloadError,
+)
+from durablehub.models import OrchestrationStatus
+from durablehub.sidecar import translate as tr
+from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
+from durablehub.sidecar.protocol import grpc, pb, stubs
+from durablehub.state import OrchestrationIdReusePolicy, OrchestrationQuery, PurgeResult
+
+__all__ = ["HubRuntime", "SidecarService"]
+
+_LOG = logging.getLogger("durablehub.sidecar")
+_HEALTH_PING_SECONDS = 30.0  # the Python SDK calls a stream silent after 120 s without a message
+_DEADLINE_MARGIN = 0.25  # s: answer a long poll before the caller's deadline, not after it
+_HISTORY_CHUNK = 100  # events per HistoryChunk
+_MAX_PAGE = 1000  # the table service's page limit
+_FINISHED = [s for s in OrchestrationStatus if s.is_terminal]
+_KEY_SEPARATOR = "|"
+
+T = TypeVar("T")
+
+
+class HubRuntime(Protocol):
+    """What the service needs of one task hub: a client and the dispatcher of its workers."""
+
+    client: AsyncDurableClient
+    dispatcher: WorkDispatcher
+
+
+def _payload(text: str | None) -> JsonText | None:
+    """An SDK's payload, kept as the text it sent (None for none)."""
+    return None if text is None or text == "" else JsonText(text)
+
+
+async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+    """Await ``call``; durablehub's errors abort the RPC with the code the SDKs expect."""
+    try:
+        return await call
+    except OrchestrationNotFoundError as exc:
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+    except OrchestrationAlreadyExistsError as exc:
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+    except OrchestrationStateError as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except StaleCompletionError as exc:
+        await context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"completion token {exc} is unknown or stale: "
+            "the work item was withdrawn or given to another worker",
+        )
+    except (PayloadError, ValueError, TypeError, tr.TranslationError) as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    raise AssertionError("unreachable: abort raises")
+
+
+class SidecarService(stubs.TaskHubSidecarServiceServicer):
+    def __init__(self, hub_for: Callable[[grpc.aio.ServicerContext], Awaitable[HubRuntime]]) -> None:
+        self._hub_for = hub_for
+
+    async def _client(self, context: grpc.aio.ServicerContext) -> AsyncDurableClient:
+        return (await self._hub_for(context)).client
+
+    # ------------------------------------------------------------------------ workers
+
+    async def Hello(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+        await self._hub_for(context)  # an unknown or invalid hub fails the worker's first call
+        return empty_pb2.Empty()
+
+    async def GetWorkItems(
+        self, request: pb.GetWorkItemsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WorkItem]:
+        dispatcher = (await self._hub_for(context)).dispatcher
+        stream = dispatcher.connect(request)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(stream.items.get(), timeout=_HEALTH_PING_SECONDS)
+                except TimeoutError:
+                    item = pb.WorkItem(healthPing=pb.HealthPing())
+                yield item
+        finally:  # the worker went away (or the server stops): its work goes elsewhere
+            dispatcher.disconnect(stream)
+
+    async def CompleteOrchestratorTask(
+        self, request: pb.OrchestratorResponse, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        if request.isPartial:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "chunked orchestrator responses are not served yet"
+            )
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def CompleteActivityTask(
+        self, request: pb.ActivityResponse, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def _complete(self, context: grpc.aio.ServicerContext, token: str, answer: Any) -> None:
+        dispatcher = (await self._hub_for(context)).dispatcher
+
+        async def complete() -> None:
+            dispatcher.complete(token, answer)
+
+        await _answer(context, complete())
+
+    async def AbandonTaskOrchestratorWorkItem(
+        self, request: pb.AbandonOrchestrationTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonOrchestrationTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonOrchestrationTaskResponse()
+
+    async def AbandonTaskActivityWorkItem(
+        self, request: pb.AbandonActivityTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonActivityTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonActivityTaskResponse()
+
+    async def _abandon(self, context: grpc.aio.ServicerContext, token: str) -> None:
+        dispatcher = (await self._hub_for(context)).dispatcher
+
+        async def abandon() -> None:
+            dispatcher.abandon(token)
+
+        await _answer(context, abandon())
+
+    # ------------------------------------------------------------------------ clients
+
+    async def StartInstance(
+        self, request: pb.CreateInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateInstanceResponse:
+        client = await self._client(context)
+
+        async def start() -> str:
+            replaceable = frozenset(
+                tr.status_from_proto(s) for s in request.orchestrationIdReusePolicy.replaceableStatus
+            )
+            return await client.schedule_new_orchestration(
+                request.name,
+                input=_payload(tr.text(request, "input")),
+                instance_id=request.instanceId or None,
+                start_at=tr.to_datetime(request.scheduledStartTimestamp)
+                if request.HasField("scheduledStartTimestamp")
+                else None,
+                # The SDKs' backends refuse an existing id unless the policy names its status.
+                reuse_id_policy=OrchestrationIdReusePolicy(replaceable_statuses=replaceable),
+                tags=dict(request.tags) or None,
+                version=tr.text(request, "version"),
+            )
+
+        return pb.CreateInstanceResponse(instanceId=await _answer(context, start()))
+
+    async def GetInstance(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        state = await _answer(
+            context,
+            client.get_orchestration_state(request.instanceId, fetch_payloads=request.getInputsAndOutputs),
+        )
+        if state is None:
+            return pb.GetInstanceResponse(exists=False)
+        return pb.GetInstanceResponse(
+            exists=True, orchestrationState=tr.state_to_proto(state, payloads=request.getInputsAndOutputs)
+        )
+
+    async def WaitForInstanceStart(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        return await self._wait(request, context, client.wait_for_orchestration_start, "start")
+
+    async def WaitForInstanceCompletion(
+        self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInstanceResponse:
+        client = await self._client(context)
+        return await self._wait(request, context, client.wait_for_orchestration_completion, "complete")
+
+    async def _wait(
+        self,
+        request: pb.GetInstanceRequest,
+        context: grpc.aio.ServicerContext,
+        wait: Callable[..., Awaitable[Any]],
+        goal: str,
+    ) -> pb.GetInstanceResponse:
+        """Poll as the durablehub client does (from 50 ms, backing off to 1 s) until the goal
+        or the caller's deadline; a call without a deadline waits as long as it stays open."""
+        remaining = context.time_remaining()
+        timeout = None if remaining is None else max(remaining - _DEADLINE_MARGIN, 0.0)
+        fetch = request.getInputsAndOutputs
+        try:
+            state = await _answer(context, wait(request.instanceId, fetch_payloads=fetch, timeout=timeout))
+        except TimeoutError:
+            client = await self._client(context)
+            if await client.get_orchestration_state(request.instanceId, fetch_payloads=False) is None:
+                return pb.GetInstanceResponse(exists=False)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"instance {request.instanceId!r} did not {goal} in time"
+            )
+        return pb.GetInstanceResponse(
+            exists=True, orchestrationState=tr.state_to_proto(state, payloads=fetch)
+        )
+
+    async def RaiseEvent(
+        self, request: pb.RaiseEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RaiseEventResponse:
+        client = await self._client(context)
+
+        async def raise_event() -> None:
+            data = _payload(tr.text(request, "input"))
+            await client.raise_orchestration_event(request.instanceId, request.name, data=data)
+
+        await _answer(context, raise_event())
+        return pb.RaiseEventResponse()
+
+    async def TerminateInstance(
+        self, request: pb.TerminateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TerminateResponse:
+        client = await self._client(context)
+
+        async def terminate() -> None:
+            output = _payload(tr.text(request, "output"))
+            try:
+                await client.terminate_orchestration(
+                    request.instanceId, output=output, recursive=request.recursive
+                )
+            except OrchestrationStateError:  # finished already: nothing to do, as the SDKs' backends answer
+                _LOG.info("terminate of %r ignored: it has finished", request.instanceId)
+
+        await _answer(context, terminate())
+        return pb.TerminateResponse()
+
+    async def SuspendInstance(
+        self, request: pb.SuspendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SuspendResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.suspend_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.SuspendResponse()
+
+    async def ResumeInstance(
+        self, request: pb.ResumeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.resume_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.ResumeResponse()
+
+    # ---------------------------------------------------------------- management
+
+    async def RestartInstance(
+        self, request: pb.RestartInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RestartInstanceResponse:
+        client = await self._client(context)
+        restart = client.restart_orchestration(
+            request.instanceId, restart_with_new_instance_id=request.restartWithNewInstanceId
+        )
+        return pb.RestartInstanceResponse(instanceId=await _answer(context, restart))
+
+    async def PurgeInstances(
+        self, request: pb.PurgeInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeInstancesResponse:
+        client = await self._client(context)
+
+        async def purge() -> PurgeResult:
+            if request.instanceId:
+                try:
+                    return await client.purge_orchestration(request.instanceId, recursive=request.recursive)
+                except OrchestrationStateError:  # still live: nothing purged, as the SDKs' backends answer
+                    return PurgeResult(0, False)
+            if request.HasField("instanceBatch"):
+                deleted, complete = 0, True
+                for instance_id in request.instanceBatch.instanceIds:
+                    try:
+                        one = await client.purge_orchestration(instance_id, recursive=request.recursive)
+                    except OrchestrationStateError:
+                        complete = False
+                        continue
+                    deleted, complete = deleted + one.deleted_instance_count, complete and one.is_complete
+                return PurgeResult(deleted, complete)
+            f = request.purgeInstanceFilter
+            statuses = [tr.status_from_proto(v) for v in f.runtimeStatus]
+            return await client.purge_orchestrations_by(
+                created_time_from=tr.to_datetime(f.createdTimeFrom)
+                if f.HasField("createdTimeFrom")
+                else None,
+                created_time_to=tr.to_datetime(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
+                runtime_status=[s for s in statuses if s.is_terminal] or None,
+                recursive=request.recursive,
+            )
+
+        result = await _answer(context, purge())
+        return pb.PurgeInstancesResponse(
+            deletedInstanceCount=result.deleted_instance_count,
+            isComplete=wrappers_pb2.BoolValue(value=result.is_complete),
+        )
+
+    async def QueryInstances(
+        self, request: pb.QueryInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryInstancesResponse:
+        client = await self._client(context)
+        q = request.query
+
+        async def query() -> Any:
+            return await client.query_orchestrations(
+                OrchestrationQuery(
+                    created_time_from=tr.to_datetime(q.createdTimeFrom)
+                    if q.HasField("createdTimeFrom")
+                    else None,
+                    created_time_to=tr.to_datetime(q.createdTimeTo) if q.HasField("createdTimeTo") else None,
+                    runtime_status=[tr.status_from_proto(v) for v in q.runtimeStatus] or None,
+                    instance_id_prefix=tr.text(q, "instanceIdPrefix") or None,
+                    page_size=min(q.maxInstanceCount, _MAX_PAGE) if q.maxInstanceCount > 0 else _MAX_PAGE,
+                    fetch_inputs_and_outputs=q.fetchInputsAndOutputs,
+                    continuation_token=tr.text(q, "continuationToken") or None,
+                )
+            )
+
+        page = await _answer(context, query())
+        return pb.QueryInstancesResponse(
+            orchestrationState=[
+                tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs) for state in page.items
+            ],
+            continuationToken=tr.string_value(page.continuation_token),
+        )
+
+    async def ListInstanceIds(
+        self, request: pb.ListInstanceIdsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInstanceIdsResponse:
+        """Finished instances by completion time, then id (the table has no index on completion
+        time: the finished instances are read and sorted here)."""
+        client = await self._client(context)
+        statuses = [tr.status_from_proto(v) for v in request.runtimeStatus] or _FINISHED
+        since = tr.to_datetime(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
+        until = tr.to_datetime(request.completedTimeTo) if request.HasField("completedTimeTo") else None
+        states = await _answer(
+            context,
+            client.get_all_orchestration_states(
+                OrchestrationQuery(runtime_status=[s for s in statuses if s.is_terminal], page_size=_MAX_PAGE)
+            ),
+        )
+        keys = sorted(
+            (state.completed_at.isoformat(), state.instance_id)
+            for state in states
+            if state.completed_at is not None
+            and (since is None or state.completed_at >= since)
+            and (until is None or state.completed_at < until)
+        )
+        after = tr.text(request, "lastInstanceKey")
+        if after:
+            cursor = tuple(after.split(_KEY_SEPARATOR, 1))
+            keys = [key for key in keys if key > cursor]
+        size = request.pageSize if request.pageSize > 0 else 100
+        page = keys[:size]
+        last = _KEY_SEPARATOR.join(page[-1]) if page and len(keys) > size else None
+        return pb.ListInstanceIdsResponse(
+            instanceIds=[iid for _, iid in page], lastInstanceKey=tr.string_value(last)
+        )
+
+    async def StreamInstanceHistory(
+        self, request: pb.StreamInstanceHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.HistoryChunk]:
+        client = await self._client(context)
+        history = client.get_orchestration_history(
+            request.instanceId, execution_id=tr.text(request, "executionId")
+        )
+        events = [tr.event_to_proto(e) for e in await _answer(context, history)]
+        for start in range(0, len(events), _HISTORY_CHUNK):
+            yield pb.HistoryChunk(events=events[start : start + _HISTORY_CHUNK])
+
+    # ------------------------------------------------------------------ entities
+
+    async def SignalEntity(
+        self, request: pb.SignalEntityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignalEntityResponse:
+        client = await self._client(context)
+        when = tr.to_datetime(request.scheduledTime) if request.HasField("scheduledTime") else None
+        signal = client.signal_entity(
+            request.instanceId, request.name, _payload(tr.text(request, "input")), signal_time=when
+        )
+        await _answer(context, signal)
+        return pb.SignalEntityResponse()
+
+    async def GetEntity(
+        self, request: pb.GetEntityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetEntityResponse:
+        client = await self._client(context)
+        entity = await _answer(
+            context, client.get_entity(request.instanceId, include_state=request.includeState)
+        )
+        if entity is None:
+            return pb.GetEntityResponse(exists=False)
+        return pb.GetEntityResponse(exists=True, entity=tr.entity_to_proto(entity))
+
+    async def QueryEntities(
+        self, request: pb.QueryEntitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryEntitiesResponse:
+        client = await self._client(context)
+        q = request.query
+        size = q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else 100
+        query = EntityQuery(
+            instance_id_starts_with=tr.text(q, "instanceIdStartsWith") or None,
+            last_modified_from=tr.to_datetime(q.lastModifiedFrom) if q.HasField("lastModifiedFrom") else None,
+            last_modified_to=tr.to_datetime(q.lastModifiedTo) if q.HasField("lastModifiedTo") else None,
+            include_state=q.includeState,
+            include_transient=q.includeTransient,
+            page_size=min(size, _MAX_PAGE),
+            continuation_token=tr.text(q, "continuationToken") or None,
+        )
+        page = await _answer(context, client.query_entities(query))
+        return pb.QueryEntitiesResponse(
+            entities=[tr.entity_to_proto(e) for e in page.items],
+            continuationToken=tr.string_value(page.continuation_token),
+        )
+
+    async def CleanEntityStorage(
+        self, request: pb.CleanEntityStorageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CleanEntityStorageResponse:
+        client = await self._client(context)
+        clean = client.clean_entity_storage(
+            remove_empty_entities=request.removeEmptyEntities,
+            release_orphaned_locks=request.releaseOrphanedLocks,
+        )
+        result = await _answer(context, clean)
+        return pb.CleanEntityStorageResponse(
+            emptyEntitiesRemoved=result.empty_entities_removed,
+            orphanedLocksReleased=result.orphaned_locks_released,
+        )
+
+    async def CompleteEntityTask(
+        self, request: pb.EntityBatchResult, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteTaskResponse:
+        await self._complete(context, request.completionToken, request)
+        return pb.CompleteTaskResponse()
+
+    async def AbandonTaskEntityWorkItem(
+        self, request: pb.AbandonEntityTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbandonEntityTaskResponse:
+        await self._abandon(context, request.completionToken)
+        return pb.AbandonEntityTaskResponse()
+
+    async def RewindInstance(
+        self, request: pb.RewindInstanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RewindInstanceResponse:
+        client = await self._client(context)
+        await _answer(
+            context, client.rewind_orchestration(request.instanceId, reason=tr.text(request, "reason"))
+        )
+        return pb.RewindInstanceResponse()

@@ -1,0 +1,137 @@
+"""WorkDispatcher: work goes to connected workers and comes back when they go away (no storage)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("durabletask")
+
+from durablehub.sidecar import dispatch  # noqa: E402
+from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher  # noqa: E402
+from durablehub.sidecar.protocol import pb  # noqa: E402
+
+
+def _activity(name: str, task_id: int = 0) -> pb.WorkItem:
+    return pb.WorkItem(activityRequest=pb.ActivityRequest(name=name, taskId=task_id))
+
+
+def _request(*, activities: tuple[str, ...] = (), max_activities: int = 0) -> pb.GetWorkItemsRequest:
+    request = pb.GetWorkItemsRequest(maxConcurrentActivityWorkItems=max_activities)
+    for name in activities:
+        request.workItemFilters.activities.add(name=name)
+    return request
+
+
+async def _next(stream: dispatch.WorkerStream) -> pb.WorkItem:
+    return await asyncio.wait_for(stream.items.get(), timeout=5)
+
+
+async def test_work_waits_for_a_worker_and_is_answered_by_token() -> None:
+    d = WorkDispatcher()
+    pending = asyncio.create_task(d.submit("activity", "hello", None, _activity("hello")))
+    await asyncio.sleep(0)
+    assert d.waiting == 1
+    stream = d.connect(_request())
+    item = await _next(stream)
+    assert item.activityRequest.name == "hello" and item.completionToken
+    d.complete(item.completionToken, "answer")
+    assert await pending == "answer"
+
+
+async def test_a_disconnected_workers_work_goes_to_another_and_its_token_goes_stale() -> None:
+    d = WorkDispatcher()
+    first = d.connect(_request())
+    pending = asyncio.create_task(d.submit("activity", "slow", None, _activity("slow")))
+    old = await _next(first)
+    second = d.connect(_request())
+    d.disconnect(first)
+    new = await _next(second)
+    assert new.activityRequest.name == "slow" and new.completionToken != old.completionToken
+    with pytest.raises(StaleCompletionError):
+        d.complete(old.completionToken, "late answer from the dead worker")
+    d.complete(new.completionToken, "answer")
+    d.complete(new.completionToken, "the same answer again")  # repeated: harmless
+    assert await pending == "answer"
+
+
+async def test_work_of_a_worker_that_left_waits_for_the_next_one() -> None:
+    d = WorkDispatcher()
+    only = d.connect(_request())
+    pending = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    await _next(only)
+    d.disconnect(only)
+    assert d.waiting == 1 and d.connected == 0
+    later = d.connect(_request())
+    d.complete((await _next(later)).completionToken, 7)
+    assert await pending == 7
+
+
+async def test_unknown_tokens_are_refused() -> None:
+    d = WorkDispatcher()
+    with pytest.raises(StaleCompletionError):
+        d.complete("never-issued", None)
+    with pytest.raises(StaleCompletionError):
+        d.abandon("never-issued")
+
+
+async def test_withdrawn_work_is_not_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = WorkDispatcher()
+    stream = d.connect(_request())
+    pending = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    item = await _next(stream)
+    pending.cancel()  # the runtime gave up on it (its partition stopped)
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    with pytest.raises(StaleCompletionError):
+        d.complete(item.completionToken, "too late")
+
+
+async def test_abandoned_work_is_offered_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "_ABANDON_DELAY", 0.01)
+    d = WorkDispatcher()
+    stream = d.connect(_request())
+    pending = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    first = await _next(stream)
+    d.abandon(first.completionToken)
+    again = await _next(stream)
+    assert again.completionToken != first.completionToken
+    d.complete(again.completionToken, "ok")
+    assert await pending == "ok"
+
+
+async def test_filters_and_limits_choose_the_worker() -> None:
+    d = WorkDispatcher()
+    only_b = d.connect(_request(activities=("b",)))
+    one_at_a_time = d.connect(_request(max_activities=1))
+    a1 = asyncio.create_task(d.submit("activity", "a", None, _activity("a", 1)))
+    a2 = asyncio.create_task(d.submit("activity", "a", None, _activity("a", 2)))
+    b = asyncio.create_task(d.submit("activity", "b", None, _activity("b", 3)))
+    first = await _next(one_at_a_time)
+    assert first.activityRequest.taskId == 1
+    assert (await _next(only_b)).activityRequest.taskId == 3  # "a" is not for it
+    assert d.waiting == 1  # a2: the other worker is at its limit
+    d.complete(first.completionToken, "a1")
+    second = await _next(one_at_a_time)
+    assert second.activityRequest.taskId == 2
+    d.complete(second.completionToken, "a2")
+    assert (await a1, await a2) == ("a1", "a2")
+    b.cancel()
+
+
+async def test_closing_cancels_the_work_nobody_can_answer_any_more() -> None:
+    d = WorkDispatcher()
+    waiting = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    stream = d.connect(_request())
+    given = asyncio.create_task(d.submit("activity", "b", None, _activity("b")))
+    item = await _next(stream)
+    d.disconnect(stream)
+    d.close()
+    for task in (waiting, given):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with pytest.raises(StaleCompletionError):
+        d.complete(item.completionToken, "too late")
+    with pytest.raises(asyncio.CancelledError):  # and so is work submitted after it
+        await d.submit("activity", "c", None, _activity("c"))
