@@ -21,7 +21,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import benchmark_system  # noqa: E402  # scripts/ is on sys.path when this script runs
+import benchmark_sidecar  # scripts/ is on sys.path when this script runs
+import benchmark_system
 
 import durablehub as dh
 from durablehub.azurite import AzuriteProcess
@@ -139,9 +140,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
         "--part",
-        choices=["all", "process", "system"],
+        choices=["all", "process", "system", "sidecar"],
         default="all",
-        help="in-process figures, whole-system, or both",
+        help="in-process figures, whole-system, the sidecar beside a worker, or all",
     )
     args = parser.parse_args()
     q = args.quick
@@ -161,7 +162,10 @@ def main() -> None:
             benchmark_system.run(
                 settings.model_copy(update={"task_hub": "BenchSystem"}), azurite.log_path, quick=q
             )
-        if args.part == "system":
+        if args.part in ("all", "sidecar"):
+            assert azurite.log_path is not None
+            benchmark_sidecar.run(settings, azurite.log_path, quick=q)
+        if args.part in ("system", "sidecar"):
             return
         print("\nin process: worker and client in this process, requests from their own counters")
         with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:

@@ -58,9 +58,16 @@ def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drain
                 state = client.wait_for_orchestration_completion(iid, timeout=60)
                 assert state.runtime_status is dh.OrchestrationStatus.COMPLETED
 
-            os.kill(child_pids(log)[0], signal.SIGKILL)
+            killed = child_pids(log)[0]
+            os.kill(killed, signal.SIGKILL)
             wait_until(lambda: len(child_pids(log)) == 3, 60, "the killed process to be started again")
             wait_until(lambda: len(owners(hub) - first) >= 1, 90, "the new process to own partitions")
+            # Its leases expire (it could not release them) and the live processes take them.
+            wait_until(
+                lambda: not any(f"-{killed}-" in owner for owner in owners(hub)),
+                90,
+                "the dead one's leases taken",
+            )
             again = client.schedule_new_orchestration("hello_cities")
             assert (
                 client.wait_for_orchestration_completion(again, timeout=90).runtime_status.name == "COMPLETED"
