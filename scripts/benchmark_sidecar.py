@@ -10,6 +10,7 @@ from Azurite's access log, so the two paths are compared on throughput and on re
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -121,6 +122,8 @@ def run(settings: dh.TaskHubSettings, log_path: Any, *, quick: bool) -> None:
     with sidecar_process(remote) as address:
         orchestrators, activities = sdk_app()
         w = sdk_worker.TaskHubGrpcWorker(host_address=address)
+        for name in ("durabletask-worker", "durabletask-client"):  # a line per work item otherwise
+            logging.getLogger(name).setLevel(logging.WARNING)
         for fn in orchestrators.values():
             w.add_orchestrator(fn)
         for fn in activities.values():
