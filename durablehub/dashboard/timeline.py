@@ -76,7 +76,14 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
         elif isinstance(event, ev.TimerCreated):
             open_timers[event.event_id] = len(bars)
             bars.append(
-                Bar("timer", "timer", event.timestamp, None, "running", detail=f"fires {event.fire_at}")
+                Bar(
+                    "timer",
+                    f"timer {duration_text(event.fire_at - event.timestamp)}".strip(),
+                    event.timestamp,
+                    None,
+                    "running",
+                    detail=f"fires {event.fire_at}",
+                )
             )
         elif isinstance(event, (ev.TaskCompleted, ev.SubOrchestrationInstanceCompleted)):
             index = open_calls.pop(event.task_scheduled_id, None)
@@ -105,7 +112,7 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
                 )
             )
     bars = _number_attempts(bars)
-    start = events[0].timestamp if events else now
+    start = min((e.timestamp for e in events), default=now)  # ExecutionStarted may precede the first row
     last = max((e.timestamp for e in events), default=now)
     end = max(now, last) if live else last
     if not live:

@@ -33,7 +33,7 @@ def test_one_bar_per_activity_sub_orchestration_timer_and_event() -> None:
         ("activity", "A", "completed"),
         ("activity", "B", "completed"),
         ("orchestration", "Child", "completed"),
-        ("timer", "timer", "fired"),
+        ("timer", "timer 9.0 s", "fired"),
         ("event", "Approval", "raised"),
     ]
     a, _, child, timer, event = chart.bars
@@ -91,3 +91,12 @@ def test_bars_beyond_the_limit_are_counted_not_drawn() -> None:
 def test_an_empty_history_draws_nothing() -> None:
     chart = timeline.build([], T0, live=True)
     assert chart.bars == [] and chart.end > chart.start
+
+
+def test_the_chart_starts_at_the_earliest_event_not_the_first_row() -> None:
+    # The first history row is the episode's OrchestratorStarted; ExecutionStarted, after it,
+    # carries the earlier creation time.
+    events = [h.orchestrator_started(at(1)), h.started("Flow"), h.task_scheduled(0, "A", at=at(1))]
+    chart = timeline.build(events, at(2), live=True)
+    assert chart.start == T0
+    assert timeline.layout(chart, at(2))[0].x == timeline.LABEL_WIDTH + timeline.CHART_WIDTH / 2
