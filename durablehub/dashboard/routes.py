@@ -9,10 +9,8 @@ as the API gives them (its status code and message, ``http.errors.error_status``
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -21,13 +19,21 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import RedirectResponse, Response
 
 from durablehub.async_client import AsyncDurableClient
-from durablehub.dashboard import session, timeline, views
+from durablehub.dashboard import entity_pages, hub_pages, session, timeline, views
+from durablehub.dashboard.forms import (
+    Form,
+    context,
+    error_page,
+    forged,
+    html_errors,
+    json_field,
+    now,
+    read_form,
+)
 from durablehub.dashboard.pages import PREFIX, SECURITY_HEADERS, fragment, render
 from durablehub.engine import history as ev
 from durablehub.http.auth import authentication
-from durablehub.http.context import ManagementContext
 from durablehub.http.errors import HANDLED_ERRORS, error_status
-from durablehub.http.guards import FORM_TYPE
 from durablehub.http.settings import HttpSettings
 from durablehub.models import OrchestrationStatus
 
@@ -41,22 +47,13 @@ NOTICES = {
     "rewind": "Rewind sent: the instance runs its failed work again.",
     "restart": "Restarted.",
     "purge": "Purged.",
-    "signin": "Signed in.",
+    "start": "Started.",
 }
 COUNT_LIMIT = 10_000  # rows read to count instances by status; more are shown as "10000+"
-MAX_FORM_FIELD = 1_000_000  # characters; the body itself is bounded by the HTTP limit
 
 
 class SignInRequired(Exception):
     """A dashboard request without a valid session (``auth=key``)."""
-
-
-def _context(request: Request) -> ManagementContext:
-    return request.app.state.durablehub
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _safe_next(value: str | None) -> str:
@@ -64,47 +61,6 @@ def _safe_next(value: str | None) -> str:
     if value and value.startswith(f"{PREFIX}/") and not value.startswith("//") and "\\" not in value:
         return value
     return f"{PREFIX}/"
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A URL-encoded form's fields (the last value of each).
-
-    Raises:
-        ValueError: another content type.
-    """
-    body = await request.body()
-    if not body:
-        return {}
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM_TYPE:
-        raise ValueError(f"the dashboard's forms are sent as {FORM_TYPE}, not {media_type or 'nothing'!r}")
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=50)
-    return {name: values[-1][:MAX_FORM_FIELD] for name, values in fields.items()}
-
-
-def _json_field(text: str, what: str) -> Any:
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{what} is not valid JSON ({exc})") from None
-
-
-def html_errors(
-    handler: Callable[..., Awaitable[Response]],
-) -> Callable[..., Awaitable[Response]]:
-    """Client errors as a page with the API's status code and message."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return await handler(request, *args, **kwargs)
-        except HANDLED_ERRORS as exc:
-            status = error_status(exc) or 500
-            return render(request, _context(request).http, "error.html", status_code=status, error=str(exc))
-
-    return wrapper
 
 
 def create_router(http: HttpSettings) -> APIRouter:
@@ -145,7 +101,7 @@ def create_router(http: HttpSettings) -> APIRouter:
     async def login(request: Request) -> Response:
         if http.auth != "key":
             return RedirectResponse(f"{PREFIX}/", status_code=303)
-        form = await _form(request)
+        form = await read_form(request)
         target = _safe_next(form.get("next"))
         if not session.csrf_ok(request, form.get(session.CSRF_FIELD)):
             return render(
@@ -156,7 +112,7 @@ def create_router(http: HttpSettings) -> APIRouter:
                 next=target,
                 error="the form has expired or came from another site: sign in again",
             )
-        if not form.get("key") or not session.key_matches(form["key"], http):
+        if not form.get("key") or not session.key_matches(form.get("key"), http):
             error = "the key is not valid" if form.get("key") else "a key is required"
             return render(request, http, "login.html", status_code=401, next=target, error=error)
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
@@ -165,11 +121,9 @@ def create_router(http: HttpSettings) -> APIRouter:
 
     @public.post("/logout")
     async def logout(request: Request) -> Response:
-        form = await _form(request)
-        if not session.csrf_ok(request, form.get(session.CSRF_FIELD)):
-            return render(
-                request, http, "error.html", status_code=403, error="the form came from another site"
-            )
+        form = await read_form(request)
+        if refusal := forged(request, form):
+            return refusal
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         session.clear_session(response)
         return response
@@ -180,15 +134,15 @@ def create_router(http: HttpSettings) -> APIRouter:
     @html_errors
     async def instance_list(request: Request) -> Response:
         filters = views.ListFilters.from_query(parse_qs(request.url.query))
-        client = await _context(request).client()
-        now = _now()
-        page = await client.query_orchestrations(filters.query(now))
+        client = await context(request).client()
+        at = now()
+        page = await client.query_orchestrations(filters.query(at))
         items = page.items
         if filters.name_prefix:
             wanted = filters.name_prefix.lower()
             items = [s for s in items if s.name.lower().startswith(wanted)]
-        items = _sorted(items, filters, now)
-        rows = [(s, views.instance_duration(s, now)) for s in items]
+        items = _sorted(items, filters, at)
+        rows = [(s, views.instance_duration(s, at)) for s in items]
         values: dict[str, Any] = dict(
             filters=filters,
             rows=rows,
@@ -199,19 +153,61 @@ def create_router(http: HttpSettings) -> APIRouter:
             refresh_choices=views.REFRESH_SECONDS,
             short=views.short_json,
             failure_text=views.failure_text,
-            notice=NOTICES.get(request.query_params.get("done", "")),
+            notice=_list_notice(request),
+            orchestrators=_orchestrators(request),
         )
         if fragment(request) == "instances":
             return render(request, http, "_instances.html", **values)
         return render(request, http, "instances.html", **values)
+
+    @pages.post("/start")
+    @html_errors
+    async def start(request: Request) -> Response:
+        form = await read_form(request)
+        if refusal := forged(request, form):
+            return refusal
+        name = form.get("name").strip()
+        if not name:
+            raise ValueError("the orchestration needs a name")
+        context(request).check_orchestrator(name)  # as the API: a name the served App lacks
+        data = json_field(form.get("input"), "the input")
+        client = await context(request).client()
+        iid = await client.schedule_new_orchestration(
+            name, input=data, instance_id=form.get("instance_id").strip() or None
+        )
+        return RedirectResponse(_instance_url(iid, "start"), status_code=303)
+
+    @pages.post("/purge")
+    @html_errors
+    async def purge_by_filter(request: Request) -> Response:
+        form = await read_form(request)
+        if refusal := forged(request, form):
+            return refusal
+        filters = views.ListFilters.from_query(
+            {
+                "status": form.all("status"),
+                "range": ["custom"],
+                "from": [form.get("from")],
+                "to": [form.get("to")],
+            }
+        )
+        if filters.created_to is None:
+            raise ValueError("give the end of the range ('created before'): purging has no undo")
+        result = await (await context(request).client()).purge_orchestrations_by(
+            created_time_from=filters.created_from,
+            created_time_to=filters.created_to,
+            runtime_status=filters.statuses or None,
+        )
+        query = urlencode({"done": "purge-by", "n": result.deleted_instance_count})
+        return RedirectResponse(f"{PREFIX}/?{query}", status_code=303)
 
     @pages.get("/counts")
     @html_errors
     async def counts(request: Request) -> Response:
         """Instances by status for the list's filters (statuses aside), up to COUNT_LIMIT rows."""
         filters = views.ListFilters.from_query(parse_qs(request.url.query))
-        client = await _context(request).client()
-        query = filters.query(_now(), page_size=1000, statuses=False)
+        client = await context(request).client()
+        query = filters.query(now(), page_size=1000, statuses=False)
         found: dict[OrchestrationStatus, int] = {}
         seen, more = 0, False
         while True:
@@ -247,23 +243,23 @@ def create_router(http: HttpSettings) -> APIRouter:
         error: str | None = None,
         status_code: int = 200,
     ) -> Response:
-        client = await _context(request).client()
+        client = await context(request).client()
         state = await client.get_orchestration_state(instance_id, fetch_payloads=True)
         if state is None:
             return render(
                 request, http, "error.html", status_code=404, error=f"no instance {instance_id!r} in this hub"
             )
         history = await client.get_orchestration_history(instance_id)
-        now = _now()
+        at = now()
         live = not state.runtime_status.is_terminal
-        chart = timeline.build(history, now, live=live)
+        chart = timeline.build(history, at, live=live)
         values: dict[str, Any] = dict(
             state=state,
             live=live,
-            now=now,
-            duration=views.instance_duration(state, now),
+            now=at,
+            duration=views.instance_duration(state, at),
             chart=chart,
-            drawn=timeline.layout(chart, now),
+            drawn=timeline.layout(chart, at),
             ticks=timeline.ticks(chart),
             chart_height=timeline.height(chart),
             geometry=timeline,
@@ -280,17 +276,12 @@ def create_router(http: HttpSettings) -> APIRouter:
         return render(request, http, "instance.html", status_code=status_code, **values)
 
     @pages.post("/instances/{instance_id}/{action}")
+    @html_errors
     async def instance_action(request: Request, instance_id: str, action: str) -> Response:
-        form = await _form(request)
-        if not session.csrf_ok(request, form.get(session.CSRF_FIELD)):
-            return render(
-                request,
-                http,
-                "error.html",
-                status_code=403,
-                error="the form has expired or came from another site: reload the page and try again",
-            )
-        client = await _context(request).client()
+        form = await read_form(request)
+        if refusal := forged(request, form):
+            return refusal
+        client = await context(request).client()
         try:
             target = await _act(client, instance_id, action, form)
         except HANDLED_ERRORS as exc:
@@ -298,20 +289,36 @@ def create_router(http: HttpSettings) -> APIRouter:
             try:
                 return await _instance(request, instance_id, error=str(exc), status_code=status)
             except HANDLED_ERRORS:
-                return render(request, http, "error.html", status_code=status, error=str(exc))
+                return error_page(request, exc)
         return RedirectResponse(target, status_code=303)
 
+    entity_pages.register(pages, http)
+    hub_pages.register(pages, http)
     router = APIRouter()
     router.include_router(public)
     router.include_router(pages)
     return router
 
 
+def _orchestrators(request: Request) -> list[str]:
+    """The served App's orchestrators (``serve --app``), offered by the start form."""
+    app = context(request).app
+    return sorted(app.orchestrator_names) if app is not None else []
+
+
+def _list_notice(request: Request) -> str | None:
+    done = request.query_params.get("done", "")
+    count = request.query_params.get("n", "")
+    if done == "purge-by" and count.isdigit():  # a number, never text from the request
+        return f"Purged {int(count)} finished instances."
+    return NOTICES.get(done)
+
+
 def _instance_url(instance_id: str, done: str) -> str:
     return f"{PREFIX}/instances/{quote(instance_id, safe='')}?{urlencode({'done': done})}"
 
 
-async def _act(client: AsyncDurableClient, instance_id: str, action: str, form: dict[str, str]) -> str:
+async def _act(client: AsyncDurableClient, instance_id: str, action: str, form: Form) -> str:
     """Run one action through the client; the URL to show next.
 
     Raises:
@@ -322,7 +329,7 @@ async def _act(client: AsyncDurableClient, instance_id: str, action: str, form: 
         name = form.get("name", "").strip()
         if not name:
             raise ValueError("the event needs a name")
-        data = _json_field(form.get("data", ""), "the event data")
+        data = json_field(form.get("data", ""), "the event data")
         await client.raise_orchestration_event(instance_id, name, data=data)
     elif action == "terminate":
         await client.terminate_orchestration(instance_id, output=reason)

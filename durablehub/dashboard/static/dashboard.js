@@ -122,6 +122,6 @@
     customRange();
     const counts = document.getElementById("counts");
     if (counts && counts.dataset.src) refresh(counts).catch(() => null);
-    for (const id of ["instances", "summary", "timeline"]) keepFresh(id);
+    for (const id of ["instances", "summary", "timeline", "health"]) keepFresh(id);
   });
 })();
