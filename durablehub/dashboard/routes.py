@@ -9,6 +9,7 @@ as the API gives them (its status code and message, ``http.errors.error_status``
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
@@ -36,6 +37,7 @@ from durablehub.http.auth import authentication
 from durablehub.http.errors import HANDLED_ERRORS, error_status
 from durablehub.http.settings import HttpSettings
 from durablehub.models import OrchestrationStatus
+from durablehub.state import OrchestrationState
 
 STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 # What a finished action says, by the action's name in the redirect (never text from a request).
@@ -50,6 +52,27 @@ NOTICES = {
     "start": "Started.",
 }
 COUNT_LIMIT = 10_000  # rows read to count instances by status; more are shown as "10000+"
+
+
+class HistoryCache:
+    """The histories of the last few instances shown, by instance, execution and last update:
+    paging through a history of 10,000 events, or refreshing a finished instance, reads it from
+    storage once. A new episode, rewind or restart changes the key, so nothing stale is shown."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, str | None, datetime], list[ev.HistoryEvent]] = OrderedDict()
+
+    async def get(self, client: AsyncDurableClient, state: OrchestrationState) -> list[ev.HistoryEvent]:
+        key = (state.instance_id, state.execution_id, state.last_updated_at)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        history = await client.get_orchestration_history(state.instance_id, execution_id=state.execution_id)
+        self._entries[key] = history
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return history
 
 
 class SignInRequired(Exception):
@@ -77,6 +100,7 @@ def create_router(http: HttpSettings) -> APIRouter:
         auth = authentication(http)
         guard = [Depends(auth)] if auth is not None else []
 
+    histories = HistoryCache()
     public = APIRouter(prefix=PREFIX, include_in_schema=False)
     pages = APIRouter(prefix=PREFIX, include_in_schema=False, dependencies=guard)
 
@@ -249,7 +273,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             return render(
                 request, http, "error.html", status_code=404, error=f"no instance {instance_id!r} in this hub"
             )
-        history = await client.get_orchestration_history(instance_id)
+        history = await histories.get(client, state)
         at = now()
         live = not state.runtime_status.is_terminal
         chart = timeline.build(history, at, live=live)
@@ -265,7 +289,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             geometry=timeline,
             pretty=views.pretty_json,
             parent=_parent_of(history),
-            history=views.page_of(views.history_rows(history), hpage),
+            history=views.history_page(history, hpage),
             notice=NOTICES.get(request.query_params.get("done", "")),
             error=error,
             statuses=OrchestrationStatus,

@@ -14,7 +14,7 @@ library, works without JavaScript, and every label goes through the template's e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from durablehub.dashboard.views import duration_text, failure_text, short_json
@@ -27,8 +27,10 @@ ROW_HEIGHT = 22
 TOP = 26
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Bar:
+    """Built while the history is read (mutable: a completion ends its bar in place)."""
+
     kind: str  # activity, orchestration, timer, event
     label: str
     start: datetime
@@ -55,51 +57,36 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
     """The bars of a history. ``live``: the instance still runs, so outstanding bars reach
     ``now``; otherwise they end where the history ends."""
     bars: list[Bar] = []
-    open_calls: dict[int, int] = {}  # event id -> index in bars
-    open_timers: dict[int, int] = {}
+    open_calls: dict[int, Bar] = {}  # by the scheduling event's id
+    open_timers: dict[int, Bar] = {}
     for event in events:
         if isinstance(event, ev.TaskScheduled):
-            open_calls[event.event_id] = len(bars)
             bars.append(Bar("activity", event.name, event.timestamp, None, "running"))
+            open_calls[event.event_id] = bars[-1]
         elif isinstance(event, ev.SubOrchestrationInstanceCreated):
-            open_calls[event.event_id] = len(bars)
-            bars.append(
-                Bar(
-                    "orchestration",
-                    event.name,
-                    event.timestamp,
-                    None,
-                    "running",
-                    instance_id=event.instance_id,
-                )
+            open_calls[event.event_id] = Bar(
+                "orchestration", event.name, event.timestamp, None, "running", instance_id=event.instance_id
             )
+            bars.append(open_calls[event.event_id])
         elif isinstance(event, ev.TimerCreated):
-            open_timers[event.event_id] = len(bars)
-            bars.append(
-                Bar(
-                    "timer",
-                    f"timer {duration_text(event.fire_at - event.timestamp)}".strip(),
-                    event.timestamp,
-                    None,
-                    "running",
-                    detail=f"fires {event.fire_at}",
-                )
+            label = f"timer {duration_text(event.fire_at - event.timestamp)}".strip()
+            open_timers[event.event_id] = Bar(
+                "timer", label, event.timestamp, None, "running", detail=f"fires {event.fire_at}"
             )
+            bars.append(open_timers[event.event_id])
         elif isinstance(event, (ev.TaskCompleted, ev.SubOrchestrationInstanceCompleted)):
-            index = open_calls.pop(event.task_scheduled_id, None)
-            if index is not None:
-                bars[index] = replace(
-                    bars[index], end=event.timestamp, state="completed", detail=short_json(event.result)
-                )
+            bar = open_calls.pop(event.task_scheduled_id, None)
+            if bar is not None:
+                bar.end, bar.state, bar.detail = event.timestamp, "completed", short_json(event.result)
         elif isinstance(event, (ev.TaskFailed, ev.SubOrchestrationInstanceFailed)):
-            index = open_calls.pop(event.task_scheduled_id, None)
-            if index is not None:
-                detail = failure_text(event.failure_details) or event.reason or "failed"
-                bars[index] = replace(bars[index], end=event.timestamp, state="failed", detail=detail)
+            bar = open_calls.pop(event.task_scheduled_id, None)
+            if bar is not None:
+                bar.end, bar.state = event.timestamp, "failed"
+                bar.detail = failure_text(event.failure_details) or event.reason or "failed"
         elif isinstance(event, ev.TimerFired):
-            index = open_timers.pop(event.timer_id, None)
-            if index is not None:
-                bars[index] = replace(bars[index], end=event.timestamp, state="fired")
+            bar = open_timers.pop(event.timer_id, None)
+            if bar is not None:
+                bar.end, bar.state = event.timestamp, "fired"
         elif isinstance(event, ev.EventRaised):
             bars.append(
                 Bar(
@@ -111,32 +98,30 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
                     detail=short_json(event.input),
                 )
             )
-    bars = _number_attempts(bars)
+    _number_attempts(bars)
     start = min((e.timestamp for e in events), default=now)  # ExecutionStarted may precede the first row
     last = max((e.timestamp for e in events), default=now)
     end = max(now, last) if live else last
     if not live:
-        bars = [b if b.end is not None else replace(b, end=end, state="unfinished") for b in bars]
+        for bar in bars:
+            if bar.end is None:
+                bar.end, bar.state = end, "unfinished"
     hidden = max(0, len(bars) - MAX_BARS)
     return Timeline(bars[:MAX_BARS], start, max(end, start + timedelta(milliseconds=1)), hidden)
 
 
-def _number_attempts(bars: list[Bar]) -> list[Bar]:
+def _number_attempts(bars: list[Bar]) -> None:
     """A call made again after a failed call of the same name is its next attempt."""
     failed_attempts: dict[tuple[str, str], int] = {}
-    numbered = []
     for bar in bars:
+        if bar.kind not in ("activity", "orchestration"):
+            continue
         key = (bar.kind, bar.label)
-        attempt = failed_attempts.get(key, 0) + 1
-        if bar.kind in ("activity", "orchestration") and attempt > 1:
-            bar = replace(bar, attempt=attempt)
-        if bar.kind in ("activity", "orchestration"):
-            if bar.state == "failed":
-                failed_attempts[key] = attempt
-            else:
-                failed_attempts.pop(key, None)
-        numbered.append(bar)
-    return numbered
+        bar.attempt = failed_attempts.get(key, 0) + 1
+        if bar.state == "failed":
+            failed_attempts[key] = bar.attempt
+        else:
+            failed_attempts.pop(key, None)
 
 
 @dataclass(frozen=True)

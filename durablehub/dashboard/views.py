@@ -263,30 +263,43 @@ _ANSWERS = (
 )
 
 
-def history_rows(events: Sequence[ev.HistoryEvent]) -> list[HistoryRow]:
-    scheduled: dict[int, ev.HistoryEvent] = {
+def _origins(events: Sequence[ev.HistoryEvent]) -> dict[int, ev.HistoryEvent]:
+    """The events completions refer to, by event id."""
+    return {
         e.event_id: e
         for e in events
         if isinstance(e, (ev.TaskScheduled, ev.SubOrchestrationInstanceCreated, ev.TimerCreated))
     }
-    rows = []
-    for event in events:
-        row = HistoryRow(event.timestamp, event.event_type.name, event_id=event.event_id)
-        origin: ev.HistoryEvent | None = None
-        if isinstance(event, _ANSWERS):
-            origin = scheduled.get(event.task_scheduled_id)
-        elif isinstance(event, ev.TimerFired):
-            origin = scheduled.get(event.timer_id)
-        if origin is not None:
-            row = replace(
-                row, scheduled=origin.timestamp, duration=duration(origin.timestamp, event.timestamp)
-            )
-            row = replace(row, name=getattr(origin, "name", "") or "", event_id=origin.event_id)
-            if isinstance(origin, ev.SubOrchestrationInstanceCreated):
-                row = replace(row, instance_link=origin.instance_id)
-        row = replace(row, **_details(event))
-        rows.append(row)
-    return rows
+
+
+def _row(event: ev.HistoryEvent, origins: Mapping[int, ev.HistoryEvent]) -> HistoryRow:
+    fields: dict[str, Any] = {"event_id": event.event_id}
+    origin: ev.HistoryEvent | None = None
+    if isinstance(event, _ANSWERS):
+        origin = origins.get(event.task_scheduled_id)
+    elif isinstance(event, ev.TimerFired):
+        origin = origins.get(event.timer_id)
+    if origin is not None:
+        fields["scheduled"] = origin.timestamp
+        fields["duration"] = duration(origin.timestamp, event.timestamp)
+        fields["name"] = getattr(origin, "name", "") or ""
+        fields["event_id"] = origin.event_id
+        if isinstance(origin, ev.SubOrchestrationInstanceCreated):
+            fields["instance_link"] = origin.instance_id
+    fields.update(_details(event))
+    return HistoryRow(event.timestamp, event.event_type.name, **fields)
+
+
+def history_rows(events: Sequence[ev.HistoryEvent]) -> list[HistoryRow]:
+    origins = _origins(events)
+    return [_row(event, origins) for event in events]
+
+
+def history_page(events: Sequence[ev.HistoryEvent], number: int, size: int = HISTORY_PAGE_SIZE) -> Page:
+    """One page of the history table: only its rows are built (a history may hold 10,000+)."""
+    page = page_of(events, number, size)
+    origins = _origins(events)
+    return replace(page, items=[_row(event, origins) for event in page.items])
 
 
 def _details(event: ev.HistoryEvent) -> dict[str, Any]:

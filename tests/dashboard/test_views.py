@@ -77,6 +77,17 @@ def test_history_pages() -> None:
     page = views.page_of(list(range(250)), 3)
     assert (page.items[0], len(page.items), page.count, page.total) == (200, 50, 3, 250)
     assert views.page_of([], 5).number == 1
+    t0 = h.T0
+    events = [h.started("Flow")]
+    for i in range(150):
+        events += [
+            h.task_scheduled(i, f"step{i}", at=t0),
+            h.task_completed(i, i, at=t0 + timedelta(seconds=1)),
+        ]
+    last = views.history_page(events, 99)  # past the end: the last page
+    assert (last.number, last.count, last.total, len(last.items)) == (4, 4, 301, 1)
+    assert last.items == views.history_rows(events)[300:]
+    assert last.items[0].name == "step149" and last.items[0].duration == timedelta(seconds=1)
 
 
 def test_durations_and_json() -> None:
