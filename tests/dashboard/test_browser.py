@@ -174,6 +174,17 @@ def test_open_an_instance_and_see_one_bar_per_activity(page: Page, client: Durab
     assert page.locator("#timeline g.bar.activity.completed").count() == 5
     assert page.inner_text("#output") == "20"
 
+    # Keyboard: "t" shows times in UTC (local by default), "d" picks the dark theme; both are kept.
+    created = page.locator("#summary time").first
+    assert not created.inner_text().endswith("UTC")
+    page.keyboard.press("t")
+    assert created.inner_text().endswith(" UTC")
+    page.keyboard.press("d")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.reload()
+    assert page.locator("#summary time").first.inner_text().endswith(" UTC")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+
 
 def test_raise_an_event_from_the_page_and_watch_it_complete(page: Page, client: DurableClient) -> None:
     iid = client.schedule_new_orchestration("approval", input=600, instance_id="expense-1")

@@ -179,3 +179,29 @@ async def _wait_for(durable: AsyncDurableClient, iid: str, status: Orchestration
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{iid} never reached {status.name}")
+
+
+async def test_failures_sub_orchestrations_and_rewind(
+    browser: httpx.AsyncClient, durable: AsyncDurableClient
+) -> None:
+    parent = await durable.schedule_new_orchestration("parent", input=[1, 2], instance_id=new_prefix() + "p")
+    await durable.wait_for_orchestration_completion(parent, timeout=30)
+    page = await browser.get(f"/dashboard/instances/{parent}")
+    assert page.text.count('data-kind="orchestration"') == 3
+    assert page.text.count('class="bar orchestration failed"') == 1  # the child given -1
+    assert f'href="/dashboard/instances/{parent}-child-0"' in page.text
+    child_page = await browser.get(f"/dashboard/instances/{parent}-child-0")
+    assert f'id="parent">{parent}</a>' in child_page.text
+
+    failed = await durable.schedule_new_orchestration("child", input=-5, instance_id=new_prefix() + "f")
+    state = await durable.wait_for_orchestration_completion(failed, timeout=30)
+    assert state.runtime_status is OrchestrationStatus.FAILED
+    page = await browser.get(f"/dashboard/instances/{failed}")
+    assert 'id="failure"' in page.text and "<b>builtins.ValueError</b>: negative input -5" in page.text
+    assert '<pre class="stack">' in page.text and 'id="action-rewind"' in page.text
+    rewound = await browser.post(
+        f"/dashboard/instances/{failed}/rewind", data={"csrf": csrf(browser), "reason": "retry"}
+    )
+    assert rewound.status_code == 303 and rewound.headers["location"].endswith("?done=rewind")
+    completed = await browser.post(f"/dashboard/instances/{parent}/rewind", data={"csrf": csrf(browser)})
+    assert completed.status_code == 410 and 'role="alert"' in completed.text  # as the API answers
