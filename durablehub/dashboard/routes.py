@@ -52,6 +52,7 @@ NOTICES = {
     "start": "Started.",
 }
 COUNT_LIMIT = 10_000  # rows read to count instances by status; more are shown as "10000+"
+NAME_SCAN_LIMIT = 10_000  # rows a name-filtered page reads at most before showing what it found
 
 
 class HistoryCache:
@@ -160,17 +161,13 @@ def create_router(http: HttpSettings) -> APIRouter:
         filters = views.ListFilters.from_query(parse_qs(request.url.query))
         client = await context(request).client()
         at = now()
-        page = await client.query_orchestrations(filters.query(at))
-        items = page.items
-        if filters.name_prefix:
-            wanted = filters.name_prefix.lower()
-            items = [s for s in items if s.name.lower().startswith(wanted)]
+        items, next_token = await _instances_page(client, filters, at)
         items = _sorted(items, filters, at)
         rows = [(s, views.instance_duration(s, at)) for s in items]
         values: dict[str, Any] = dict(
             filters=filters,
             rows=rows,
-            next_token=page.continuation_token,
+            next_token=next_token,
             statuses=views.STATUSES,
             ranges=views.RANGES,
             page_sizes=views.PAGE_SIZES,
@@ -322,6 +319,28 @@ def create_router(http: HttpSettings) -> APIRouter:
     router.include_router(public)
     router.include_router(pages)
     return router
+
+
+async def _instances_page(
+    client: AsyncDurableClient, filters: views.ListFilters, at: datetime
+) -> tuple[list[OrchestrationState], str | None]:
+    """A page of the list and the token of the next. The table can only filter ids by prefix,
+    so a name filter reads table pages until the page is full (it may then hold a few more
+    than its size, the rest of the last table page) or NAME_SCAN_LIMIT rows were read."""
+    query = filters.query(at)
+    if not filters.name_prefix:
+        page = await client.query_orchestrations(query)
+        return page.items, page.continuation_token
+    wanted = filters.name_prefix.lower()
+    found: list[OrchestrationState] = []
+    scanned = 0
+    while True:
+        page = await client.query_orchestrations(query)
+        found += [s for s in page.items if s.name.lower().startswith(wanted)]
+        scanned += len(page.items)
+        if page.continuation_token is None or len(found) >= filters.page_size or scanned >= NAME_SCAN_LIMIT:
+            return found, page.continuation_token
+        query = dataclasses.replace(query, continuation_token=page.continuation_token)
 
 
 def _orchestrators(request: Request) -> list[str]:

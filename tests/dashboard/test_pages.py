@@ -205,3 +205,18 @@ async def test_failures_sub_orchestrations_and_rewind(
     assert rewound.status_code == 303 and rewound.headers["location"].endswith("?done=rewind")
     completed = await browser.post(f"/dashboard/instances/{parent}/rewind", data={"csrf": csrf(browser)})
     assert completed.status_code == 410 and 'role="alert"' in completed.text  # as the API answers
+
+
+async def test_the_name_filter_reads_on_until_a_page_is_full(
+    browser: httpx.AsyncClient, durable: AsyncDurableClient
+) -> None:
+    prefix = new_prefix()
+    for i in range(25):  # ids sort before the matching ones: the first table page holds no match
+        await durable.schedule_new_orchestration("approval", input=600, instance_id=f"{prefix}a{i:03d}")
+    for i in range(3):
+        await durable.schedule_new_orchestration("hello_cities", instance_id=f"{prefix}z{i}")
+    page = await browser.get("/dashboard/", params={"prefix": prefix, "size": "20", "name": "HELLO"})
+    assert ids_on(page) == [f"{prefix}z{i}" for i in range(3)]
+    assert 'id="next-page"' not in page.text
+    for i in range(25):
+        await durable.terminate_orchestration(f"{prefix}a{i:03d}")
