@@ -19,15 +19,12 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from durablehub.dashboard.pages import FRAGMENT_HEADER, PREFIX
+from durablehub.dashboard.pages import FRAGMENT_HEADER, PREFIX, base
 from durablehub.dashboard.routes import SignInRequired, create_router
 from durablehub.http.payloads import KEY_QUERY_PARAMETER
 from durablehub.http.settings import HttpSettings
 
 __all__ = ["PREFIX", "install_dashboard"]
-
-# Writes that must work on a read-only server: signing in and out change nothing in the hub.
-SESSION_PATHS = (f"{PREFIX}/login", f"{PREFIX}/logout")
 
 
 def install_dashboard(app: FastAPI, http: HttpSettings) -> None:
@@ -40,7 +37,7 @@ def install_dashboard(app: FastAPI, http: HttpSettings) -> None:
         # Back to the page after signing in; a key sent the API's way (?code=) is not carried along.
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != KEY_QUERY_PARAMETER])
         target = request.url.path + (f"?{query}" if query else "")
-        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}", status_code=303)
+        return RedirectResponse(f"{base(request)}/login?{urlencode({'next': target})}", status_code=303)
 
     app.add_exception_handler(SignInRequired, sign_in)
     app.include_router(create_router(http))

@@ -3,6 +3,7 @@ signalling one, and cleaning entity storage -- each through the client, as the A
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -10,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from durablehub.dashboard import views
 from durablehub.dashboard.forms import context, forged, html_errors, json_field, read_form
-from durablehub.dashboard.pages import PREFIX, render
+from durablehub.dashboard.pages import base, render
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import EntityQuery
 from durablehub.http.settings import HttpSettings
@@ -37,8 +38,8 @@ def _notice(params: dict[str, list[str]]) -> str | None:
     return NOTICES.get(done)
 
 
-def entity_url(entity: EntityInstanceId, **query: str) -> str:
-    path = f"{PREFIX}/entities/{quote(entity.name, safe='')}/{quote(entity.key, safe='')}"
+def entity_url(home: str, entity: EntityInstanceId, **query: str) -> str:
+    path = f"{home}/entities/{quote(entity.name, safe='')}/{quote(entity.key, safe='')}"
     return f"{path}?{urlencode(query)}" if query else path
 
 
@@ -61,10 +62,10 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             continuation_token=token,
         )
         page = await (await context(request).client()).query_entities(query)
-        base = {k: v for k, v in (("prefix", prefix), ("state", "1" if with_state else "")) if v}
+        kept = {k: v for k, v in (("prefix", prefix), ("state", "1" if with_state else "")) if v}
         if size_text != "50":
-            base["size"] = size_text
-        next_url = f"{PREFIX}/entities?{urlencode({**base, 'page': page.continuation_token})}"
+            kept["size"] = size_text
+        next_url = f"{base(request)}/entities?{urlencode({**kept, 'page': page.continuation_token})}"
         return render(
             request,
             http,
@@ -75,8 +76,8 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             page_sizes=views.PAGE_SIZES,
             size=int(size_text),
             next_url=next_url if page.continuation_token else None,
-            first_url=f"{PREFIX}/entities?{urlencode(base)}" if token else None,
-            entity_url=entity_url,
+            first_url=f"{base(request)}/entities?{urlencode(kept)}" if token else None,
+            entity_url=functools.partial(entity_url, base(request)),
             short=views.short_json,
             notice=_notice(params),
         )
@@ -93,7 +94,7 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             status_code=200 if metadata is not None else 404,
             entity=entity,
             metadata=metadata,
-            entity_url=entity_url,
+            entity_url=functools.partial(entity_url, base(request)),
             pretty=views.pretty_json,
             notice=NOTICES.get(request.query_params.get("done", "")),
             error=None
@@ -113,7 +114,7 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             raise ValueError("the signal needs an operation name")
         data = json_field(form.get("input"), "the operation input")
         await (await context(request).client()).signal_entity(entity, operation, data)
-        return RedirectResponse(entity_url(entity, done="signal"), status_code=303)
+        return RedirectResponse(entity_url(base(request), entity, done="signal"), status_code=303)
 
     @pages.post("/entities-clean")
     @html_errors
@@ -131,4 +132,4 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
                 "released": result.orphaned_locks_released,
             }
         )
-        return RedirectResponse(f"{PREFIX}/entities?{query}", status_code=303)
+        return RedirectResponse(f"{base(request)}/entities?{query}", status_code=303)

@@ -35,6 +35,12 @@ SECURITY_HEADERS = {
 }
 
 
+def base(request: Request) -> str:
+    """Where the dashboard is for this request: ``/dashboard``, under the path the management
+    app is mounted at (``root_path``), if it is."""
+    return str(request.scope.get("root_path", "")).rstrip("/") + PREFIX
+
+
 def iso(value: datetime | None) -> str:
     """UTC with a Z; the page's script shows it in local time unless UTC is chosen."""
     if value is None:
@@ -74,7 +80,7 @@ def render(
     """``template`` with ``values`` and what every page needs (hub, auth, CSRF token, ...)."""
     token, new_token = session.csrf_token(request)
     context = {
-        "prefix": PREFIX,
+        "prefix": base(request),
         "hub": request.app.state.durablehub.settings.task_hub,
         "auth": http.auth,
         "read_only": http.read_only,

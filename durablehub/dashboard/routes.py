@@ -31,7 +31,7 @@ from durablehub.dashboard.forms import (
     now,
     read_form,
 )
-from durablehub.dashboard.pages import PREFIX, SECURITY_HEADERS, fragment, render
+from durablehub.dashboard.pages import PREFIX, SECURITY_HEADERS, base, fragment, render
 from durablehub.engine import history as ev
 from durablehub.http.auth import authentication
 from durablehub.http.errors import HANDLED_ERRORS, error_status
@@ -80,11 +80,12 @@ class SignInRequired(Exception):
     """A dashboard request without a valid session (``auth=key``)."""
 
 
-def _safe_next(value: str | None) -> str:
+def _safe_next(value: str | None, request: Request) -> str:
     """Where to go after signing in: a dashboard path of this server, nothing else."""
-    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//") and "\\" not in value:
+    home = f"{base(request)}/"
+    if value and value.startswith(home) and not value.startswith("//") and "\\" not in value:
         return value
-    return f"{PREFIX}/"
+    return home
 
 
 def create_router(http: HttpSettings) -> APIRouter:
@@ -113,21 +114,21 @@ def create_router(http: HttpSettings) -> APIRouter:
         return Response(body, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
 
     @public.get("")
-    async def root() -> Response:
-        return RedirectResponse(f"{PREFIX}/", status_code=307)
+    async def root(request: Request) -> Response:
+        return RedirectResponse(f"{base(request)}/", status_code=307)
 
     @public.get("/login")
     async def login_page(request: Request, next: str | None = None) -> Response:
         if http.auth != "key":
-            return RedirectResponse(_safe_next(next), status_code=303)
-        return render(request, http, "login.html", next=_safe_next(next))
+            return RedirectResponse(_safe_next(next, request), status_code=303)
+        return render(request, http, "login.html", next=_safe_next(next, request))
 
     @public.post("/login")
     async def login(request: Request) -> Response:
         if http.auth != "key":
-            return RedirectResponse(f"{PREFIX}/", status_code=303)
+            return RedirectResponse(f"{base(request)}/", status_code=303)
         form = await read_form(request)
-        target = _safe_next(form.get("next"))
+        target = _safe_next(form.get("next"), request)
         if not session.csrf_ok(request, form.get(session.CSRF_FIELD)):
             return render(
                 request,
@@ -149,8 +150,8 @@ def create_router(http: HttpSettings) -> APIRouter:
         form = await read_form(request)
         if refusal := forged(request, form):
             return refusal
-        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-        session.clear_session(response)
+        response = RedirectResponse(f"{base(request)}/login", status_code=303)
+        session.clear_session(response, request)
         return response
 
     # ------------------------------------------------------------------ instance list
@@ -196,7 +197,7 @@ def create_router(http: HttpSettings) -> APIRouter:
         iid = await client.schedule_new_orchestration(
             name, input=data, instance_id=form.get("instance_id").strip() or None
         )
-        return RedirectResponse(_instance_url(iid, "start"), status_code=303)
+        return RedirectResponse(_instance_url(base(request), iid, "start"), status_code=303)
 
     @pages.post("/purge")
     @html_errors
@@ -220,7 +221,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             runtime_status=filters.statuses or None,
         )
         query = urlencode({"done": "purge-by", "n": result.deleted_instance_count})
-        return RedirectResponse(f"{PREFIX}/?{query}", status_code=303)
+        return RedirectResponse(f"{base(request)}/?{query}", status_code=303)
 
     @pages.get("/counts")
     @html_errors
@@ -304,7 +305,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             return refusal
         client = await context(request).client()
         try:
-            target = await _act(client, instance_id, action, form)
+            target = await _act(client, base(request), instance_id, action, form)
         except HANDLED_ERRORS as exc:
             status = error_status(exc) or 500
             try:
@@ -357,11 +358,11 @@ def _list_notice(request: Request) -> str | None:
     return NOTICES.get(done)
 
 
-def _instance_url(instance_id: str, done: str) -> str:
-    return f"{PREFIX}/instances/{quote(instance_id, safe='')}?{urlencode({'done': done})}"
+def _instance_url(home: str, instance_id: str, done: str) -> str:
+    return f"{home}/instances/{quote(instance_id, safe='')}?{urlencode({'done': done})}"
 
 
-async def _act(client: AsyncDurableClient, instance_id: str, action: str, form: Form) -> str:
+async def _act(client: AsyncDurableClient, home: str, instance_id: str, action: str, form: Form) -> str:
     """Run one action through the client; the URL to show next.
 
     Raises:
@@ -386,15 +387,15 @@ async def _act(client: AsyncDurableClient, instance_id: str, action: str, form: 
         new_id = await client.restart_orchestration(
             instance_id, restart_with_new_instance_id=form.get("new_id") == "1"
         )
-        return _instance_url(new_id, "restart")
+        return _instance_url(home, new_id, "restart")
     elif action == "purge":
         result = await client.purge_orchestration(instance_id)
         if result.deleted_instance_count == 0:
             raise ValueError(f"nothing was purged: no instance {instance_id!r}")
-        return f"{PREFIX}/?done=purge"
+        return f"{home}/?done=purge"
     else:
         raise ValueError(f"unknown action {action!r}")
-    return _instance_url(instance_id, action)
+    return _instance_url(home, instance_id, action)
 
 
 def _parent_of(history: list[ev.HistoryEvent]) -> str | None:

@@ -27,7 +27,6 @@ from durablehub.http.settings import HttpSettings
 SESSION_COOKIE = "durablehub_session"
 CSRF_COOKIE = "durablehub_csrf"
 CSRF_FIELD = "csrf"
-COOKIE_PATH = "/dashboard"
 SESSION_SECONDS = 12 * 3600
 _SESSION_PURPOSE = b"durablehub dashboard session v1:"
 
@@ -69,6 +68,11 @@ def is_signed_in(request: Request, settings: HttpSettings) -> bool:
     return session_valid(request.cookies.get(SESSION_COOKIE), settings.key.get_secret_value())
 
 
+def cookie_path(request: Request) -> str:
+    """The dashboard's path (under a mount's, if any): the cookies go nowhere else."""
+    return str(request.scope.get("root_path", "")).rstrip("/") + "/dashboard"
+
+
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
@@ -79,15 +83,15 @@ def set_session(response: Response, request: Request, settings: HttpSettings) ->
         SESSION_COOKIE,
         new_session(settings.key.get_secret_value()),
         max_age=SESSION_SECONDS,
-        path=COOKIE_PATH,
+        path=cookie_path(request),
         httponly=True,
         samesite="strict",
         secure=_secure(request),
     )
 
 
-def clear_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+def clear_session(response: Response, request: Request) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=cookie_path(request), httponly=True, samesite="strict")
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:
@@ -100,7 +104,12 @@ def csrf_token(request: Request) -> tuple[str, bool]:
 
 def remember_csrf(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
-        CSRF_COOKIE, token, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
+        CSRF_COOKIE,
+        token,
+        path=cookie_path(request),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
     )
 
 

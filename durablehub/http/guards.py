@@ -84,7 +84,7 @@ class SameOriginWrites:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            forms = any(scope["path"].startswith(p) for p in self.form_paths)
+            forms = any(route_path(scope).startswith(p) for p in self.form_paths)
             problem = self._problem(dict(scope["headers"]), forms=forms)
             if problem is not None:
                 status, message = problem
@@ -133,6 +133,13 @@ class ReadOnly:
             await error_response(403, message)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path within this app: without the prefix of a mount, which Starlette
+    keeps at the start of ``path`` and in ``root_path``."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _netloc(url: str) -> str | None:
