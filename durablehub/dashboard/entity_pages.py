@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from durablehub.dashboard import views
-from durablehub.dashboard.forms import context, forged, html_errors, json_field, read_form
+from durablehub.dashboard.forms import Form, context, forged, html_errors, json_field, read_form
 from durablehub.dashboard.pages import base, render
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import EntityQuery
+from durablehub.http.errors import HANDLED_ERRORS, error_status
 from durablehub.http.settings import HttpSettings
 
 NOTICES = {
@@ -85,21 +86,31 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
     @pages.get("/entities/{name}/{key}")
     @html_errors
     async def entity_page(request: Request, name: str, key: str) -> Response:
-        entity = EntityInstanceId(name, key)
+        return await _entity(request, EntityInstanceId(name, key))
+
+    async def _entity(
+        request: Request,
+        entity: EntityInstanceId,
+        *,
+        error: str | None = None,
+        status_code: int = 200,
+        refused: Form | None = None,
+    ) -> Response:
         metadata = await (await context(request).client()).get_entity(entity, include_state=True)
+        if metadata is None and error is None:
+            error, status_code = f"no entity {str(entity)!r} (it does not exist or has no state)", 404
         return render(
             request,
             http,
             "entity.html",
-            status_code=200 if metadata is not None else 404,
+            status_code=status_code,
             entity=entity,
             metadata=metadata,
             entity_url=functools.partial(entity_url, base(request)),
             pretty=views.pretty_json,
             notice=NOTICES.get(request.query_params.get("done", "")),
-            error=None
-            if metadata is not None
-            else f"no entity {str(entity)!r} (it does not exist or has no state)",
+            error=error,
+            refused_form=refused,  # a signal that failed: its form, as it was sent
         )
 
     @pages.post("/entities/{name}/{key}/signal")
@@ -109,11 +120,15 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
         if refusal := forged(request, form):
             return refusal
         entity = EntityInstanceId(name, key)
-        operation = form.get("operation").strip()
-        if not operation:
-            raise ValueError("the signal needs an operation name")
-        data = json_field(form.get("input"), "the operation input")
-        await (await context(request).client()).signal_entity(entity, operation, data)
+        try:
+            operation = form.get("operation").strip()
+            if not operation:
+                raise ValueError("the signal needs an operation name")
+            data = json_field(form.get("input"), "the operation input")
+            await (await context(request).client()).signal_entity(entity, operation, data)
+        except HANDLED_ERRORS as exc:
+            status = error_status(exc) or 500
+            return await _entity(request, entity, error=str(exc), status_code=status, refused=form)
         return RedirectResponse(entity_url(base(request), entity, done="signal"), status_code=303)
 
     @pages.post("/entities-clean")

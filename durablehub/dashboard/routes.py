@@ -159,7 +159,16 @@ def create_router(http: HttpSettings) -> APIRouter:
     @pages.get("/")
     @html_errors
     async def instance_list(request: Request) -> Response:
-        filters = views.ListFilters.from_query(parse_qs(request.url.query))
+        return await _list(request, views.ListFilters.from_query(parse_qs(request.url.query)))
+
+    async def _list(
+        request: Request,
+        filters: views.ListFilters,
+        *,
+        error: str | None = None,
+        status_code: int = 200,
+        refused: tuple[str, Form] | None = None,
+    ) -> Response:
         client = await context(request).client()
         at = now()
         items, next_token = await _instances_page(client, filters, at)
@@ -177,10 +186,20 @@ def create_router(http: HttpSettings) -> APIRouter:
             failure_text=views.failure_text,
             notice=_list_notice(request),
             orchestrators=_orchestrators(request),
+            error=error,
+            refused_action=refused[0] if refused else None,
+            refused_form=refused[1] if refused else Form({}),
         )
         if fragment(request) == "instances":
             return render(request, http, "_instances.html", **values)
-        return render(request, http, "instances.html", **values)
+        return render(request, http, "instances.html", status_code=status_code, **values)
+
+    async def _list_refusing(request: Request, action: str, form: Form, exc: Exception) -> Response:
+        """The list again with the error, and the form that failed open as it was sent."""
+        status = error_status(exc) or 500
+        return await _list(
+            request, views.ListFilters(), error=str(exc), status_code=status, refused=(action, form)
+        )
 
     @pages.post("/start")
     @html_errors
@@ -188,15 +207,18 @@ def create_router(http: HttpSettings) -> APIRouter:
         form = await read_form(request)
         if refusal := forged(request, form):
             return refusal
-        name = form.get("name").strip()
-        if not name:
-            raise ValueError("the orchestration needs a name")
-        context(request).check_orchestrator(name)  # as the API: a name the served App lacks
-        data = json_field(form.get("input"), "the input")
-        client = await context(request).client()
-        iid = await client.schedule_new_orchestration(
-            name, input=data, instance_id=form.get("instance_id").strip() or None
-        )
+        try:
+            name = form.get("name").strip()
+            if not name:
+                raise ValueError("the orchestration needs a name")
+            context(request).check_orchestrator(name)  # as the API: a name the served App lacks
+            data = json_field(form.get("input"), "the input")
+            client = await context(request).client()
+            iid = await client.schedule_new_orchestration(
+                name, input=data, instance_id=form.get("instance_id").strip() or None
+            )
+        except HANDLED_ERRORS as exc:
+            return await _list_refusing(request, "start", form, exc)
         return RedirectResponse(_instance_url(base(request), iid, "start"), status_code=303)
 
     @pages.post("/purge")
@@ -205,21 +227,24 @@ def create_router(http: HttpSettings) -> APIRouter:
         form = await read_form(request)
         if refusal := forged(request, form):
             return refusal
-        filters = views.ListFilters.from_query(
-            {
-                "status": form.all("status"),
-                "range": ["custom"],
-                "from": [form.get("from")],
-                "to": [form.get("to")],
-            }
-        )
-        if filters.created_to is None:
-            raise ValueError("give the end of the range ('created before'): purging has no undo")
-        result = await (await context(request).client()).purge_orchestrations_by(
-            created_time_from=filters.created_from,
-            created_time_to=filters.created_to,
-            runtime_status=filters.statuses or None,
-        )
+        try:
+            filters = views.ListFilters.from_query(
+                {
+                    "status": form.all("status"),
+                    "range": ["custom"],
+                    "from": [form.get("from")],
+                    "to": [form.get("to")],
+                }
+            )
+            if filters.created_to is None:
+                raise ValueError("give the end of the range ('created before'): purging has no undo")
+            result = await (await context(request).client()).purge_orchestrations_by(
+                created_time_from=filters.created_from,
+                created_time_to=filters.created_to,
+                runtime_status=filters.statuses or None,
+            )
+        except HANDLED_ERRORS as exc:
+            return await _list_refusing(request, "purge-by", form, exc)
         query = urlencode({"done": "purge-by", "n": result.deleted_instance_count})
         return RedirectResponse(f"{base(request)}/?{query}", status_code=303)
 
@@ -264,6 +289,7 @@ def create_router(http: HttpSettings) -> APIRouter:
         hpage: int = 1,
         error: str | None = None,
         status_code: int = 200,
+        refused: tuple[str, Form] | None = None,
     ) -> Response:
         client = await context(request).client()
         state = await client.get_orchestration_state(instance_id, fetch_payloads=True)
@@ -291,6 +317,9 @@ def create_router(http: HttpSettings) -> APIRouter:
             notice=NOTICES.get(request.query_params.get("done", "")),
             error=error,
             statuses=OrchestrationStatus,
+            # An action that failed: its form is shown open, filled in as it was sent.
+            refused_action=refused[0] if refused else None,
+            refused_form=refused[1] if refused else Form({}),
         )
         name = fragment(request)
         if name in ("timeline", "summary"):
@@ -309,7 +338,9 @@ def create_router(http: HttpSettings) -> APIRouter:
         except HANDLED_ERRORS as exc:
             status = error_status(exc) or 500
             try:
-                return await _instance(request, instance_id, error=str(exc), status_code=status)
+                return await _instance(
+                    request, instance_id, error=str(exc), status_code=status, refused=(action, form)
+                )
             except HANDLED_ERRORS:
                 return error_page(request, exc)
         return RedirectResponse(target, status_code=303)

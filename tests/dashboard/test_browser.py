@@ -195,7 +195,8 @@ def test_raise_an_event_from_the_page_and_watch_it_complete(page: Page, client: 
     page.fill("#action-raise-event input[name=name]", "Approval")
     page.fill("#action-raise-event textarea[name=data]", '{"by": "browser"}')
     page.click("#action-raise-event button[type=submit]")
-    page.wait_for_selector("#status:text('Completed')")  # the page refreshes itself
+    page.wait_for_selector("#status:text('Completed')")  # the page refreshes itself...
+    page.wait_for_selector("#output:has-text('browser')")  # ...and reloads once it has finished
     assert '"by": "browser"' in page.inner_text("#output")
     assert page.locator("#timeline g.bar.event").count() == 1
 

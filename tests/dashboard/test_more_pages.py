@@ -58,6 +58,7 @@ async def test_entities_list_page_and_signal(browser: httpx.AsyncClient, durable
         data={"csrf": csrf(browser), "operation": "AddItem", "input": "pear"},
     )
     assert bad.status_code == 400 and "the operation input is not valid JSON" in bad.text
+    assert '<details class="action" id="action-signal" open>' in bad.text and ">pear</textarea>" in bad.text
     missing = await browser.get("/dashboard/entities/shoppingcart/nobody-here")
     assert missing.status_code == 404
     cleaned = await browser.post("/dashboard/entities-clean", data={"csrf": csrf(browser), "empty": "1"})
@@ -79,6 +80,8 @@ async def test_start_an_instance_and_purge_by_filter(
     assert state.get_output() == 6
     unknown = await browser.post("/dashboard/start", data={"csrf": csrf(browser), "name": "NoSuchFlow"})
     assert unknown.status_code == 400 and "no orchestrator named &#39;NoSuchFlow&#39;" in unknown.text
+    assert '<details class="action" id="action-start" open>' in unknown.text  # as it was sent
+    assert 'value="NoSuchFlow"' in unknown.text
     taken = await browser.post(
         "/dashboard/start",
         data={"csrf": csrf(browser), "name": "approval", "instance_id": iid, "input": "600"},
@@ -89,6 +92,8 @@ async def test_start_an_instance_and_purge_by_filter(
 
     no_end = await browser.post("/dashboard/purge", data={"csrf": csrf(browser), "status": "Terminated"})
     assert no_end.status_code == 400 and "purging has no undo" in no_end.text
+    assert '<details class="action" id="action-purge-by" open>' in no_end.text
+    assert 'value="Terminated" checked' in no_end.text
     live = await browser.post(
         "/dashboard/purge", data={"csrf": csrf(browser), "status": "Running", "to": "2100-01-01T00:00"}
     )

@@ -106,6 +106,14 @@ async def test_raise_an_event_from_the_page_and_the_instance_completes(
 ) -> None:
     iid = await durable.schedule_new_orchestration("approval", input=600, instance_id=new_prefix() + "ok")
     await durable.wait_for_orchestration_start(iid, timeout=30)
+    bad = await browser.post(
+        f"/dashboard/instances/{iid}/raise-event", data={"csrf": csrf(browser), "name": "X", "data": "{oops"}
+    )
+    assert bad.status_code == 400 and "the event data is not valid JSON" in bad.text
+    # Nothing typed is lost: the form is open again with the name and data as they were sent.
+    assert '<details class="action" id="action-raise-event" open>' in bad.text
+    assert 'name="name" required maxlength="200" value="X"' in bad.text and ">{oops</textarea>" in bad.text
+
     sent = await browser.post(
         f"/dashboard/instances/{iid}/raise-event",
         data={"csrf": csrf(browser), "name": "Approval", "data": '{"by": "ops"}'},
@@ -114,10 +122,6 @@ async def test_raise_an_event_from_the_page_and_the_instance_completes(
     state = await durable.wait_for_orchestration_completion(iid, timeout=30)
     assert state.get_output() == {"approved": {"by": "ops"}}
 
-    bad = await browser.post(
-        f"/dashboard/instances/{iid}/raise-event", data={"csrf": csrf(browser), "name": "X", "data": "{oops"}
-    )
-    assert bad.status_code == 400 and "the event data is not valid JSON" in bad.text
     finished = await browser.post(
         f"/dashboard/instances/{iid}/raise-event", data={"csrf": csrf(browser), "name": "X", "data": ""}
     )
