@@ -75,6 +75,14 @@ class HistoryCache:
             self._entries.popitem(last=False)
         return history
 
+    def latest(self, state: OrchestrationState) -> list[ev.HistoryEvent] | None:
+        """Any history read of this execution, however old: enough for what does not change
+        within an execution (who started it)."""
+        for (instance_id, execution_id, _), history in reversed(self._entries.items()):
+            if (instance_id, execution_id) == (state.instance_id, state.execution_id):
+                return history
+        return None
+
 
 class SignInRequired(Exception):
     """A dashboard request without a valid session (``auth=key``)."""
@@ -297,9 +305,17 @@ def create_router(http: HttpSettings) -> APIRouter:
             return render(
                 request, http, "error.html", status_code=404, error=f"no instance {instance_id!r} in this hub"
             )
-        history = await histories.get(client, state)
         at = now()
         live = not state.runtime_status.is_terminal
+        name = fragment(request)
+        if name == "summary":  # refreshed every few seconds: no history read for it
+            known = histories.latest(state)
+            history = known if known is not None else await histories.get(client, state)
+            summary: dict[str, Any] = dict(state=state, live=live, parent=_parent_of(history))
+            return render(
+                request, http, "_summary.html", duration=views.instance_duration(state, at), **summary
+            )
+        history = await histories.get(client, state)
         chart = timeline.build(history, at, live=live)
         values: dict[str, Any] = dict(
             state=state,
@@ -307,6 +323,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             now=at,
             duration=views.instance_duration(state, at),
             chart=chart,
+            timeline_refresh=timeline.refresh_seconds(len(history)),
             drawn=timeline.layout(chart, at),
             ticks=timeline.ticks(chart),
             chart_height=timeline.height(chart),
@@ -321,9 +338,8 @@ def create_router(http: HttpSettings) -> APIRouter:
             refused_action=refused[0] if refused else None,
             refused_form=refused[1] if refused else Form({}),
         )
-        name = fragment(request)
-        if name in ("timeline", "summary"):
-            return render(request, http, f"_{name}.html", **values)
+        if name == "timeline":
+            return render(request, http, "_timeline.html", **values)
         return render(request, http, "instance.html", status_code=status_code, **values)
 
     @pages.post("/instances/{instance_id}/{action}")

@@ -13,6 +13,7 @@ library, works without JavaScript, and every label goes through the template's e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,6 +156,12 @@ def ticks(timeline: Timeline, count: int = 5) -> list[tuple[float, str]]:
         (round(LABEL_WIDTH + CHART_WIDTH * i / count, 1), "+" + (duration_text(span * i / count) or "0 s"))
         for i in range(count + 1)
     ]
+
+
+def refresh_seconds(events: int) -> int:
+    """How often a running instance's timeline is drawn again: each time reads its whole history,
+    so every 2 s, and 2 s more per 1,000 events (20 s at 10,000)."""
+    return max(2, 2 * math.ceil(events / 1000))
 
 
 def height(timeline: Timeline) -> int:

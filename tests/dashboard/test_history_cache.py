@@ -41,3 +41,28 @@ async def test_reads_once_per_update_and_again_after_one() -> None:
     await cache.get(client, restarted)  # type: ignore[arg-type]
     await cache.get(client, state)  # type: ignore[arg-type]  # evicted (size 2): read again
     assert client.reads == [("a", "e1"), ("a", "e1"), ("a", "e2"), ("a", "e1")]
+
+
+async def test_the_summary_reuses_any_history_of_the_same_execution() -> None:
+    client = CountingClient()
+    cache = HistoryCache()
+    state = OrchestrationState(
+        instance_id="a",
+        name="Flow",
+        runtime_status=OrchestrationStatus.RUNNING,
+        created_at=h.T0,
+        last_updated_at=h.T0,
+        execution_id="e1",
+    )
+    assert cache.latest(state) is None
+    first = await cache.get(client, state)  # type: ignore[arg-type]
+    later = replace(state, last_updated_at=h.T0 + timedelta(seconds=5))
+    assert cache.latest(later) is first  # who started it does not change within an execution
+    assert cache.latest(replace(later, execution_id="e2")) is None
+    assert client.reads == [("a", "e1")]
+
+
+def test_long_running_timelines_refresh_less_often() -> None:
+    from durablehub.dashboard.timeline import refresh_seconds
+
+    assert [refresh_seconds(n) for n in (0, 999, 1000, 1001, 10_000)] == [2, 2, 2, 4, 20]
