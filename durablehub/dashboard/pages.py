@@ -94,7 +94,7 @@ def render(
     html = environment().get_template(template).render(context)
     response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
     if new_token:
-        session.remember_csrf(response, request, token)
+        session.remember_csrf(response, request, token, http)
     return response
 
 

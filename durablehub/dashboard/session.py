@@ -73,8 +73,10 @@ def cookie_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/") + "/dashboard"
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+def _secure(request: Request, settings: HttpSettings) -> bool:
+    """Cookies only over HTTPS when the browser uses HTTPS: the request says so, or the public
+    URL does (a proxy that ends TLS forwards plain HTTP)."""
+    return request.url.scheme == "https" or (settings.base_url or "").startswith("https://")
 
 
 def set_session(response: Response, request: Request, settings: HttpSettings) -> None:
@@ -86,7 +88,7 @@ def set_session(response: Response, request: Request, settings: HttpSettings) ->
         path=cookie_path(request),
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=_secure(request, settings),
     )
 
 
@@ -102,14 +104,14 @@ def csrf_token(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(32), True
 
 
-def remember_csrf(response: Response, request: Request, token: str) -> None:
+def remember_csrf(response: Response, request: Request, token: str, settings: HttpSettings) -> None:
     response.set_cookie(
         CSRF_COOKIE,
         token,
         path=cookie_path(request),
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=_secure(request, settings),
     )
 
 

@@ -144,3 +144,22 @@ async def test_entra_id_tokens_are_checked_as_the_api_checks_them(
         ).status_code == 403
         admin = await http.get("/dashboard/", headers=bearer(token(signing_key)))
         assert admin.status_code == 200 and "<h1>Instances</h1>" in admin.text
+
+
+async def test_cookies_are_secure_behind_an_https_base_url() -> None:
+    """A proxy that ends TLS forwards plain HTTP: the public URL says the browser uses HTTPS."""
+    settings = HttpSettings(key=KEY, base_url="https://ops.example.com", allowed_hosts=["testserver"])
+    app = create_app(OFFLINE, settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        login = await http.get("/dashboard/login")
+        assert "; secure" in login.headers["set-cookie"].lower()
+        token = "t" * 43  # the browser sends the cookie (over HTTPS to the proxy); httpx here would not
+        signed_in = await http.post(
+            "/dashboard/login",
+            data={"key": KEY, "csrf": token},
+            headers={"cookie": f"durablehub_csrf={token}"},
+        )
+        assert signed_in.status_code == 303
+        assert all("; secure" in c.lower() for c in signed_in.headers.get_list("set-cookie"))
