@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from durablehub.dashboard import views
-from durablehub.dashboard.forms import Form, context, forged, html_errors, json_field, read_form
+from durablehub.dashboard.forms import Form, context, download, forged, html_errors, json_field, read_form
 from durablehub.dashboard.pages import base, render
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import EntityQuery
@@ -107,11 +107,21 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             entity=entity,
             metadata=metadata,
             entity_url=functools.partial(entity_url, base(request)),
-            pretty=views.pretty_json,
+            shown_json=views.shown_json,
             notice=NOTICES.get(request.query_params.get("done", "")),
             error=error,
             refused_form=refused,  # a signal that failed: its form, as it was sent
         )
+
+    @pages.get("/entities/{name}/{key}/state")
+    @html_errors
+    async def state(request: Request, name: str, key: str) -> Response:
+        """The state whole, as stored (the page shows its start)."""
+        entity = EntityInstanceId(name, key)
+        metadata = await (await context(request).client()).get_entity(entity, include_state=True)
+        if metadata is None:
+            return render(request, http, "error.html", status_code=404, error=f"no entity {str(entity)!r}")
+        return download(metadata.serialized_state, f"{entity.name}-{entity.key}-state")
 
     @pages.post("/entities/{name}/{key}/signal")
     @html_errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from durablehub.dashboard import session
-from durablehub.dashboard.pages import render
+from durablehub.dashboard.pages import SECURITY_HEADERS, render
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import HANDLED_ERRORS, error_status
 from durablehub.http.guards import FORM_TYPE
@@ -91,6 +92,13 @@ def forged(request: Request, form: Form) -> Response | None:
 def error_page(request: Request, exc: Exception) -> Response:
     status = error_status(exc) or 500
     return render(request, context(request).http, "error.html", status_code=status, error=str(exc))
+
+
+def download(text: str | None, name: str) -> Response:
+    """A stored JSON text as a file (``null`` when absent), named after ``name``'s safe letters."""
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] + ".json"
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(text if text is not None else "null", media_type="application/json", headers=headers)
 
 
 def html_errors(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:

@@ -24,6 +24,7 @@ from durablehub.dashboard import entity_pages, hub_pages, session, timeline, vie
 from durablehub.dashboard.forms import (
     Form,
     context,
+    download,
     error_page,
     forged,
     html_errors,
@@ -33,6 +34,7 @@ from durablehub.dashboard.forms import (
 )
 from durablehub.dashboard.pages import PREFIX, SECURITY_HEADERS, base, fragment, render
 from durablehub.engine import history as ev
+from durablehub.errors import OrchestrationNotFoundError
 from durablehub.http.auth import authentication
 from durablehub.http.errors import HANDLED_ERRORS, error_status
 from durablehub.http.settings import HttpSettings
@@ -50,6 +52,11 @@ NOTICES = {
     "restart": "Restarted.",
     "purge": "Purged.",
     "start": "Started.",
+}
+PAYLOADS = {
+    "input": "serialized_input",
+    "output": "serialized_output",
+    "custom-status": "serialized_custom_status",
 }
 COUNT_LIMIT = 10_000  # rows read to count instances by status; more are shown as "10000+"
 NAME_SCAN_LIMIT = 10_000  # rows a name-filtered page reads at most before showing what it found
@@ -328,7 +335,7 @@ def create_router(http: HttpSettings) -> APIRouter:
             ticks=timeline.ticks(chart),
             chart_height=timeline.height(chart),
             geometry=timeline,
-            pretty=views.pretty_json,
+            shown_json=views.shown_json,
             parent=_parent_of(history),
             history=views.history_page(history, hpage),
             notice=NOTICES.get(request.query_params.get("done", "")),
@@ -341,6 +348,17 @@ def create_router(http: HttpSettings) -> APIRouter:
         if name == "timeline":
             return render(request, http, "_timeline.html", **values)
         return render(request, http, "instance.html", status_code=status_code, **values)
+
+    @pages.get("/instances/{instance_id}/payload/{which}")
+    @html_errors
+    async def payload(request: Request, instance_id: str, which: str) -> Response:
+        """A payload whole, as stored (the page shows its start)."""
+        if which not in PAYLOADS:
+            return render(request, http, "error.html", status_code=404, error=f"no payload {which!r}")
+        state = await (await context(request).client()).get_orchestration_state(instance_id)
+        if state is None:
+            raise OrchestrationNotFoundError(instance_id)
+        return download(getattr(state, PAYLOADS[which]), f"{instance_id}-{which}")
 
     @pages.post("/instances/{instance_id}/{action}")
     @html_errors

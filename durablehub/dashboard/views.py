@@ -43,6 +43,7 @@ SORTS = ("id", "name", "status", "created", "updated", "duration")
 REFRESH_SECONDS = (0, 5, 10, 30, 60)
 HISTORY_PAGE_SIZE = 100
 SHORT_PAYLOAD_CHARS = 120
+PAYLOAD_SHOWN_CHARS = 100_000  # a page shows this much of a payload (up to 16 MiB); the rest downloads
 
 
 def _one(params: Mapping[str, Sequence[str]], name: str) -> str:
@@ -226,6 +227,18 @@ def pretty_json(text: str | None) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         return text
+
+
+def shown_json(text: str | None, limit: int = PAYLOAD_SHOWN_CHARS) -> tuple[str, int]:
+    """A payload as the page shows it, and how many characters were left out: indented when it
+    fits, else the stored text cut (indenting megabytes only to cut them would be waste)."""
+    if text is None:
+        return "", 0
+    if len(text) <= limit:
+        pretty = pretty_json(text)
+        if len(pretty) <= limit:
+            return pretty, 0
+    return text[:limit], len(text) - limit
 
 
 def short_json(text: str | None, limit: int = SHORT_PAYLOAD_CHARS) -> str:

@@ -52,6 +52,10 @@ async def test_entities_list_page_and_signal(browser: httpx.AsyncClient, durable
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the signal from the page never reached the entity")
+    whole = await browser.get(f"/dashboard/entities/shoppingcart/{key}/state")
+    assert whole.json() == ["<b>apple</b>", "pear"] and whole.headers["content-disposition"].startswith(
+        "attachment"
+    )
 
     bad = await browser.post(
         f"/dashboard/entities/shoppingcart/{key}/signal",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from durablehub.async_client import AsyncDurableClient
+from durablehub.dashboard import views
 from durablehub.models import OrchestrationStatus
 from tests.dashboard.conftest import csrf
 
@@ -224,3 +225,24 @@ async def test_the_name_filter_reads_on_until_a_page_is_full(
     assert 'id="next-page"' not in page.text
     for i in range(25):
         await durable.terminate_orchestration(f"{prefix}a{i:03d}")
+
+
+async def test_a_large_payload_is_cut_on_the_page_and_downloaded_whole(
+    browser: httpx.AsyncClient, durable: AsyncDurableClient
+) -> None:
+    data = "x" * 300_000 + "<end>"
+    iid = await durable.schedule_new_orchestration(
+        "big_payload", input=data, instance_id=new_prefix() + "big"
+    )
+    await durable.wait_for_orchestration_completion(iid, timeout=60)
+    page = await browser.get(f"/dashboard/instances/{iid}")
+    assert page.status_code == 200 and len(page.text) < 2 * views.PAYLOAD_SHOWN_CHARS + 100_000
+    assert "&lt;end&gt;" not in page.text  # cut before its end...
+    assert f'href="/dashboard/instances/{iid}/payload/input"' in page.text  # ...with the whole a click away
+    whole = await browser.get(f"/dashboard/instances/{iid}/payload/input")
+    assert whole.status_code == 200 and whole.json() == data
+    assert whole.headers["content-type"].startswith("application/json")
+    assert whole.headers["content-disposition"].startswith("attachment")
+    output = await browser.get(f"/dashboard/instances/{iid}/payload/output")
+    assert output.json() == data + "!"
+    assert (await browser.get(f"/dashboard/instances/{iid}/payload/secrets")).status_code == 404
