@@ -158,8 +158,10 @@ class AzuriteProcess:
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log_path = log_dir / f"azurite-{os.getpid()}-{self.ports['queue']}.log"
         log = open(self._log_path, "wb")  # noqa: SIM115 - Azurite writes here for its whole life
+        # A session of its own: a terminal's Ctrl-C goes to the program, whose shutdown (a
+        # worker releasing its leases) needs storage, and which stops Azurite last.
         self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
         deadline = time.monotonic() + timeout

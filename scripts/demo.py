@@ -2,11 +2,16 @@
 
 Run by ``scripts/quickstart.sh``. Azurite's data lives in ``.azurite/`` so the hub can be
 opened afterwards (``durablehub azurite`` + Azure Storage Explorer); the emulator is stopped
-when the job ends.
+when the job ends. With ``--serve`` it is not: the management API and the dashboard are served
+for the hub (with a worker for the sample app) until Ctrl-C, so the waiting expense approval
+can be approved from the dashboard.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import secrets
 import time
 from pathlib import Path
 
@@ -36,7 +41,27 @@ def show(client: dh.DurableClient, ids: list[str], seen: dict[str, str]) -> bool
     return finished
 
 
+def serve_dashboard(settings: dh.TaskHubSettings, port: int) -> None:
+    """The HTTP API and the dashboard for the hub, with a worker for the samples, until Ctrl-C."""
+    import uvicorn
+
+    from durablehub.http import HttpSettings, create_app
+
+    key = os.environ.get("DURABLEHUB_HTTP_KEY") or secrets.token_urlsafe(24)
+    api = create_app(settings, HttpSettings(key=key), worker_app=app)
+    print(
+        f"\ndashboard: http://127.0.0.1:{port}/dashboard/  (sign in with the key {key})\n"
+        'Open the waiting expense, raise the event Approval with {"approved": true, "by": "you"} '
+        "and watch its timeline finish. Ctrl-C stops the server and Azurite."
+    )
+    uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", action="store_true", help="then serve the dashboard until Ctrl-C")
+    parser.add_argument("--port", type=int, default=7071, help="the dashboard's port (7071)")
+    options = parser.parse_args()
     with AzuriteProcess(location=ROOT / ".azurite") as azurite:
         print("Azurite is running on 127.0.0.1 (data in .azurite/)")
         settings = dh.TaskHubSettings(task_hub="DurableHubDemo", connection_string=azurite.connection_string)
@@ -78,6 +103,13 @@ def main() -> None:
                 f"worker ran {worker.episodes_run} episodes and {worker.activities_executed} activities "
                 f"with {worker.counter.total} storage requests"
             )
+        if options.serve:
+            serve_dashboard(settings, options.port)
+            return
+    print(
+        f"See them in the dashboard: ./scripts/quickstart.sh --serve, then "
+        f"http://127.0.0.1:{options.port}/dashboard/"
+    )
     print(
         "Azurite stopped. Open the hub later: durablehub azurite, then Azure Storage Explorer "
         "(local emulator) → DurableHubDemoHistory / DurableHubDemoInstances."

@@ -16,3 +16,10 @@ fi
 if [ ! -x azurite/node_modules/.bin/azurite ] || [ azurite/package-lock.json -nt azurite/node_modules/.package-lock.json ]; then
     (cd azurite && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Chromium for the dashboard's browser tests (Playwright drives the system's browser; it
+# downloads none). Installed from Debian's packages when missing and this runs as root, as in
+# CI; elsewhere the browser tests say how to install it and are skipped.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

@@ -57,8 +57,17 @@ def serve(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only",
+            help="Refuse every request that would change the hub; the dashboard hides its actions "
+            "(or DURABLEHUB_HTTP_READ_ONLY=true).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the Durable Functions HTTP API (/runtime/webhooks/durabletask/) for the task hub.
+    """Serve the Durable Functions HTTP API (/runtime/webhooks/durabletask/) and the web dashboard
+    (/dashboard/) for the task hub.
 
     Authentication comes from DURABLEHUB_HTTP_* variables: by default the key
     DURABLEHUB_HTTP_KEY, sent as ?code= or the x-functions-key header. On an interface other
@@ -80,12 +89,16 @@ def serve(
     user_app = import_app(worker_app) if worker_app else None
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
     with storage_errors():
-        http_settings = HttpSettings()
+        http_settings = HttpSettings(**({"read_only": True} if read_only else {}))
         check_exposure(host, http_settings)
         api = create_app(settings, http_settings, worker_app=user_app)
+    where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     typer.echo(
-        f"serving task hub {settings.task_hub!r} on http://{host}:{port}/runtime/webhooks/durabletask/ "
-        f"(auth: {http_settings.auth}{', with a worker' if user_app else ''}); Ctrl-C stops it"
+        f"serving task hub {settings.task_hub!r} on {where}/runtime/webhooks/durabletask/ "
+        f"(auth: {http_settings.auth}{', with a worker' if user_app else ''}"
+        f"{', read-only' if http_settings.read_only else ''}); Ctrl-C stops it"
     )
+    if http_settings.dashboard:
+        typer.echo(f"dashboard: {where}/dashboard/")
     with storage_errors():
         uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True)

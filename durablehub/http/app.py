@@ -19,10 +19,11 @@ from fastapi.responses import JSONResponse
 
 from durablehub.app import App
 from durablehub.async_client import AsyncDurableClient
+from durablehub.errors import ConfigurationError
 from durablehub.http.auth import authentication
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import install_error_handlers
-from durablehub.http.guards import LoopbackOnly, SameOriginWrites, TrustedHosts
+from durablehub.http.guards import LoopbackOnly, ReadOnly, SameOriginWrites, TrustedHosts
 from durablehub.http.limits import BodySizeLimit
 from durablehub.http.logs import install_access_log_redaction
 from durablehub.http.payloads import API_PREFIX
@@ -32,6 +33,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
+DASHBOARD = "/dashboard"
 _LOG = logging.getLogger("durablehub.http")
 
 
@@ -99,13 +101,19 @@ def create_app(
     install_error_handlers(app)
     # The last added runs first: the Host is checked before anything else.
     app.add_middleware(BodySizeLimit, max_bytes=http_settings.max_body_bytes)
-    app.add_middleware(SameOriginWrites, base_url=http_settings.base_url)
+    if http_settings.read_only:
+        app.add_middleware(ReadOnly, allowed=(f"{DASHBOARD}/login", f"{DASHBOARD}/logout"))
+    # The dashboard's forms are URL-encoded; its routes check a CSRF token (dashboard.session).
+    form_paths = (f"{DASHBOARD}/",) if http_settings.dashboard else ()
+    app.add_middleware(SameOriginWrites, base_url=http_settings.base_url, form_paths=form_paths)
     if http_settings.auth == "none":
         app.add_middleware(LoopbackOnly)
     app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
     auth = authentication(http_settings)
     dependencies = [Depends(auth)] if auth is not None else []
     app.include_router(router, dependencies=dependencies)
+    if http_settings.dashboard:
+        _install_dashboard(app, http_settings)
 
     @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=dependencies)
     async def openapi() -> JSONResponse:
@@ -116,6 +124,17 @@ def create_app(
         return JSONResponse(app.openapi_schema)
 
     return app
+
+
+def _install_dashboard(app: FastAPI, http_settings: HttpSettings) -> None:
+    try:
+        from durablehub.dashboard import install_dashboard
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the dashboard needs the http extra ({exc.name} is missing): pip install 'durablehub[http]', "
+            "or set DURABLEHUB_HTTP_DASHBOARD=false"
+        ) from None
+    install_dashboard(app, http_settings)
 
 
 def _describe(app: FastAPI, *, authenticated: bool, authorized: bool) -> dict[str, Any]:

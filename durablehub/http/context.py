@@ -13,6 +13,7 @@ from durablehub.app import App
 from durablehub.async_client import AsyncDurableClient
 from durablehub.http.settings import HttpSettings
 from durablehub.settings import TaskHubSettings
+from durablehub.taskhub.aio.hub import AsyncTaskHub
 
 
 class ManagementContext:
@@ -29,6 +30,7 @@ class ManagementContext:
         self.app = app
         self._client = client
         self._owns_client = client is None
+        self._hub: AsyncTaskHub | None = None
         self._lock = asyncio.Lock()
 
     async def client(self) -> AsyncDurableClient:
@@ -38,10 +40,23 @@ class ManagementContext:
                     self._client = AsyncDurableClient(self.settings)
         return self._client
 
+    async def hub(self) -> AsyncTaskHub:
+        """The hub's storage adapters, for what no client method covers (the dashboard's hub
+        health: queue ages, leases, the poison queue), as the CLI's ``hub`` and ``poison``
+        commands use them."""
+        if self._hub is None:
+            async with self._lock:
+                if self._hub is None:
+                    self._hub = AsyncTaskHub(self.settings)
+        return self._hub
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._owns_client:
             await client.close()
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.close()
 
     def check_orchestrator(self, name: str) -> None:
         """When this server runs the App's worker, refuse a name the App does not have."""

@@ -35,22 +35,33 @@ def state_error_status(exc: OrchestrationStateError) -> int:
     return 410 if exc.status in FINISHED else 409
 
 
+# The client errors the API (and the dashboard) turn into status codes; the first match counts.
+_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (OrchestrationNotFoundError, 404),
+    (TaskHubNotFoundError, 503),  # the server's setup, not the request, is wrong
+    (ConfigurationError, 500),
+    (OrchestrationAlreadyExistsError, 409),
+    (PayloadTooLargeError, 413),
+    (PayloadError, 400),
+    (ValueError, 400),  # checked arguments: ids, names, times
+)
+
+
+def error_status(exc: Exception) -> int | None:
+    """The status code of a client error, or None for an error that is not the caller's."""
+    if isinstance(exc, OrchestrationStateError):
+        return state_error_status(exc)
+    return next((status for kind, status in _STATUS_OF if isinstance(exc, kind)), None)
+
+
+HANDLED_ERRORS: tuple[type[Exception], ...] = (OrchestrationStateError, *(kind for kind, _ in _STATUS_OF))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(404, str(exc))
-
-    async def wrong_state(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, OrchestrationStateError)
-        return error_response(state_error_status(exc), str(exc))
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(409, str(exc))
-
-    async def bad_request(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(400, str(exc))
-
-    async def too_large(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(413, str(exc))
+    async def client_error(_: Request, exc: Exception) -> JSONResponse:
+        status = error_status(exc)
+        assert status is not None
+        return error_response(status, str(exc))
 
     async def invalid_parameters(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -65,19 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
-    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(503, str(exc))  # the server's setup, not the request, is wrong
-
-    async def misconfigured(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, str(exc))
-
-    app.add_exception_handler(OrchestrationNotFoundError, not_found)
-    app.add_exception_handler(TaskHubNotFoundError, unavailable)
-    app.add_exception_handler(ConfigurationError, misconfigured)
-    app.add_exception_handler(OrchestrationStateError, wrong_state)
-    app.add_exception_handler(OrchestrationAlreadyExistsError, conflict)
-    app.add_exception_handler(PayloadTooLargeError, too_large)
-    app.add_exception_handler(PayloadError, bad_request)
-    app.add_exception_handler(ValueError, bad_request)  # checked arguments: ids, names, times
+    for kind in HANDLED_ERRORS:
+        app.add_exception_handler(kind, client_error)
     app.add_exception_handler(RequestValidationError, invalid_parameters)
     app.add_exception_handler(HTTPException, http_error)

@@ -7,7 +7,8 @@ Pure ASGI middlewares, installed by ``create_app`` (so an app that mounts it get
 * ``SameOriginWrites`` refuses state-changing requests a browser sends from another site: a
   form post or a ``no-cors`` fetch needs no credentials of its own, so without this a web page
   could terminate instances on a developer's unauthenticated local server, or through any
-  credentials a browser attaches by itself.
+  credentials a browser attaches by itself;
+* ``ReadOnly`` refuses every state-changing request on a read-only server.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sec-Fetch-Site values of requests a page of another site did not make: the same origin, or
 # the user (address bar, bookmark).
 OWN_FETCHES = frozenset({"same-origin", "none"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+READ_ONLY_SETTING = "DURABLEHUB_HTTP_READ_ONLY"
 
 
 class TrustedHosts:
@@ -70,23 +73,26 @@ class SameOriginWrites:
     A browser marks what a page sends: ``Sec-Fetch-Site`` (other than same-origin or none) and
     an ``Origin`` other than this server's are refused. Browsers that send neither are caught by
     the content type: a form can only send form types or text/plain, while this API takes JSON
-    or no body.
+    or no body. Under ``form_paths`` (the dashboard's own forms) URL-encoded forms are let
+    through to routes that check a CSRF token themselves; the Origin checks still apply.
     """
 
-    def __init__(self, app: ASGIApp, *, base_url: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, base_url: str | None, form_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.public_host = _netloc(base_url) if base_url else None
+        self.form_paths = form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            problem = self._problem(dict(scope["headers"]))
+            forms = any(route_path(scope).startswith(p) for p in self.form_paths)
+            problem = self._problem(dict(scope["headers"]), forms=forms)
             if problem is not None:
                 status, message = problem
                 await error_response(status, message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _problem(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+    def _problem(self, headers: dict[bytes, bytes], *, forms: bool) -> tuple[int, str] | None:
         site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
         if site and site not in OWN_FETCHES:
             return 403, f"cross-site requests cannot change anything here (Sec-Fetch-Site: {site})"
@@ -99,12 +105,41 @@ class SameOriginWrites:
         content_type = headers.get(b"content-type")
         if content_type is not None:
             media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
+            if forms and media_type == FORM_TYPE:
+                return None
             if media_type != "application/json" and not media_type.endswith("+json"):
                 return 400, (
                     f"the request body must be JSON sent as application/json (or no body), got "
                     f"content type {media_type!r}"
                 )
         return None
+
+
+class ReadOnly:
+    """``DURABLEHUB_HTTP_READ_ONLY``: only GET, HEAD and OPTIONS are answered, but for the
+    paths in ``allowed`` (signing in to the dashboard changes nothing in the hub)."""
+
+    def __init__(self, app: ASGIApp, *, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and scope["path"] not in self.allowed
+        ):
+            message = f"this server is read-only ({READ_ONLY_SETTING}): it changes nothing in the task hub"
+            await error_response(403, message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path within this app: without the prefix of a mount, which Starlette
+    keeps at the start of ``path`` and in ``root_path``."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _netloc(url: str) -> str | None:

@@ -71,6 +71,11 @@ class HttpSettings(BaseSettings):
         default=False,
         description="Accept any principal of the tenant with a token for the audience (no role or scope)",
     )
+    read_only: bool = Field(
+        default=False,
+        description="Refuse every request that would change the hub (the dashboard hides its actions)",
+    )
+    dashboard: bool = Field(default=True, description="Serve the web dashboard at /dashboard")
     max_body_bytes: int = Field(
         default=DEFAULT_MAX_BODY_BYTES,
         ge=1,

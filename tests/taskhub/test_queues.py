@@ -247,3 +247,17 @@ def test_a_message_over_the_dequeue_limit_is_marked_without_downloading_its_blob
         f"dequeued 2 times, more than the limit of 1: its large message blob "
         f"'q-1/message-{sent.activity_id.hex}-TaskScheduled.json.gz' was not downloaded"
     )
+
+
+def test_the_oldest_visible_message_is_peeked_without_hiding_it(hub: TaskHub) -> None:
+    assert hub.work_items.oldest_visible() is None
+    hub.work_items.send(message('"timer"'), visible_after=timedelta(seconds=60))  # invisible: not seen
+    assert hub.work_items.oldest_visible() is None
+    hub.work_items.send(message('"first"'))
+    hub.work_items.send(message('"second"'))
+    first = hub.work_items.oldest_visible()
+    assert first is not None and first.tzinfo is not None
+    assert hub.work_items.oldest_visible() == first  # a peek hides nothing and counts no dequeue
+    [received] = hub.work_items.receive(visibility_timeout=timedelta(seconds=30), max_messages=1)
+    assert received.message.task_message is not None and received.dequeue_count == 1
+    assert received.message.task_message.event.input == '"first"'

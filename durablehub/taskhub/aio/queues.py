@@ -97,6 +97,13 @@ class AsyncTaskHubQueue:
         props = await self._queue.get_queue_properties()
         return int(props.approximate_message_count or 0)
 
+    async def oldest_visible(self) -> datetime | None:
+        """When the first visible message was enqueued, or None when none is visible. A peek:
+        nothing is hidden and no dequeue is counted. Timers and held messages are invisible,
+        so this tells how long ready work has been waiting (the dashboard's queue age)."""
+        peeked = await self._queue.peek_messages(max_messages=1)
+        return peeked[0].inserted_on if peeked else None
+
     async def send(
         self, message: envelope.MessageData, *, visible_after: timedelta | None = None
     ) -> SentMessage:

@@ -1,0 +1,165 @@
+"""Who may see and use the dashboard: the API's key through a session cookie (never in a URL),
+Entra ID tokens as the API checks them, and a read-only server that hides and refuses actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from durablehub.async_client import AsyncDurableClient
+from durablehub.dashboard import session
+from durablehub.http import HttpSettings, create_app
+from tests.dashboard.conftest import csrf, dashboard_client, sign_in
+from tests.http.conftest import API, KEY
+from tests.http.entra import ADMIN_ROLE, AUDIENCE, ISSUER, KID, JwksServer, bearer, new_key, token
+from tests.http.test_auth import OFFLINE
+
+
+def offline(**settings: object) -> httpx.AsyncClient:
+    app = create_app(OFFLINE, HttpSettings(key=KEY, allowed_hosts=["testserver"], **settings))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_pages_need_a_session_and_the_login_form_refuses_a_wrong_or_missing_key() -> None:
+    async with offline() as http:
+        page = await http.get(
+            "/dashboard/instances/x", params={"code": KEY}, headers={"x-functions-key": KEY}
+        )
+        assert page.status_code == 303  # the API's ways of sending the key do not open the dashboard
+        assert page.headers["location"] == "/dashboard/login?next=%2Fdashboard%2Finstances%2Fx"  # no key
+        assert (
+            await http.get("/dashboard/", headers={"x-dashboard-fragment": "instances"})
+        ).status_code == 401
+
+        wrong = await sign_in(http, "not-the-key-0123456789")
+        assert wrong.status_code == 401 and "the key is not valid" in wrong.text
+        missing = await sign_in(http, "")
+        assert missing.status_code == 401 and "a key is required" in missing.text
+        assert session.SESSION_COOKIE not in http.cookies
+        no_token = await http.post("/dashboard/login", data={"key": KEY})
+        assert no_token.status_code == 403 and session.SESSION_COOKIE not in http.cookies
+
+
+async def test_the_session_cookie_is_httponly_strict_and_is_not_the_key() -> None:
+    async with offline() as http:
+        signed_in = await sign_in(http)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard/"
+        cookie = next(
+            c for c in signed_in.headers.get_list("set-cookie") if c.startswith("durablehub_session=")
+        )
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
+        assert KEY not in cookie and KEY not in signed_in.headers.get("location", "")
+        login_page = await http.get("/dashboard/login")
+        assert KEY not in login_page.text
+
+        out = await http.post("/dashboard/logout", data={"csrf": csrf(http)})
+        assert out.status_code == 303 and session.SESSION_COOKIE not in http.cookies
+
+
+async def test_after_signing_in_the_browser_goes_only_to_a_dashboard_page() -> None:
+    async with offline() as http:
+        await http.get("/dashboard/login")
+        for target, landing in (
+            ("/dashboard/instances/a", "/dashboard/instances/a"),
+            ("https://evil.example/", "/dashboard/"),
+            ("//evil.example/dashboard/", "/dashboard/"),
+            ("/runtime/webhooks/durabletask/instances", "/dashboard/"),
+        ):
+            answer = await http.post(
+                "/dashboard/login", data={"key": KEY, "csrf": csrf(http), "next": target}
+            )
+            assert answer.headers["location"] == landing, target
+
+
+def test_a_session_ends_at_its_expiry_and_with_another_key() -> None:
+    value = session.new_session(KEY, now=1000)
+    assert session.session_valid(value, KEY, now=1000 + session.SESSION_SECONDS - 1)
+    assert not session.session_valid(value, KEY, now=1000 + session.SESSION_SECONDS + 1)
+    assert not session.session_valid(value, "another-key-0123456789", now=1000)
+    expires, _, signature = value.partition(".")
+    assert not session.session_valid(f"{int(expires) + 9999}.{signature}", KEY, now=1000)  # no extending
+    for junk in ("", ".", "abc.def", "1" * 40 + ".x"):
+        assert not session.session_valid(junk, KEY, now=1000)
+
+
+async def test_forms_elsewhere_are_still_refused_by_the_api() -> None:
+    async with offline() as http:
+        form = await http.post(
+            f"{API}/instances/x/terminate", data={"a": "b"}, headers={"x-functions-key": KEY}
+        )
+        assert form.status_code == 400 and "must be JSON" in form.json()["error"]
+
+
+@pytest.mark.azurite
+async def test_read_only_hides_the_actions_and_refuses_every_write(durable: AsyncDurableClient) -> None:
+    iid = await durable.schedule_new_orchestration("approval", input=600)
+    async with dashboard_client(durable, read_only=True) as http:
+        assert (await sign_in(http)).status_code == 303  # signing in changes nothing in the hub
+        page = await http.get(f"/dashboard/instances/{iid}")
+        assert page.status_code == 200 and 'id="actions"' not in page.text and "read-only" in page.text
+        refused = await http.post(f"/dashboard/instances/{iid}/terminate", data={"csrf": csrf(http)})
+        assert refused.status_code == 403 and "DURABLEHUB_HTTP_READ_ONLY" in refused.text
+        api = await http.post(f"{API}/instances/{iid}/terminate", headers={"x-functions-key": KEY})
+        assert api.status_code == 403
+        assert (await http.get(f"{API}/instances/{iid}", headers={"x-functions-key": KEY})).status_code == 202
+    state = await durable.get_orchestration_state(iid)
+    assert state is not None and not state.runtime_status.is_terminal
+    await durable.terminate_orchestration(iid)
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return new_key()
+
+
+@pytest.fixture(scope="module")
+def jwks(signing_key: rsa.RSAPrivateKey) -> Iterator[JwksServer]:
+    server = JwksServer({KID: signing_key})
+    yield server
+    server.close()
+
+
+@pytest.mark.azurite
+async def test_entra_id_tokens_are_checked_as_the_api_checks_them(
+    durable: AsyncDurableClient, jwks: JwksServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    settings = HttpSettings(
+        auth="entra",
+        entra_audience=AUDIENCE,
+        entra_issuer=ISSUER,
+        entra_jwks_url=jwks.url,
+        entra_roles=[ADMIN_ROLE],
+        allowed_hosts=["testserver"],
+    )
+    app = create_app(http_settings=settings, client=durable)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        assert (await http.get("/dashboard/")).status_code == 401
+        assert (
+            await http.get("/dashboard/", headers=bearer(token(signing_key, roles=["Other"])))
+        ).status_code == 403
+        admin = await http.get("/dashboard/", headers=bearer(token(signing_key)))
+        assert admin.status_code == 200 and "<h1>Instances</h1>" in admin.text
+
+
+async def test_cookies_are_secure_behind_an_https_base_url() -> None:
+    """A proxy that ends TLS forwards plain HTTP: the public URL says the browser uses HTTPS."""
+    settings = HttpSettings(key=KEY, base_url="https://ops.example.com", allowed_hosts=["testserver"])
+    app = create_app(OFFLINE, settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        login = await http.get("/dashboard/login")
+        assert "; secure" in login.headers["set-cookie"].lower()
+        token = "t" * 43  # the browser sends the cookie (over HTTPS to the proxy); httpx here would not
+        signed_in = await http.post(
+            "/dashboard/login",
+            data={"key": KEY, "csrf": token},
+            headers={"cookie": f"durablehub_csrf={token}"},
+        )
+        assert signed_in.status_code == 303
+        assert all("; secure" in c.lower() for c in signed_in.headers.get_list("set-cookie"))
