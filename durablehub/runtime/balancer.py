@@ -166,6 +166,10 @@ class PartitionBalancer:
             request = self._requested.get(state.lease.partition_id)
             if request is None:
                 continue
+            # Leased without an owner is a release half done (content rewritten, lease not yet
+            # released): the handover we asked for, still coming.
+            if state.leased and not state.lease.owner:
+                continue
             moved = state.leased and (state.lease.owner, state.lease.epoch) != (request.owner, request.epoch)
             if state.lease.partition_id in self.owned or moved or not state.leased:
                 del self._requested[state.lease.partition_id]  # taken, elsewhere, or free but not needed

@@ -104,3 +104,45 @@ def test_an_owner_that_ignores_the_request_is_stolen_from_after_one_lease_period
     finally:
         stop.set()
         renewer.join()
+
+
+async def test_a_partition_seen_mid_release_still_counts_as_received(settings: TaskHubSettings) -> None:
+    """A release is two requests: the content is rewritten without an owner, then the blob lease
+    is released. A worker that asked for the partition and lists it between the two must keep
+    its request, and take the partition as received (not forget it and count an acquire)."""
+    from durablehub.runtime.balancer import PartitionBalancer
+    from durablehub.runtime.options import WorkerOptions
+    from durablehub.taskhub.aio.hub import AsyncTaskHub
+    from durablehub.taskhub.aio.leases import PartitionLease
+
+    async def nothing(partition_id: str) -> None:
+        return None
+
+    options = WorkerOptions(lease_renew_seconds=1.0, balance_interval_seconds=1.0)
+    async with AsyncTaskHub(settings) as hub:
+        await hub.create()
+        held = [
+            await hub.leases.acquire(p, "worker-a", duration=options.lease_duration)
+            for p in settings.names.control_queues
+        ]
+        asking = PartitionBalancer(
+            hub, options, "worker-b", on_acquired=nothing, on_lost=nothing, on_drain=nothing
+        )
+        await asking.balance()  # takes nothing (all leased), asks worker-a for one
+        [(asked, _request)] = asking._requested.items()
+        lease = next(h for h in held if h is not None and h.partition_id == asked)
+
+        # worker-a's release, first half: the content no longer names an owner, the lease still holds.
+        released = PartitionLease(partition_id=asked, owner=None, token=None, epoch=lease.epoch)
+        await hub.leases._blob(asked).upload_blob(
+            released.to_json(),
+            overwrite=True,
+            lease=lease.token,
+            metadata={"dhepoch": str(lease.epoch), "dhowner": "", "dhtoken": ""},
+        )
+        await asking.balance()
+        await hub.leases.release(lease)  # second half
+        await asking.balance()
+        assert asked in asking.owned
+        assert (asking.moves.received, asking.moves.stolen) == (1, 0)
+        await asking.release_all()
