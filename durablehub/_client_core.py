@@ -87,6 +87,7 @@ class StartRequest:
     tags: dict[str, str] | None
     start_at: datetime | None
     policy: OrchestrationIdReusePolicy
+    fresh_id: bool = False  # drawn here (uuid4): no instance can hold it yet
 
 
 def prepare_start(
@@ -147,6 +148,7 @@ def prepare_start(
         tags=checked_tags or None,
         start_at=start_at,
         policy=reuse_id_policy or DEFAULT_REUSE_POLICY,
+        fresh_id=instance_id is None,
     )
 
 

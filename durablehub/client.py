@@ -144,8 +144,10 @@ class DurableClient:
     def _start(self, request: core.StartRequest) -> str:
         hub = self._open(create=True)
         queue = hub.control_queue_for(request.instance_id)
-        for _ in range(core.START_ATTEMPTS):
-            existing = hub.instances.get(request.instance_id, resolve_blobs=False)
+        for attempt in range(core.START_ATTEMPTS):
+            # An id this client just drew (uuid4) names no instance: nothing to read first.
+            fresh = request.fresh_id and attempt == 0
+            existing = None if fresh else hub.instances.get(request.instance_id, resolve_blobs=False)
             plan = core.plan_start(request, existing)
             sent = queue.send(plan.message, visible_after=plan.visible_after)
             input_url = hub.large_messages.url(sent.blob_name) if sent.blob_name else None
@@ -175,9 +177,16 @@ class DurableClient:
         """
         instance_id = core.check_instance_id(instance_id)
         hub = self._open()
-        row = hub.instances.get(instance_id, resolve_blobs=fetch_payloads)
-        if row is None:
-            return None
+        row = hub.instances.get(instance_id, resolve_blobs=False)
+        return None if row is None else self._state_of(hub, instance_id, row, fetch_payloads)
+
+    def _state_of(
+        self, hub: TaskHub, instance_id: str, row: dict[str, Any], fetch_payloads: bool
+    ) -> OrchestrationState:
+        """The state of a row read without its blobs: downloads them if asked, and a failed
+        instance's details from its history."""
+        if fetch_payloads:
+            hub.instances.resolve_blobs(row)
         completion: list[ev.HistoryEvent] = []
         failed_execution = core.failed_execution_id(row)
         if failed_execution is not None:
@@ -218,11 +227,10 @@ class DurableClient:
         deadline = None if seconds is None else monotonic() + seconds
         delays = core.poll_delays()
         while True:
-            status = core.status_of(hub.instances.get(instance_id, resolve_blobs=False))
-            if reached(status):
-                state = self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
-                if state is not None and reached(state.runtime_status):
-                    return state
+            row = hub.instances.get(instance_id, resolve_blobs=False)
+            status = core.status_of(row)
+            if row is not None and reached(status):
+                return self._state_of(hub, instance_id, row, fetch_payloads)
             delay = next(delays)
             if deadline is not None and seconds is not None:
                 remaining = deadline - monotonic()

@@ -80,16 +80,21 @@ class InstancesTable:
         row = dict(entity)
         row["_etag"] = entity.metadata["etag"]
         row["_timestamp"] = entity.metadata.get("timestamp")  # the service's clock: last write
-        if resolve_blobs:
-            for column in _URL_COLUMNS:
-                value = row.get(column)
-                blob = self._blobs.blob_name_from_url(value) if isinstance(value, str) else None
-                if blob is not None:
-                    text = self._blobs.download(blob, charge=charge)
-                    if column == "Input" and blob.endswith(_START_MESSAGE_BLOB_SUFFIX):
-                        row[column] = _start_input(offload(envelope.decode, len(text), text))
-                    else:
-                        row[column] = text
+        return self.resolve_blobs(row, charge=charge) if resolve_blobs else row
+
+    def resolve_blobs(
+        self, row: dict[str, Any], *, charge: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """A row read with ``resolve_blobs=False``, its large values downloaded (in place)."""
+        for column in _URL_COLUMNS:
+            value = row.get(column)
+            blob = self._blobs.blob_name_from_url(value) if isinstance(value, str) else None
+            if blob is not None:
+                text = self._blobs.download(blob, charge=charge)
+                if column == "Input" and blob.endswith(_START_MESSAGE_BLOB_SUFFIX):
+                    row[column] = _start_input(offload(envelope.decode, len(text), text))
+                else:
+                    row[column] = text
         return row
 
     def _resolve_page(self, entities: list[Any]) -> tuple[list[dict[str, Any]], int | None]:

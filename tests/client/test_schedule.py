@@ -426,3 +426,17 @@ def test_a_client_without_a_hub_argument_makes_and_closes_its_own(
         iid = client.schedule_new_orchestration("Job", input="x")
         state = client.get_orchestration_state(iid)
     assert state is not None and state.runtime_status is Status.PENDING
+
+
+def test_a_start_with_a_generated_id_writes_without_reading_first(
+    client: DurableClient, hub: TaskHub
+) -> None:
+    """A uuid4 the client just drew cannot name an existing instance: no status read before the
+    message and the Pending row (a caller's own id is still checked against the reuse policy)."""
+    client.schedule_new_orchestration("Job", instance_id="first")  # the client opens the hub
+    hub.counter.reset()
+    iid = client.schedule_new_orchestration("Job")
+    assert hub.counter.reset() == {"queue.send": 1, "table.insert": 1}
+    client.schedule_new_orchestration("Job", instance_id="given")
+    assert hub.counter.reset() == {"table.query": 1, "queue.send": 1, "table.insert": 1}
+    assert client.get_orchestration_state(iid) is not None

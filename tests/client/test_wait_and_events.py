@@ -143,3 +143,18 @@ def test_event_arguments_are_checked_before_anything_is_sent(
     with pytest.raises(ValueError, match="event_name"):
         client.raise_orchestration_event(iid, "")
     assert event_bodies(settings, iid) == []
+
+
+def test_a_wait_that_finds_its_goal_reads_the_row_once(
+    client: DurableClient, settings: TaskHubSettings, hub: TaskHub
+) -> None:
+    """The poll that sees the goal has already read the row: the state comes from it, not from
+    a second read (one request fewer per wait; the history only for a failed instance)."""
+    iid = client.schedule_new_orchestration("Job", instance_id="once", input="in")
+    later(settings, iid, finished(Status.COMPLETED)).join()
+    hub.counter.reset()
+    state = client.wait_for_orchestration_completion(iid, timeout=10)
+    assert state.get_output() == "done" and state.get_input() == "in" and state.get_custom_status() == "busy"
+    assert hub.counter.reset() == {"table.query": 1}
+    started = client.wait_for_orchestration_start(iid, timeout=10)
+    assert started.serialized_input is None and hub.counter.reset() == {"table.query": 1}
