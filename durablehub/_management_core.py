@@ -212,6 +212,10 @@ def query_filter(query: OrchestrationQuery) -> tuple[str, dict[str, Any]]:
     return " and ".join(clauses), params
 
 
+# What a purge by filter reads of each row: its guards (the ETag comes with every row).
+PURGE_SELECT = ("PartitionKey", "RuntimeStatus", "Timestamp")
+
+
 def query_select(query: OrchestrationQuery) -> list[str] | None:
     """Columns to read: all of them only when payloads are wanted (they can be 60 KiB each)."""
     return None if query.fetch_inputs_and_outputs else list(_QUERY_SELECT)

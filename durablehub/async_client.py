@@ -42,6 +42,7 @@ from durablehub.state import (
     PurgeResult,
 )
 from durablehub.taskhub.aio.hub import AsyncTaskHub
+from durablehub.taskhub.names import unescape_partition_key
 
 __all__ = ["AsyncDurableClient"]
 
@@ -406,9 +407,9 @@ class AsyncDurableClient:
 
     async def _purge(self, instance_id: str, row: Mapping[str, Any], *, recursive: bool) -> PurgeResult:
         """Purge an instance found finished in ``row``, unless it changes meanwhile: its
-        history goes under the sentinel's guard, its blobs only if older than the row, and the
-        row only if unchanged -- a restart or a new start in between is left alone (and the
-        result says the purge is incomplete)."""
+        history only if not written since the row (then under the sentinel's guard), its blobs
+        only if older than the row, and the row only if unchanged -- a restart, a rewind or a
+        new start in between is left alone (and the result says the purge is incomplete)."""
         hub = await self._open()
         deleted, complete = 0, True
         if recursive:
@@ -427,7 +428,7 @@ class AsyncDurableClient:
                 complete = complete and result.is_complete
         # The row goes last: while it exists, the purge can be run again.
         try:
-            await hub.history.delete_instance(instance_id)
+            await hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"))
             await hub.large_messages.delete_instance_blobs(instance_id, written_before=row.get("_timestamp"))
             if await hub.instances.delete(instance_id, etag=row["_etag"]):
                 deleted += 1
@@ -457,19 +458,29 @@ class AsyncDurableClient:
             created_time_from=created_time_from,
             created_time_to=created_time_to,
             runtime_status=statuses,
-            page_size=1000,
         )
         hub = await self._open()
+        filter, params = mgmt.query_filter(query)
+        # The rows as found carry the guards of _purge (ETag, Timestamp): an instance written
+        # since (restarted, rewound) is left alone there, so no second read of each row.
+        found: list[dict[str, Any]] = []
+        token: dict[str, Any] | None = None
+        while True:
+            page, token = await hub.instances.query_page(
+                filter,
+                parameters=params,
+                select=list(mgmt.PURGE_SELECT),
+                page_size=1000,
+                continuation_token=token,
+                resolve_blobs=False,
+            )
+            found.extend(page)
+            if not token:
+                break
 
-        async def purge_one(state: OrchestrationState) -> PurgeResult:
-            row = await hub.instances.get(state.instance_id, resolve_blobs=False)
-            if row is None:
-                return PurgeResult(0)  # purged meanwhile
-            if core.status_of(row) not in mgmt.FINISHED:
-                return PurgeResult(0, is_complete=False)  # restarted since the query
-            return await self._purge(state.instance_id, row, recursive=recursive)
+        async def purge_one(row: dict[str, Any]) -> PurgeResult:
+            return await self._purge(unescape_partition_key(row["PartitionKey"]), row, recursive=recursive)
 
-        found = await self.get_all_orchestration_states(query)
         results = await async_for_each(
             found, purge_one, limit=self.settings.bulk_concurrency, progress=progress
         )

@@ -43,6 +43,7 @@ from durablehub.state import (
     PurgeResult,
 )
 from durablehub.taskhub.hub import TaskHub
+from durablehub.taskhub.names import unescape_partition_key
 
 __all__ = ["DurableClient"]
 
@@ -407,9 +408,9 @@ class DurableClient:
 
     def _purge(self, instance_id: str, row: Mapping[str, Any], *, recursive: bool) -> PurgeResult:
         """Purge an instance found finished in ``row``, unless it changes meanwhile: its
-        history goes under the sentinel's guard, its blobs only if older than the row, and the
-        row only if unchanged -- a restart or a new start in between is left alone (and the
-        result says the purge is incomplete)."""
+        history only if not written since the row (then under the sentinel's guard), its blobs
+        only if older than the row, and the row only if unchanged -- a restart, a rewind or a
+        new start in between is left alone (and the result says the purge is incomplete)."""
         hub = self._open()
         deleted, complete = 0, True
         if recursive:
@@ -428,7 +429,7 @@ class DurableClient:
                 complete = complete and result.is_complete
         # The row goes last: while it exists, the purge can be run again.
         try:
-            hub.history.delete_instance(instance_id)
+            hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"))
             hub.large_messages.delete_instance_blobs(instance_id, written_before=row.get("_timestamp"))
             if hub.instances.delete(instance_id, etag=row["_etag"]):
                 deleted += 1
@@ -458,19 +459,29 @@ class DurableClient:
             created_time_from=created_time_from,
             created_time_to=created_time_to,
             runtime_status=statuses,
-            page_size=1000,
         )
         hub = self._open()
+        filter, params = mgmt.query_filter(query)
+        # The rows as found carry the guards of _purge (ETag, Timestamp): an instance written
+        # since (restarted, rewound) is left alone there, so no second read of each row.
+        found: list[dict[str, Any]] = []
+        token: dict[str, Any] | None = None
+        while True:
+            page, token = hub.instances.query_page(
+                filter,
+                parameters=params,
+                select=list(mgmt.PURGE_SELECT),
+                page_size=1000,
+                continuation_token=token,
+                resolve_blobs=False,
+            )
+            found.extend(page)
+            if not token:
+                break
 
-        def purge_one(state: OrchestrationState) -> PurgeResult:
-            row = hub.instances.get(state.instance_id, resolve_blobs=False)
-            if row is None:
-                return PurgeResult(0)  # purged meanwhile
-            if core.status_of(row) not in mgmt.FINISHED:
-                return PurgeResult(0, is_complete=False)  # restarted since the query
-            return self._purge(state.instance_id, row, recursive=recursive)
+        def purge_one(row: dict[str, Any]) -> PurgeResult:
+            return self._purge(unescape_partition_key(row["PartitionKey"]), row, recursive=recursive)
 
-        found = self.get_all_orchestration_states(query)
         results = for_each(
             found, purge_one, limit=self.settings.bulk_concurrency, progress=progress
         )

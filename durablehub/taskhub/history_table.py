@@ -201,25 +201,33 @@ class HistoryTable:
         params = {"pk": escape_partition_key(instance_id)}
         return [dict(e) for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
 
-    def delete_instance(self, instance_id: str) -> int:
+    def delete_instance(self, instance_id: str, *, found_at: datetime | None = None) -> int:
         """Delete every row of one instance, oldest first; return the count.
 
         Guarded by the sentinel as a commit is: each transaction of up to 99 deletes also
         merges the sentinel under its last ETag, and the last one deletes it. A commit made
         meanwhile (the instance restarted, an entity signalled) wins, and this stops with
         CheckpointConflictError; what it deleted so far was history older than that commit.
+        With ``found_at`` (the Timestamp of the Instances row the caller found finished, which
+        every checkpoint writes after the history), a sentinel written later (the instance
+        restarted, rewound or signalled before its rows were listed) stops it before anything
+        is deleted.
 
         Raises:
-            CheckpointConflictError: the instance was written since its rows were listed.
+            CheckpointConflictError: the instance was written since its rows were listed, or
+                since ``found_at``.
         """
         params = {"pk": escape_partition_key(instance_id)}
         listed = [
             e
             for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey"]
+                "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey", "Timestamp"]
             )
         ]
         sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)
+        written = sentinel.metadata.get("timestamp") if sentinel is not None else None
+        if found_at is not None and written is not None and written > found_at:
+            raise CheckpointConflictError(instance_id)
         keys = sorted(
             ({"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]} for e in listed if e is not sentinel),
             key=lambda key: key["RowKey"],

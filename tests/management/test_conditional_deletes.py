@@ -21,18 +21,25 @@ pytestmark = pytest.mark.azurite
 Status = dh.OrchestrationStatus
 
 
-class BeforeFirstDelete(HTTPPolicy):  # type: ignore[type-arg]
-    """Runs ``meanwhile`` once, just before the first request that deletes something."""
+def is_delete(method: str, url: str) -> bool:
+    return method == "DELETE" or url.split("?")[0].endswith("$batch")
 
-    def __init__(self, meanwhile: Callable[[], None], done: list[bool]) -> None:
+
+class BeforeFirst(HTTPPolicy):  # type: ignore[type-arg]
+    """Runs ``meanwhile`` once, just before the first request that ``matches`` (by default:
+    the first that deletes something)."""
+
+    def __init__(
+        self, meanwhile: Callable[[], None], done: list[bool], matches: Callable[[str, str], bool]
+    ) -> None:
         super().__init__()
         self._meanwhile = meanwhile
         self._done = done
+        self._matches = matches
 
     def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         http = request.http_request
-        deleting = http.method == "DELETE" or http.url.split("?")[0].endswith("$batch")
-        if deleting and not self._done:
+        if self._matches(http.method, http.url) and not self._done:
             self._done.append(True)
             self._meanwhile()
         return self.next.send(request)
@@ -45,9 +52,9 @@ def racing_client(
     """A client whose first delete waits for ``meanwhile`` to happen first."""
     opened: list[TaskHub] = []
 
-    def make(meanwhile: Callable[[], None]) -> DurableClient:
+    def make(meanwhile: Callable[[], None], matches: Callable[[str, str], bool] = is_delete) -> DurableClient:
         done: list[bool] = []
-        hub = TaskHub(mgmt_settings, policies=[lambda _service: BeforeFirstDelete(meanwhile, done)])
+        hub = TaskHub(mgmt_settings, policies=[lambda _service: BeforeFirst(meanwhile, done, matches)])
         opened.append(hub)
         return DurableClient(mgmt_settings, hub=hub)
 
@@ -76,6 +83,33 @@ def test_an_instance_restarted_while_it_is_purged_is_not_deleted(
     done = client.wait_for_orchestration_completion(iid, timeout=30)
     assert done.runtime_status is Status.COMPLETED and done.get_output() == {"got": 1}
     assert client.purge_orchestration(iid) == dh.PurgeResult(1)
+
+
+def test_an_instance_restarted_before_its_history_is_read_keeps_its_history(
+    client: DurableClient, racing_client: Callable[..., DurableClient], mgmt_settings: dh.TaskHubSettings
+) -> None:
+    """The purge found the instance finished; it restarts before the purge lists its history:
+    the new execution's history is not the one that was found finished, and stays."""
+    iid = f"restarted-{uuid.uuid4().hex[:6]}"
+    client.schedule_new_orchestration("echo_input", input="first", instance_id=iid)
+    assert client.wait_for_orchestration_completion(iid, timeout=30).get_output() == "first"
+
+    def restart() -> None:
+        client.schedule_new_orchestration("waits_for_event", input="Go", instance_id=iid)
+        client.wait_for_orchestration_start(iid, timeout=30)
+        wait_until(lambda: len(client.get_orchestration_history(iid)) >= 3, 30, "its first episode")
+
+    history = mgmt_settings.names.history_table
+
+    def reads_history(method: str, url: str) -> bool:
+        return method == "GET" and f"/{history}(" in url.split("?")[0] + "("
+
+    result = racing_client(restart, reads_history).purge_orchestration(iid)
+    assert result == dh.PurgeResult(0, is_complete=False)
+    assert len(client.get_orchestration_history(iid)) >= 3, "the restarted instance's history was purged"
+    client.raise_orchestration_event(iid, "Go", data=1)
+    done = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert done.runtime_status is Status.COMPLETED and done.get_output() == {"got": 1}
 
 
 def _state(client: DurableClient, entity: dh.EntityInstanceId) -> Any:
