@@ -93,6 +93,22 @@ class JsonCodec:
 JSON_CODEC = JsonCodec()
 
 
+class SizeLimitedCodec:
+    """A codec whose payloads are at most ``max_bytes`` of JSON: the one user code gets, so that
+    an orchestrator's or entity's payload over the hub's limit fails where it is made (the code
+    may catch ``PayloadTooLargeError``) instead of becoming a message a worker refuses to read."""
+
+    def __init__(self, inner: Codec, max_bytes: int | None) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+
+    def encode(self, value: Any, *, what: str = "payload") -> str | None:
+        return check_size(self._inner.encode(value, what=what), what=what, max_bytes=self._max_bytes)
+
+    def decode(self, text: str | None, type_: Any = None, *, what: str = "payload") -> Any:
+        return self._inner.decode(text, type_, what=what)
+
+
 def encode(value: Any, *, what: str = "payload") -> str | None:
     """``JSON_CODEC.encode``."""
     return JSON_CODEC.encode(value, what=what)

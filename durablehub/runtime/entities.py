@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durablehub.engine import history as ev
+from durablehub.engine.codec import JSON_CODEC, SizeLimitedCodec
 from durablehub.engine.episode import new_execution_id
 from durablehub.entities.batch import EntityBatchResult, run_entity_batch
 from durablehub.entities.entity_id import EntityInstanceId
@@ -78,6 +79,8 @@ class EntityRunner:
         self._options = options
         self._checkpoints = checkpoints
         self._threads = threads
+        # An entity's state or sent payload over the hub's limit fails its operation.
+        self._codec = SizeLimitedCodec(JSON_CODEC, hub.settings.max_payload_bytes)
         # Entities kept between batches, forgotten with their partition (``InstanceCache``).
         self.cache: InstanceCache[_Entity] = InstanceCache(options.orchestration_cache_size)
         self.batches_run = 0
@@ -111,7 +114,14 @@ class EntityRunner:
             _LOG.warning("%s: %s", instance_id, missing)
         now = datetime.now(UTC)
         batch = functools.partial(
-            run_entity_batch, entity_id, target, entity.state, events, now=now, missing_reason=missing
+            run_entity_batch,
+            entity_id,
+            target,
+            entity.state,
+            events,
+            now=now,
+            missing_reason=missing,
+            codec=self._codec,
         )
         result = await self._run(instance_id, batch)
         new_state = result.state

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from durablehub.app import App
 from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration
-from durablehub.engine.codec import JSON_CODEC, check_size
+from durablehub.engine.codec import JSON_CODEC, SizeLimitedCodec, check_size
 from durablehub.engine.replay import EpisodeResult, OrchestrationExecutor
 from durablehub.engine.rewind import RewindPlan
 from durablehub.engine.rewind import rewind as rewind_history
@@ -145,6 +145,7 @@ class InProcessCode:
         self.app = app
         self._options = options
         self._max_payload_bytes = max_payload_bytes  # an activity's result above it fails its task
+        self._codec = SizeLimitedCodec(JSON_CODEC, max_payload_bytes)  # and an orchestrator's payloads
         self.threads = UserCodeThreads("durablehub-orchestrator")  # entity batches share them
         self._activity_threads = UserCodeThreads("durablehub-activity")
 
@@ -160,12 +161,12 @@ class InProcessCode:
         if isinstance(executor, OrchestrationExecutor):
             call: Callable[[], EpisodeResult] = functools.partial(executor.resume, list(work.new_events))
         else:
-            executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name))
+            executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name), codec=self._codec)
             call = functools.partial(executor.execute, list(work.past), list(work.new_events))
         return await self._run_orchestrator(work, executor, call)
 
     async def rewind(self, work: EpisodeWork, *, now: datetime) -> RewoundEpisode:
-        executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name))
+        executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name), codec=self._codec)
         deadline = self._options.orchestrator_timeout_seconds
         replay = functools.partial(rewind_history, executor, list(work.past), now=now)
         try:
