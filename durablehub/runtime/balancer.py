@@ -37,6 +37,9 @@ from durablehub.taskhub.aio.leases import LeaseState, PartitionLease
 
 _LOG = logging.getLogger("durablehub.worker")
 _PENDING_POLL_SECONDS = 1.0  # how often a worker waiting for a handover looks again
+# A release is a courtesy (an unreleased lease expires after lease_duration): one that cannot
+# reach storage in this time is given up, rather than waiting out the SDK's retries.
+_RELEASE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +110,19 @@ class PartitionBalancer:
 
     async def release_all(self) -> None:
         async with self._lock:
-            for partition_id, lease in list(self.owned.items()):
-                del self.owned[partition_id]
-                with contextlib.suppress(Exception):
-                    await self._hub.leases.release(lease)
+            leases = list(self.owned.values())
+            self.owned.clear()
+        await asyncio.gather(*(self._release(lease) for lease in leases))
+
+    async def _release(self, lease: PartitionLease) -> bool:
+        try:
+            await asyncio.wait_for(self._hub.leases.release(lease), timeout=_RELEASE_SECONDS)
+        except Exception as exc:
+            outage_of(self._hub).failed(
+                f"releasing partition {lease.partition_id} failed; it will expire", exc
+            )
+            return False
+        return True
 
     async def _balance_loop(self) -> None:
         while not self._stopping.is_set():
@@ -228,14 +240,14 @@ class PartitionBalancer:
         async with self._lock:
             lease = self.owned.pop(partition_id, None)
             self._draining.pop(partition_id, None)
-            if lease is None:
-                return  # lost meanwhile
-            try:
-                await self._hub.leases.release(lease)
-            except Exception as exc:
-                outage_of(self._hub).failed(f"releasing partition {partition_id} failed; it will expire", exc)
-            self._released_at[partition_id] = (time.monotonic(), lease.epoch)
-            self.moves.handed_over += not self._stopping.is_set()
+        if lease is None:
+            return  # lost meanwhile
+        # Outside the lock, so that the partitions of a stop are released at once. Meanwhile
+        # the lease is neither renewed (not owned) nor taken again (not available: still ours).
+        released = await self._release(lease)
+        self._released_at[partition_id] = (time.monotonic(), lease.epoch)
+        self.moves.handed_over += not self._stopping.is_set()
+        if released:
             _LOG.info("worker %s released partition %s", self.worker_id, partition_id)
 
     async def _renew_loop(self) -> None:
