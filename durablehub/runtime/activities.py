@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -110,9 +111,11 @@ class ActivityRunner:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            asked = min(2 * self._capacity - len(self._held), 32)
             batch = await self._poller.poll(
-                lambda: self._hub.work_items.receive(
-                    max_messages=min(2 * self._capacity - len(self._held), 32),
+                functools.partial(
+                    self._hub.work_items.receive,
+                    max_messages=asked,
                     visibility_timeout=self._options.activity_visibility,
                     # One dequeue over the limit still reads a work item, to tell its instance
                     # which task failed (_poison); after that its blob is never downloaded again.
@@ -120,6 +123,7 @@ class ActivityRunner:
                 ),
                 outage=outage_of(self._hub),
                 what="receiving work items",
+                full=asked,
             )
             for item in batch:
                 self._hold(item)

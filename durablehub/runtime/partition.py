@@ -108,6 +108,7 @@ class ControlQueueProcessor:
                 ),
                 outage=outage_of(self._hub),
                 what=f"receiving from {self.partition_id}",
+                full=self._options.control_queue_batch_size,
             )
             for message in batch:
                 await self._accept(message)

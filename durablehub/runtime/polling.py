@@ -3,6 +3,11 @@
 Randomness aside, the reference's BackoffPollingHelper: the wait doubles from the minimum to
 the maximum poll interval while the queue stays empty, goes back to the minimum as soon as a
 batch arrives, and ends early when this process sends a message the loop should pick up.
+
+One difference: after a partial batch (fewer messages than asked for) the queue was just
+emptied, so the next receive waits the minimum interval instead of going at once; an
+immediate one mostly comes back empty, a request for nothing (under a trickle of messages,
+one per message). A full batch may have more behind it and goes on at once.
 """
 
 from __future__ import annotations
@@ -43,11 +48,23 @@ class IdlePoller:
             await asyncio.wait_for(self._wakeup.wait(), timeout=self._delay)
         self._delay = min(self._delay * 2, self._max)
 
+    async def _pause(self) -> None:
+        """Wait the minimum interval (or until woken), leaving the back-off where it is."""
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=self._min)
+
     async def poll(
-        self, receive: Callable[[], Awaitable[list[T]]], *, outage: StorageOutage, what: str
+        self,
+        receive: Callable[[], Awaitable[list[T]]],
+        *,
+        outage: StorageOutage,
+        what: str,
+        full: int | None = None,
     ) -> list[T]:
         """One receive of a dequeue loop. A failure is logged (``what`` failed) and answered
-        with the longest wait, an empty queue with the idle wait; either way [] comes back."""
+        with the longest wait, an empty queue with the idle wait; either way [] comes back. A
+        batch of fewer than ``full`` messages comes back after the minimum interval."""
         try:
             batch = await receive()
         except Exception as exc:
@@ -58,6 +75,8 @@ class IdlePoller:
             outage.succeeded()
         if batch:
             self.reset()
+            if full is not None and len(batch) < full:
+                await self._pause()
         else:
             await self.idle()
         return batch
