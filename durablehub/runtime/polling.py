@@ -28,6 +28,7 @@ class IdlePoller:
         self._max = max_interval
         self._delay = min_interval
         self._wakeup = asyncio.Event()
+        self._after_partial = False  # the last receive emptied the queue: wait before the next
 
     def wake(self) -> None:
         """Work was just sent: end the current wait."""
@@ -64,7 +65,11 @@ class IdlePoller:
     ) -> list[T]:
         """One receive of a dequeue loop. A failure is logged (``what`` failed) and answered
         with the longest wait, an empty queue with the idle wait; either way [] comes back. A
-        batch of fewer than ``full`` messages comes back after the minimum interval."""
+        batch comes back at once; after one of fewer than ``full`` messages, the next receive
+        waits the minimum interval first."""
+        if self._after_partial:
+            self._after_partial = False
+            await self._pause()
         try:
             batch = await receive()
         except Exception as exc:
@@ -75,8 +80,7 @@ class IdlePoller:
             outage.succeeded()
         if batch:
             self.reset()
-            if full is not None and len(batch) < full:
-                await self._pause()
+            self._after_partial = full is not None and len(batch) < full
         else:
             await self.idle()
         return batch

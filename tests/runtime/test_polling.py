@@ -1,6 +1,7 @@
 """IdlePoller: when a dequeue loop receives again. A partial batch means the queue was just
-emptied: asking again at once would mostly come back empty (a request for nothing), so the loop
-waits the minimum interval first; a full batch may have more behind it and goes on at once."""
+emptied: asking again at once would mostly come back empty (a request for nothing), so the next
+receive waits the minimum interval first; a full batch may have more behind it and the next
+receive goes at once. Either way the batch itself comes back at once."""
 
 from __future__ import annotations
 
@@ -10,42 +11,61 @@ from durablehub.runtime.outage import StorageOutage
 from durablehub.runtime.polling import IdlePoller
 
 
-async def _timed_poll(poller: IdlePoller, batch: list[int], *, full: int) -> tuple[list[int], float]:
+class Queue:
+    """Hands out the batches given, and notes the loop's time of each receive."""
+
+    def __init__(self, *batches: list[int]) -> None:
+        self._batches = list(batches)
+        self.received_at: list[float] = []
+
+    async def receive(self) -> list[int]:
+        self.received_at.append(asyncio.get_running_loop().time())
+        return self._batches.pop(0)
+
+
+async def poll(poller: IdlePoller, queue: Queue) -> list[int]:
+    return await poller.poll(queue.receive, outage=StorageOutage(), what="receiving", full=32)
+
+
+async def test_a_partial_batch_comes_back_at_once_and_the_next_receive_waits() -> None:
     loop = asyncio.get_running_loop()
-
-    async def receive() -> list[int]:
-        return batch
-
+    quick = IdlePoller(30.0, 60.0)
     started = loop.time()
-    got = await poller.poll(receive, outage=StorageOutage(), what="receiving", full=full)
-    return got, loop.time() - started
+    assert await poll(quick, Queue([1, 2])) == [1, 2]
+    assert loop.time() - started < 29  # not held for the 30 s minimum interval
+
+    poller, queue = IdlePoller(0.2, 5.0), Queue([1, 2], [3])
+    assert await poll(poller, queue) == [1, 2]
+    assert await poll(poller, queue) == [3]
+    assert queue.received_at[1] - queue.received_at[0] >= 0.19  # a sleep never ends early
 
 
-async def test_a_partial_batch_waits_the_minimum_interval_before_the_next_receive() -> None:
-    poller = IdlePoller(0.2, 5.0)
-    got, waited = await _timed_poll(poller, [1, 2], full=32)
-    assert got == [1, 2] and waited >= 0.19  # a sleep never ends early
+async def test_after_a_full_batch_the_next_receive_goes_at_once() -> None:
+    poller, queue = IdlePoller(30.0, 60.0), Queue(list(range(32)), [32])
+    await poll(poller, queue)
+    await poll(poller, queue)
+    assert queue.received_at[1] - queue.received_at[0] < 29
 
 
-async def test_a_full_batch_goes_on_at_once_and_a_wake_ends_the_wait() -> None:
-    poller = IdlePoller(30.0, 60.0)
-    got, waited = await _timed_poll(poller, list(range(32)), full=32)
-    assert got == list(range(32)) and waited < 29  # far from the 30 s a wait would take
+async def test_a_wake_ends_the_wait_after_a_partial_batch() -> None:
+    poller, queue = IdlePoller(30.0, 60.0), Queue([1], [2])
+    await poll(poller, queue)
 
     async def wake_soon() -> None:
         await asyncio.sleep(0.05)
         poller.wake()  # this process sent something to the queue
 
     waking = asyncio.create_task(wake_soon())
-    got, waited = await _timed_poll(poller, [1], full=32)
+    assert await poll(poller, queue) == [2]
     await waking
-    assert got == [1] and waited < 29
+    assert queue.received_at[1] - queue.received_at[0] < 29
 
 
 async def test_after_a_partial_batch_an_empty_queue_is_polled_again_soon() -> None:
-    """The wait after a partial batch does not lengthen the back-off: the next empty receive
-    waits the minimum again, not the doubled interval."""
-    poller = IdlePoller(0.1, 5.0)
-    await _timed_poll(poller, [1], full=32)
-    _, waited = await _timed_poll(poller, [], full=32)
-    assert 0.09 <= waited < 4.0
+    """The wait after a partial batch does not lengthen the back-off: the empty receive that
+    follows waits the minimum again, not a doubled interval."""
+    poller, queue = IdlePoller(0.1, 5.0), Queue([1], [], [2])
+    await poll(poller, queue)
+    await poll(poller, queue)
+    await poll(poller, queue)
+    assert 0.09 <= queue.received_at[2] - queue.received_at[1] < 4.0
