@@ -16,6 +16,7 @@ from durablehub.engine.patches import patches_recorded
 from durablehub.engine.replay import OrchestrationExecutor
 from durablehub.errors import ConfigurationError
 from durablehub.models import OrchestrationStatus
+from durablehub.replay_check import check_history
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.versions import EpisodeRejected, VersionGate
 from durablehub.testing import history as h
@@ -333,3 +334,72 @@ def test_patch_records_of_others_are_ignored() -> None:
         patches_recorded([ev.GenericEvent(data="not json durablehub.patches"), ev.GenericEvent(data=None)])
         == set()
     )
+
+
+# --- replay-check --------------------------------------------------------------------------
+
+
+def _in_flight_history(version: str | None = "1.0") -> list[ev.HistoryEvent]:
+    return [
+        h.orchestrator_started(),
+        h.started("Order", version=version),
+        h.task_scheduled(0, "Reserve"),
+        h.orchestrator_completed(),
+        h.orchestrator_started(),
+        h.task_completed(0, "ok"),
+        h.task_scheduled(1, "Ship"),
+        h.orchestrator_completed(),
+    ]
+
+
+def _app_with(fn: object) -> dh.App:
+    app = dh.App()
+    app.add_orchestrator(fn, name="Order")  # type: ignore[arg-type]
+    return app
+
+
+def test_replay_check_names_the_first_differing_call() -> None:
+    def reordered(ctx: dh.OrchestrationContext, _: object):
+        yield ctx.call_activity("Ship")
+        yield ctx.call_activity("Reserve")
+
+    verdict = check_history(_app_with(reordered), _in_flight_history())
+    assert verdict.nondeterministic
+    assert verdict.problem is not None and "'Reserve'" in verdict.problem and "'Ship'" in verdict.problem
+
+
+def test_replay_check_passes_code_that_branches_on_version_or_patch() -> None:
+    def by_version(ctx: dh.OrchestrationContext, _: object):
+        yield ctx.call_activity("Reserve")
+        if dh.compare_versions(ctx.version, "2.0") >= 0:
+            yield ctx.call_activity("Notify")
+        yield ctx.call_activity("Ship")
+
+    def by_patch(ctx: dh.OrchestrationContext, _: object):
+        yield ctx.call_activity("Reserve")
+        if ctx.is_patched("notify"):
+            yield ctx.call_activity("Notify")
+        yield ctx.call_activity("Ship")
+
+    def unconditional(ctx: dh.OrchestrationContext, _: object):
+        yield ctx.call_activity("Reserve")
+        yield ctx.call_activity("Notify")
+        yield ctx.call_activity("Ship")
+
+    assert check_history(_app_with(by_version), _in_flight_history()).problem is None
+    assert check_history(_app_with(by_patch), _in_flight_history()).problem is None
+    assert check_history(_app_with(unconditional), _in_flight_history()).nondeterministic
+
+
+def test_replay_check_reports_code_that_raises_and_missing_code() -> None:
+    def raises(ctx: dh.OrchestrationContext, order: dict):
+        yield ctx.call_activity("Reserve")
+        raise KeyError("new_field")
+
+    verdict = check_history(_app_with(raises), _in_flight_history())
+    assert not verdict.nondeterministic and verdict.problem is not None and "KeyError" in verdict.problem
+    versioned = dh.App()
+    versioned.add_orchestrator(raises, name="Order", version="2.0")
+    missing = check_history(versioned, _in_flight_history("1.0")).problem
+    assert missing is not None and "no code for version '1.0'" in missing
+    assert check_history(versioned, []).problem is None  # nothing started: nothing to replay
