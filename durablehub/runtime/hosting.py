@@ -176,7 +176,12 @@ class InProcessCode:
         )
 
     async def rewind(self, work: EpisodeWork, *, now: datetime) -> RewoundEpisode:
-        executor = self._executor(work.started)
+        try:
+            executor = self._executor(work.started)
+        except UnknownVersionError as exc:  # REJECT raises; FAIL: the instance stays failed
+            policy = VersionGate(self._options.versioning, base_delay_seconds=0)
+            failed = policy.on_mismatch(str(exc), next_id=work.next_action_id)
+            return RewoundEpisode(plan=None, done=EpisodeDone(result=failed))
         deadline = self._options.orchestrator_timeout_seconds
         replay = functools.partial(rewind_history, executor, list(work.past), now=now)
         try:

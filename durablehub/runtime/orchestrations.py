@@ -46,6 +46,7 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.versioning import version_mismatch
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -214,8 +215,23 @@ class OrchestrationRunner:
         new_start, rewind = triage.new_start, triage.rewind
 
         if rewind is not None:
+            started = state.started
+            assert started is not None
             try:
+                if self.versions.check(started, next_id=state.next_action_id) is not None:
+                    _LOG.warning(
+                        "not rewinding %r: %s (failure strategy FAIL: it stays failed)",
+                        instance_id,
+                        version_mismatch(self.versions.options, started.version),
+                    )
+                    await self._repair_instance_row(state)  # the client marked it Pending
+                    return EpisodeOutcome(delete=delete, abandon=abandon)
                 await self._rewind(state, rewind, later)
+            except EpisodeRejected as rejected:
+                delay = self.versions.rejected(started, rejected.reason)
+                return EpisodeOutcome(
+                    delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay
+                )
             except CheckpointConflictError:
                 _LOG.warning(
                     "instance %r was committed by another worker; abandoning its rewind", instance_id

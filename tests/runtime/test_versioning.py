@@ -131,7 +131,7 @@ def test_reject_writes_nothing_until_a_worker_whose_version_fits_runs_it(
 
 
 def test_fail_strategy_and_continue_as_new_meet_the_policy(
-    settings: TaskHubSettings, client: DurableClient
+    settings: TaskHubSettings, client: DurableClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     policy = _policy("1.0", S.CURRENT_OR_OLDER, F.FAIL)
     with Worker(app, settings, options=FAST, versioning=policy):
@@ -139,6 +139,11 @@ def test_fail_strategy_and_continue_as_new_meet_the_policy(
         older = client.schedule_new_orchestration("Order", version="0.9")  # no code: the fallback
         bumped = client.schedule_new_orchestration("bump", input=0, version="1.0")
         states = [client.wait_for_orchestration_completion(i, timeout=60) for i in (newer, older, bumped)]
+        with caplog.at_level(logging.WARNING, logger="durablehub.worker"):
+            client.rewind_orchestration(newer)  # the policy holds for a rewind too
+            _until(lambda: f"not rewinding {newer!r}" in caplog.text, "the rewind refused", limit=20)
+        again = client.get_orchestration_state(newer)
+        assert again is not None and again.runtime_status is dh.OrchestrationStatus.FAILED
     failed, fallback, continued = states
     assert failed.runtime_status is dh.OrchestrationStatus.FAILED
     details = failed.failure_details
