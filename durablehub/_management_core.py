@@ -215,7 +215,7 @@ def query_filter(query: OrchestrationQuery) -> tuple[str, dict[str, Any]]:
     if query.versions is not None:
         # Stored as the reference stores it: "" for an instance started without a version.
         alternatives = []
-        for i, version in enumerate(sorted(query.versions)):
+        for i, version in enumerate(sorted(v or "" for v in query.versions)):
             alternatives.append(f"Version eq @version{i}")
             params[f"version{i}"] = version
         clauses.append("( " + " or ".join(alternatives) + " )" if alternatives else "PartitionKey eq ''")

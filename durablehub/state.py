@@ -170,9 +170,9 @@ class OrchestrationQuery:
         if self.versions is not None:
             if isinstance(self.versions, str) or not isinstance(self.versions, Iterable):
                 raise TypeError(f"versions must be a collection of strings, got {self.versions!r}")
-            wrong = [v for v in self.versions if v is not None and not isinstance(v, str)]
-            if wrong:
-                raise TypeError(f"versions must hold strings (None: unversioned), got {wrong!r}")
+            bad = [v for v in self.versions if v is not None and not isinstance(v, str)]
+            if bad:
+                raise TypeError(f"versions must hold strings (None: unversioned), got {bad!r}")
             object.__setattr__(self, "versions", frozenset(v or "" for v in self.versions))
         for name in ("created_time_from", "created_time_to"):
             value = getattr(self, name)
