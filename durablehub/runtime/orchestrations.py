@@ -287,8 +287,8 @@ class OrchestrationRunner:
         new_events.extend(accepted)
         started = new_start or state.started
         assert started is not None
-        session, state.session = state.session, None  # a failed episode leaves no warm session
         refused = self.versions.check(started, next_id=state.next_action_id)  # raises on REJECT
+        session, state.session = state.session, None  # a failed episode leaves no warm session
         if refused is not None:
             done = EpisodeDone(result=refused)
         else:
