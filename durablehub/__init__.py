@@ -48,6 +48,12 @@ from durablehub.state import (
     PurgeResult,
 )
 from durablehub.task import ActivityContext, OrchestrationContext, RetryPolicy, Task, when_all, when_any
+from durablehub.versioning import (
+    VersionFailureStrategy,
+    VersioningOptions,
+    VersionMatchStrategy,
+    compare_versions,
+)
 from durablehub.worker import Worker
 
 __all__ = [
@@ -95,8 +101,12 @@ __all__ = [
     "TaskFailedError",
     "TaskHubNotFoundError",
     "TaskHubSettings",
+    "VersionFailureStrategy",
+    "VersionMatchStrategy",
+    "VersioningOptions",
     "Worker",
     "WorkerOptions",
+    "compare_versions",
     "when_all",
     "when_any",
 ]

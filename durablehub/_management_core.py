@@ -209,6 +209,16 @@ def query_filter(query: OrchestrationQuery) -> tuple[str, dict[str, Any]]:
         clauses.append("PartitionKey ge @prefix_low and PartitionKey lt @prefix_high")
         params["prefix_low"] = low
         params["prefix_high"] = low[:-1] + chr(ord(low[-1]) + 1)
+    if query.name is not None:
+        clauses.append("Name eq @name")
+        params["name"] = query.name
+    if query.versions is not None:
+        # Stored as the reference stores it: "" for an instance started without a version.
+        alternatives = []
+        for i, version in enumerate(sorted(v or "" for v in query.versions)):
+            alternatives.append(f"Version eq @version{i}")
+            params[f"version{i}"] = version
+        clauses.append("( " + " or ".join(alternatives) + " )" if alternatives else "PartitionKey eq ''")
     return " and ".join(clauses), params
 
 

@@ -17,6 +17,7 @@ case-sensitive (as durabletask's); entity names are case-insensitive (as Durable
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from typing import Any, Literal, TypeVar, overload
 
 from durablehub.errors import ConfigurationError
 from durablehub.task import REGISTERED_NAME_ATTRIBUTE
+from durablehub.versioning import compare_versions
 
-__all__ = ["App", "RegisteredActivity", "RegisteredEntity", "RegisteredOrchestrator"]
+__all__ = ["App", "RegisteredActivity", "RegisteredEntity", "RegisteredOrchestrator", "UnknownVersionError"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Kind = Literal["orchestrator", "activity", "entity"]
@@ -35,6 +37,12 @@ Kind = Literal["orchestrator", "activity", "entity"]
 class RegisteredOrchestrator:
     name: str
     fn: Callable[..., Any]
+    version: str | None = None
+    """The version this code is for; ``None``: any version no versioned registration has."""
+
+
+class UnknownVersionError(LookupError):
+    """The orchestrator has versioned code, none for the instance's version and no fallback."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +64,8 @@ class App:
     """Orchestrators, activities and entities, registered by name for a worker to run."""
 
     def __init__(self) -> None:
-        self._orchestrators: dict[str, RegisteredOrchestrator] = {}
+        self._orchestrators: dict[str, RegisteredOrchestrator] = {}  # unversioned: the fallbacks
+        self._versioned: dict[str, list[RegisteredOrchestrator]] = {}
         self._activities: dict[str, RegisteredActivity] = {}
         self._entities: dict[str, RegisteredEntity] = {}  # keyed by casefolded name
 
@@ -65,11 +74,20 @@ class App:
     @overload
     def orchestrator(self, fn: F, /) -> F: ...
     @overload
-    def orchestrator(self, fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+    def orchestrator(
+        self, fn: None = None, /, *, name: str | None = None, version: str | None = None
+    ) -> Callable[[F], F]: ...
 
-    def orchestrator(self, fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
-        """Register a generator function ``(ctx, input)`` as an orchestrator (name: ``__name__``)."""
-        return self._decorate(fn, name, self._add_orchestrator)
+    def orchestrator(
+        self, fn: F | None = None, /, *, name: str | None = None, version: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register a generator function ``(ctx, input)`` as an orchestrator (name: ``__name__``).
+
+        With ``version``, it runs the instances of that version (``compare_versions`` equal),
+        so one worker can host ``v1`` and ``v2`` of one name; a registration without a version
+        runs the instances no versioned one matches.
+        """
+        return self._decorate(fn, name, functools.partial(self._add_orchestrator, version=version))
 
     @overload
     def activity(self, fn: F, /) -> F: ...
@@ -91,16 +109,34 @@ class App:
 
     # --- lookups ---
 
-    def get_orchestrator(self, name: str) -> RegisteredOrchestrator:
-        """The orchestrator registered as ``name``.
+    def get_orchestrator(self, name: str, version: str | None = None) -> RegisteredOrchestrator:
+        """The code for instances of orchestrator ``name`` at ``version``: the registration of
+        that version, else the unversioned one.
 
         Raises:
+            UnknownVersionError: ``name`` has versioned code only, none for ``version``.
             LookupError: nothing is registered under that name.
         """
+        versioned = self._versioned.get(name, [])
+        for registered in versioned:
+            if compare_versions(registered.version, version) == 0:
+                return registered
         found = self._orchestrators.get(name)
-        if found is None:
-            raise LookupError(_unknown("orchestrator", name, self._orchestrators))
-        return found
+        if found is not None:
+            return found
+        if versioned:
+            known = ", ".join(repr(r.version) for r in versioned)
+            shown = repr(version) if version else "(none)"
+            raise UnknownVersionError(
+                f"orchestrator {name!r} has no code for version {shown} and no unversioned "
+                f"registration; registered versions: {known}"
+            )
+        raise LookupError(_unknown("orchestrator", name, {**self._orchestrators, **self._versioned}))
+
+    def orchestrator_versions(self, name: str) -> list[str | None]:
+        """The versions registered for ``name`` (``None`` for the unversioned one)."""
+        versions: list[str | None] = [r.version for r in self._versioned.get(name, [])]
+        return versions + ([None] if name in self._orchestrators else [])
 
     def get_activity(self, name: str) -> RegisteredActivity:
         """The activity registered as ``name``.
@@ -126,7 +162,7 @@ class App:
 
     @property
     def orchestrator_names(self) -> list[str]:
-        return sorted(self._orchestrators)
+        return sorted({*self._orchestrators, *self._versioned})
 
     @property
     def activity_names(self) -> list[str]:
@@ -138,9 +174,11 @@ class App:
 
     # --- registration ---
 
-    def add_orchestrator(self, fn: Callable[..., Any], *, name: str | None = None) -> str:
+    def add_orchestrator(
+        self, fn: Callable[..., Any], *, name: str | None = None, version: str | None = None
+    ) -> str:
         """Register ``fn`` as an orchestrator; returns its name (durabletask's worker method)."""
-        return self._add_orchestrator(fn, name)
+        return self._add_orchestrator(fn, name, version=version)
 
     def add_activity(self, fn: Callable[..., Any], *, name: str | None = None) -> str:
         """Register ``fn`` as an activity; returns its name."""
@@ -163,15 +201,31 @@ class App:
 
         return decorator
 
-    def _add_orchestrator(self, fn: Callable[..., Any], name: str | None) -> str:
+    def _add_orchestrator(
+        self, fn: Callable[..., Any], name: str | None, *, version: str | None = None
+    ) -> str:
         registered = _name_for("orchestrator", fn, name)
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             raise ConfigurationError(
                 f"orchestrator {registered!r} is async; orchestrators are generator functions "
                 "(def ...: result = yield ctx.call_activity(...))"
             )
-        _refuse_duplicate("orchestrator", registered, self._orchestrators)
-        self._orchestrators[registered] = RegisteredOrchestrator(name=registered, fn=fn)
+        if version is None:
+            _refuse_duplicate("orchestrator", registered, self._orchestrators)
+            self._orchestrators[registered] = RegisteredOrchestrator(name=registered, fn=fn)
+        else:
+            if not isinstance(version, str) or not version.strip():
+                raise ConfigurationError(
+                    f"version of orchestrator {registered!r} must be a non-empty string, got {version!r}"
+                )
+            versions = self._versioned.setdefault(registered, [])
+            for existing in versions:
+                if compare_versions(existing.version, version) == 0:
+                    raise ConfigurationError(
+                        f"orchestrator {registered!r} version {existing.version!r} is already registered"
+                        + (f" (the same version as {version!r})" if existing.version != version else "")
+                    )
+            versions.append(RegisteredOrchestrator(name=registered, fn=fn, version=version))
         _note_name(fn, registered)
         return registered
 

@@ -68,13 +68,22 @@ class DurableClient:
     that it does, with the configured partition count, so that messages reach the right queue.
     """
 
-    def __init__(self, settings: TaskHubSettings, *, hub: TaskHub | None = None) -> None:
+    def __init__(
+        self,
+        settings: TaskHubSettings,
+        *,
+        hub: TaskHub | None = None,
+        default_version: str | None = None,
+    ) -> None:
+        if default_version is not None and not isinstance(default_version, str):
+            raise TypeError(f"default_version must be a string, got {type(default_version).__name__}")
         if hub is not None and hub.names != settings.names:
             raise ConfigurationError(
                 f"the hub passed ({hub.names.hub!r}, {hub.names.partition_count} partitions) is not "
                 f"the one the settings name ({settings.task_hub!r}, {settings.partition_count})"
             )
         self.settings = settings
+        self.default_version = default_version  # of starts that name no version (durabletask's)
         self._owns_hub = hub is None
         self._hub = hub if hub is not None else TaskHub(settings)
         self._hub_checked = False
@@ -121,6 +130,8 @@ class DurableClient:
     ) -> str:
         """Start an orchestration instance; return its id (a new ``uuid4().hex`` by default).
 
+        ``version`` (default: the client's ``default_version``) is the instance's orchestration
+        version (``ctx.version``), checked by each worker's versioning policy.
         ``start_at`` (at most 6 days ahead; naive means UTC) delays the start. If the id is
         taken, the instance is replaced only when ``reuse_id_policy`` (by default: finished
         instances) allows it; the new generation's ``Generation`` is the old one's + 1.
@@ -137,7 +148,7 @@ class DurableClient:
             start_at=start_at,
             reuse_id_policy=reuse_id_policy,
             tags=tags,
-            version=version,
+            version=version if version is not None else self.default_version,
             max_payload_bytes=self._max_payload,
         )
         return self._start(request)

@@ -149,7 +149,9 @@ class OrchestrationQuery:
     ``runtime_status``, with an id starting with ``instance_id_prefix``. ``page_size`` rows per
     page (1 to 1000, the table service's page limit); ``continuation_token`` is the opaque
     string a previous page returned. Inputs, outputs and custom status are fetched only with
-    ``fetch_inputs_and_outputs`` (they can be large).
+    ``fetch_inputs_and_outputs`` (they can be large). ``name`` selects one orchestrator
+    name; ``versions`` the instances started with one of those versions (exactly as stored;
+    ``None`` or ``""`` for instances started without one).
     """
 
     created_time_from: datetime | None = None
@@ -159,8 +161,19 @@ class OrchestrationQuery:
     page_size: int = 100
     fetch_inputs_and_outputs: bool = False
     continuation_token: str | None = None
+    name: str | None = None
+    versions: Collection[str | None] | None = None
 
     def __post_init__(self) -> None:
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise TypeError(f"name must be a non-empty string, got {self.name!r}")
+        if self.versions is not None:
+            if isinstance(self.versions, str) or not isinstance(self.versions, Iterable):
+                raise TypeError(f"versions must be a collection of strings, got {self.versions!r}")
+            bad = [v for v in self.versions if v is not None and not isinstance(v, str)]
+            if bad:
+                raise TypeError(f"versions must hold strings (None: unversioned), got {bad!r}")
+            object.__setattr__(self, "versions", frozenset(v or "" for v in self.versions))
         for name in ("created_time_from", "created_time_to"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, datetime):

@@ -355,7 +355,7 @@ class OrchestrationContext(ABC):
     @property
     @abstractmethod
     def version(self) -> str | None:
-        """The version the instance was started with."""
+        """The version the instance was started with (``None`` if it was started without one)."""
 
     @property
     @abstractmethod
@@ -393,6 +393,7 @@ class OrchestrationContext(ABC):
         """Start a child orchestration; yield the task for its output.
 
         Without ``instance_id`` the child gets ``"{instance_id}:{call id as 4 hex digits}"``.
+        Without ``version`` it gets the worker's ``default_version`` (not this instance's).
         """
 
     @abstractmethod
@@ -414,11 +415,24 @@ class OrchestrationContext(ABC):
         """Raise event ``event_name`` on another orchestration instance (one-way)."""
 
     @abstractmethod
-    def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
+    def continue_as_new(
+        self, new_input: Any, *, save_events: bool = False, new_version: str | None = None
+    ) -> None:
         """Restart this instance with a fresh history and ``new_input`` when the code returns.
 
         With ``save_events``, external events that arrived but were not consumed are
-        delivered to the new generation; otherwise they are dropped.
+        delivered to the new generation; otherwise they are dropped. ``new_version`` starts
+        the new generation at that version (default: this one's); the worker's versioning
+        policy applies to it as to any start.
+        """
+
+    @abstractmethod
+    def is_patched(self, name: str) -> bool:
+        """Whether this execution takes the code path of patch ``name``.
+
+        True when the code first asks outside replay (a new execution, or new events), and
+        recorded in history; on replay True only if history recorded it. The answer is kept for
+        the rest of the execution; ``continue_as_new`` starts afresh.
         """
 
     @abstractmethod

@@ -32,6 +32,7 @@ from durablehub.taskhub.aio.connections import PolicyFactory
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import partition_index
+from durablehub.versioning import VersioningOptions
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -40,7 +41,8 @@ class Worker:
     """Process orchestrations (on owned partitions) and activities (any) of ``app``.
 
     ``app`` is an ``App``, run in this process, or any ``runtime.hosting.UserCode`` (the
-    sidecar's connected SDK workers)."""
+    sidecar's connected SDK workers). ``versioning`` (``durablehub.versioning``) is checked
+    before every episode; without it, ``options`` (``DURABLEHUB_VERSION``, ...) give it."""
 
     def __init__(
         self,
@@ -51,11 +53,14 @@ class Worker:
         worker_id: str | None = None,
         counter: RequestCounter | None = None,
         storage_policies: Sequence[PolicyFactory] = (),
+        versioning: VersioningOptions | None = None,
     ) -> None:
         self.app = app
         self.storage_policies = list(storage_policies)  # e.g. durablehub.testing.faults
         self.settings = settings
         self.options = options or WorkerOptions()
+        if versioning is not None:  # given here, it replaces the options' (and DURABLEHUB_*) fields
+            self.options = self.options.with_versioning(versioning)
         self.code: UserCode = (
             InProcessCode(app, self.options, max_payload_bytes=settings.max_payload_bytes)
             if isinstance(app, App)

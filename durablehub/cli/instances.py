@@ -185,6 +185,11 @@ def list_command(
     prefix: Annotated[str | None, typer.Option("--prefix", help="Instance id prefix.")] = None,
     created_from: FromOption = None,
     created_to: ToOption = None,
+    name: Annotated[str | None, typer.Option("--name", help="Orchestrator name.")] = None,
+    versions: Annotated[
+        list[str] | None,
+        typer.Option("--version", help="Orchestration version (repeatable; '' for unversioned)."),
+    ] = None,
     top: Annotated[int, typer.Option("--top", "-n", min=1, max=1000, help="Instances per page.")] = 50,
     continuation: Annotated[
         str | None, typer.Option("--continuation-token", help="Page to show, from a previous list.")
@@ -195,7 +200,7 @@ def list_command(
     partitions: PartitionsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List instances, filtered by status, id prefix and creation time."""
+    """List instances, filtered by status, id prefix, creation time, name and version."""
     from durablehub.http.payloads import status_payload
     from durablehub.state import OrchestrationQuery
 
@@ -206,6 +211,8 @@ def list_command(
         instance_id_prefix=prefix,
         page_size=top,
         continuation_token=continuation,
+        name=name,
+        versions=versions or None,
     )
 
     def run(client: Any) -> tuple[list[Any], str | None]:
@@ -223,11 +230,20 @@ def list_command(
     if as_json:
         echo_json({"instances": payloads, "continuationToken": token})
         return
+    versioned = any("version" in p for p in payloads)  # the column only where it says something
     rows = [
-        [p["instanceId"], p["name"], p["runtimeStatus"], when(p["createdTime"]), when(p["lastUpdatedTime"])]
+        [
+            p["instanceId"],
+            p["name"],
+            *([p.get("version", "")] if versioned else []),
+            p["runtimeStatus"],
+            when(p["createdTime"]),
+            when(p["lastUpdatedTime"]),
+        ]
         for p in payloads
     ]
-    typer.echo(table(["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], rows))
+    headers = ["INSTANCE", "NAME", *(["VERSION"] if versioned else []), "STATUS", "CREATED", "UPDATED"]
+    typer.echo(table(headers, rows))
     if token:
         typer.echo(f"more: --continuation-token '{token}' (or --all)", err=True)
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar
+from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar, versions
 from durablehub.cli.common import typer_app
 from durablehub.taskhub.accounts import redact
 
@@ -24,6 +24,7 @@ app.add_typer(entities.app, name="entity")
 app.add_typer(poison.app, name="poison")
 app.add_typer(serve.app)
 app.add_typer(sidecar.app)
+app.add_typer(versions.app)
 
 
 def main() -> None:

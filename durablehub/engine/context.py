@@ -25,7 +25,7 @@ import enum
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,8 +108,12 @@ class _Buffered:
 class ReplayContext(OrchestrationContext):
     """One orchestration instance's context, kept with its executor between episodes."""
 
-    def __init__(self, *, codec: Codec) -> None:
+    def __init__(self, *, codec: Codec, default_version: str | None = None) -> None:
         self._codec = codec
+        self._default_version = default_version  # of sub-orchestrations started without one
+        self._patches: dict[str, bool] = {}  # is_patched answers of this execution
+        self._recorded_patches: set[str] = set()  # patches the history records as taken
+        self._new_patches: list[str] = []  # taken in this episode, to be recorded
         self._instance_id = ""
         self._name = ""
         self._parent_instance_id: str | None = None
@@ -192,7 +196,11 @@ class ReplayContext(OrchestrationContext):
         task_id = self._take_id()
         child_id = instance_id if instance_id is not None else f"{self._instance_id}:{task_id:04x}"
         action = CreateSubOrchestration(
-            id=task_id, name=name, instance_id=child_id, input=encoded, version=version
+            id=task_id,
+            name=name,
+            instance_id=child_id,
+            input=encoded,
+            version=version if version is not None else self._default_version,
         )
         return self._schedule_call(action, CallKind.SUB_ORCHESTRATION, retry_policy, return_type)
 
@@ -228,14 +236,42 @@ class ReplayContext(OrchestrationContext):
         task_id = self._take_id()
         self._pending[task_id] = SendEvent(id=task_id, instance_id=instance_id, name=event_name, data=encoded)
 
-    def continue_as_new(self, new_input: Any, *, save_events: bool = False) -> None:
+    def continue_as_new(
+        self, new_input: Any, *, save_events: bool = False, new_version: str | None = None
+    ) -> None:
+        if new_version is not None and not isinstance(new_version, str):
+            raise TypeError(f"new_version must be a string, got {type(new_version).__name__}")
         encoded = self._codec.encode(new_input, what="input of continue_as_new")
         if self._completion is None:
             self._entities.release_all()
             self._completion = CompleteOrchestration(
-                id=self._take_id(), status=OrchestrationStatus.CONTINUED_AS_NEW, new_input=encoded
+                id=self._take_id(),
+                status=OrchestrationStatus.CONTINUED_AS_NEW,
+                new_input=encoded,
+                new_version=new_version,
             )
             self._save_events = save_events
+
+    def is_patched(self, name: str) -> bool:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"patch name must be a non-empty string, got {name!r}")
+        answer = self._patches.get(name)
+        if answer is None:
+            answer = name in self._recorded_patches if self._replaying else True
+            self._patches[name] = answer
+            if answer and name not in self._recorded_patches:
+                self._recorded_patches.add(name)
+                self._new_patches.append(name)
+        return answer
+
+    def record_patches(self, names: Iterable[str]) -> None:
+        """Patches the history records as taken (read before replay: the code asks first)."""
+        self._recorded_patches.update(names)
+
+    def drain_patches(self) -> tuple[str, ...]:
+        """Patches taken since the last call, for the runtime to record."""
+        drained, self._new_patches = tuple(self._new_patches), []
+        return drained
 
     def set_custom_status(self, custom_status: Any) -> None:
         self._custom_status = self._codec.encode(custom_status, what="custom status")

@@ -45,6 +45,7 @@ from durablehub.engine.actions import (
     ScheduleTask,
     SendEvent,
 )
+from durablehub.engine.patches import patch_record
 from durablehub.engine.replay import EpisodeResult
 from durablehub.models import OrchestrationStatus
 
@@ -142,6 +143,8 @@ def plan_episode(
             already (a call retried under its own id starts its child again).
     """
     planner = _Planner(started, now, new_execution_id, started_before or {})
+    if result.patches:
+        planner.history.append(patch_record(result.patches, now=now))
     for action in result.actions:
         planner.add(action)
     completion = result.completion

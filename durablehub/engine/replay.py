@@ -30,6 +30,7 @@ from durablehub.engine.actions import Action, CompleteOrchestration
 from durablehub.engine.codec import JSON_CODEC, Codec, is_structured_type
 from durablehub.engine.context import CallKind, ReplayContext
 from durablehub.engine.determinism import CONFIRMING_EVENTS
+from durablehub.engine.patches import patches_recorded
 from durablehub.errors import NonDeterminismError, OrchestrationStateError
 from durablehub.models import FailureDetails
 from durablehub.task import Orchestrator, Task
@@ -66,6 +67,8 @@ class EpisodeResult:
     """The orchestration has ended (in this episode or before)."""
     is_suspended: bool
     """The instance is suspended; incoming events are held until it is resumed."""
+    patches: tuple[str, ...] = ()
+    """Patches ``ctx.is_patched`` took in this episode, to be recorded (``engine.patches``)."""
 
     @property
     def completion(self) -> CompleteOrchestration | None:
@@ -78,14 +81,19 @@ class OrchestrationExecutor:
     """Replays one orchestration instance; pure, and kept by the runtime between episodes."""
 
     def __init__(
-        self, orchestrator: Orchestrator, *, codec: Codec = JSON_CODEC, logger: logging.Logger | None = None
+        self,
+        orchestrator: Orchestrator,
+        *,
+        codec: Codec = JSON_CODEC,
+        logger: logging.Logger | None = None,
+        default_version: str | None = None,
     ) -> None:
         if not callable(orchestrator):
             raise TypeError(f"orchestrator must be callable, got {orchestrator!r}")
         self._orchestrator = orchestrator
         self._codec = codec
         self._log = logger or _LOG
-        self._ctx = ReplayContext(codec=codec)
+        self._ctx = ReplayContext(codec=codec, default_version=default_version)
         self._generator: Generator[Any, Any, Any] | None = None
         self._awaiting: Task[Any] | None = None
         self._used = False
@@ -143,6 +151,8 @@ class OrchestrationExecutor:
                 "this one has processed events already, call resume(new_events)"
             )
         self._used = True
+        past_events = list(past_events)
+        self._ctx.record_patches(patches_recorded(past_events))  # the code asks before it reads them
         self._ctx.set_replaying(True)
         try:
             for event in past_events:
@@ -166,6 +176,7 @@ class OrchestrationExecutor:
         if self._used:
             raise OrchestrationStateError("replay_rewound() needs a fresh executor")
         self._used = True
+        self._ctx.record_patches(patches_recorded(past_events))
         forgotten = set(forget)
         forgotten_ids: set[int] = set()
         lenient = False
@@ -202,6 +213,7 @@ class OrchestrationExecutor:
             custom_status=self._ctx.custom_status,
             is_complete=self._ctx.is_finished,
             is_suspended=self._suspended,
+            patches=self._ctx.drain_patches(),
         )
 
     # --- dispatch ---

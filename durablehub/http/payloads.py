@@ -106,6 +106,8 @@ def status_payload(
         "instanceId": state.instance_id,
         "runtimeStatus": state.runtime_status.table_name,
     }
+    if state.version:  # durablehub's addition: only instances started with a version have it
+        payload["version"] = state.version
     if show_input:
         payload["input"] = _decoded(state.serialized_input)
     payload["customStatus"] = _decoded(state.serialized_custom_status)

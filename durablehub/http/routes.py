@@ -210,6 +210,11 @@ async def list_instances(
     created_to: CreatedTo = None,
     runtime_status: StatusFilter = None,
     prefix: Annotated[str | None, Query(alias="instanceIdPrefix")] = None,
+    name: Annotated[str | None, Query(description="Orchestrator name (durablehub's addition)")] = None,
+    versions: Annotated[
+        list[str] | None,
+        Query(alias="version", description="Orchestration version, repeatable; empty: unversioned"),
+    ] = None,
     top: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 100,
     show_input: Annotated[bool, Query(alias="showInput")] = False,
     continuation: Annotated[str | None, Header(alias=CONTINUATION_HEADER)] = None,
@@ -226,6 +231,8 @@ async def list_instances(
         page_size=top,
         fetch_inputs_and_outputs=show_input,
         continuation_token=continuation or None,
+        name=name or None,
+        versions=versions,
     )
     page = await (await context.client()).query_orchestrations(query)
     headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else None

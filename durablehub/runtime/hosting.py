@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from durablehub.app import App
+from durablehub.app import App, UnknownVersionError
 from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration
 from durablehub.engine.codec import JSON_CODEC, SizeLimitedCodec, check_size
@@ -31,6 +31,7 @@ from durablehub.errors import ActivityTimeoutError, OrchestratorTimeoutError
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.threads import UserCodeThreads
+from durablehub.runtime.versions import VersionGate
 from durablehub.task import ActivityContext
 from durablehub.taskhub.offload import async_in_thread, async_offload
 
@@ -161,12 +162,28 @@ class InProcessCode:
         if isinstance(executor, OrchestrationExecutor):
             call: Callable[[], EpisodeResult] = functools.partial(executor.resume, list(work.new_events))
         else:
-            executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name), codec=self._codec)
+            try:
+                executor = self._executor(work.started)
+            except UnknownVersionError as exc:  # the worker's failure strategy decides
+                policy = VersionGate(self._options.versioning, base_delay_seconds=0)
+                return EpisodeDone(result=policy.on_mismatch(str(exc), next_id=work.next_action_id))
             call = functools.partial(executor.execute, list(work.past), list(work.new_events))
         return await self._run_orchestrator(work, executor, call)
 
+    def _executor(self, started: ev.ExecutionStarted) -> OrchestrationExecutor:
+        return OrchestrationExecutor(
+            self._orchestrator_fn(started.name, started.version),
+            codec=self._codec,
+            default_version=self._options.default_version or None,
+        )
+
     async def rewind(self, work: EpisodeWork, *, now: datetime) -> RewoundEpisode:
-        executor = OrchestrationExecutor(self._orchestrator_fn(work.started.name), codec=self._codec)
+        try:
+            executor = self._executor(work.started)
+        except UnknownVersionError as exc:  # REJECT raises; FAIL: the instance stays failed
+            policy = VersionGate(self._options.versioning, base_delay_seconds=0)
+            failed = policy.on_mismatch(str(exc), next_id=work.next_action_id)
+            return RewoundEpisode(plan=None, done=EpisodeDone(result=failed))
         deadline = self._options.orchestrator_timeout_seconds
         replay = functools.partial(rewind_history, executor, list(work.past), now=now)
         try:
@@ -192,9 +209,11 @@ class InProcessCode:
             return EpisodeDone(result=failed_episode(error, next_id=work.next_action_id), timed_out=True)
         return EpisodeDone(result=result, session=executor)
 
-    def _orchestrator_fn(self, name: str) -> Callable[..., Any]:
+    def _orchestrator_fn(self, name: str, version: str | None) -> Callable[..., Any]:
         try:
-            return self.app.get_orchestrator(name).fn
+            return self.app.get_orchestrator(name, version).fn
+        except UnknownVersionError:
+            raise
         except LookupError as exc:
             return _missing_orchestrator(str(exc))
 

@@ -8,9 +8,12 @@ again within ``lease_duration + balance_interval`` seconds.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from durablehub.versioning import VersionFailureStrategy, VersioningOptions, VersionMatchStrategy
 
 
 class WorkerOptions(BaseSettings):
@@ -46,6 +49,38 @@ class WorkerOptions(BaseSettings):
     drain_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a stopping worker waits for running activities; the rest run again elsewhere.
     activity_drain_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Versioning (durablehub.versioning): DURABLEHUB_VERSION, DURABLEHUB_DEFAULT_VERSION,
+    # DURABLEHUB_VERSION_MATCH_STRATEGY (none, strict, current_or_older),
+    # DURABLEHUB_VERSION_FAILURE_STRATEGY (reject, fail).
+    version: str | None = None
+    default_version: str | None = None
+    version_match_strategy: VersionMatchStrategy = VersionMatchStrategy.NONE
+    version_failure_strategy: VersionFailureStrategy = VersionFailureStrategy.REJECT
+
+    @field_validator("version_match_strategy", "version_failure_strategy", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def versioning(self) -> VersioningOptions:
+        return VersioningOptions(
+            version=self.version or None,
+            default_version=self.default_version or None,
+            match_strategy=self.version_match_strategy,
+            failure_strategy=self.version_failure_strategy,
+        )
+
+    def with_versioning(self, versioning: VersioningOptions) -> WorkerOptions:
+        """These options with ``versioning``'s fields in place of the versioning ones."""
+        return self.model_copy(
+            update={
+                "version": versioning.version,
+                "default_version": versioning.default_version,
+                "version_match_strategy": versioning.match_strategy,
+                "version_failure_strategy": versioning.failure_strategy,
+            }
+        )
 
     @property
     def lease_duration(self) -> timedelta:

@@ -36,15 +36,17 @@ from durablehub.runtime.cache import InstanceCache
 from durablehub.runtime.checkpoint import Checkpoint, Checkpointer
 from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
-from durablehub.runtime.hosting import EpisodeWork, InProcessCode, UserCode
+from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.retries import retry_transient
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.runtime.threads import UserCodeThreads
+from durablehub.runtime.versions import EpisodeRejected, VersionGate
 from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.versioning import version_mismatch
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -138,6 +140,9 @@ class EpisodeOutcome:
 
     delete: list[str]
     abandon: list[str]
+    rejected_delay: int | None = None
+    """Set when the versioning policy rejected the episode: ``abandon`` holds every message,
+    to be hidden this many seconds (a deliberate hand-back, not a failure)."""
 
 
 class OrchestrationRunner:
@@ -156,6 +161,7 @@ class OrchestrationRunner:
         self._checkpoints = Checkpointer(hub, self._delivery)
         self.cache: InstanceCache[InstanceState] = InstanceCache(options.orchestration_cache_size)
         self.episodes_run = 0
+        self.versions = VersionGate(options.versioning, base_delay_seconds=options.abandon_delay_seconds)
         # Instances "@name@key": user code on the same threads, recorded by the same checkpoints.
         threads = code.threads if isinstance(code, InProcessCode) else UserCodeThreads("durablehub-entity")
         self._entity_threads = threads
@@ -209,8 +215,23 @@ class OrchestrationRunner:
         new_start, rewind = triage.new_start, triage.rewind
 
         if rewind is not None:
+            started = state.started
+            assert started is not None
             try:
+                if self.versions.check(started, next_id=state.next_action_id) is not None:
+                    _LOG.warning(
+                        "not rewinding %r: %s (failure strategy FAIL: it stays failed)",
+                        instance_id,
+                        version_mismatch(self.versions.options, started.version),
+                    )
+                    await self._repair_instance_row(state)  # the client marked it Pending
+                    return EpisodeOutcome(delete=delete, abandon=abandon)
                 await self._rewind(state, rewind, later)
+            except EpisodeRejected as rejected:
+                delay = self.versions.rejected(started, rejected.reason)
+                return EpisodeOutcome(
+                    delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay
+                )
             except CheckpointConflictError:
                 _LOG.warning(
                     "instance %r was committed by another worker; abandoning its rewind", instance_id
@@ -235,6 +256,11 @@ class OrchestrationRunner:
                     accepted.insert(0, terminated)
         try:
             await self._run_episode(state, new_start, accepted, later)
+        except EpisodeRejected as rejected:  # the versioning policy: nothing is written
+            started = new_start or state.started
+            assert started is not None
+            delay = self.versions.rejected(started, rejected.reason)
+            return EpisodeOutcome(delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay)
         except CheckpointConflictError:
             _LOG.warning("instance %r was committed by another worker; abandoning this episode", instance_id)
             self.cache.drop(instance_id)
@@ -261,18 +287,23 @@ class OrchestrationRunner:
         new_events.extend(accepted)
         started = new_start or state.started
         assert started is not None
+        refused = self.versions.check(started, next_id=state.next_action_id)  # raises on REJECT
         session, state.session = state.session, None  # a failed episode leaves no warm session
-        done = await self._code.run_episode(
-            EpisodeWork(
-                instance_id=state.instance_id,
-                started=started,
-                past=state.history,
-                new_events=new_events,
-                next_action_id=state.next_action_id,
-                session=session,
+        if refused is not None:
+            done = EpisodeDone(result=refused)
+        else:
+            done = await self._code.run_episode(
+                EpisodeWork(
+                    instance_id=state.instance_id,
+                    started=started,
+                    past=state.history,
+                    new_events=new_events,
+                    next_action_id=state.next_action_id,
+                    session=session,
+                )
             )
-        )
         state.session = done.session
+        self.versions.ran(state.instance_id)
         await self._commit(state, started, new_events, done.result, later, now=now, timed_out=done.timed_out)
 
     async def _terminated_before_start(self, start: ev.ExecutionStarted) -> ev.ExecutionTerminated | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -190,6 +191,9 @@ class ControlQueueProcessor:
             await self._finish(outcome.delete)  # never raises: see _delete
             for message_id in outcome.abandon:
                 self._handed_back[message_id] = self._handed_back.get(message_id, 0) + 1
+            if outcome.rejected_delay is not None:
+                await self._release_rejected(outcome.abandon, delay=outcome.rejected_delay)
+                return
             await self._release(outcome.abandon, delay=self._options.abandon_delay_seconds)
         except Exception as exc:
             outage_of(self._hub).failed(f"could not settle messages of {self.partition_id}", exc)
@@ -218,6 +222,35 @@ class ControlQueueProcessor:
                 [self._hand_back(mid, timedelta(seconds=delay)) for mid in message_ids],
                 limit=_STORAGE_CONCURRENCY,
             )
+
+    async def _release_rejected(self, message_ids: list[str], *, delay: int) -> None:
+        """Hand back the messages of an episode the versioning policy rejected.
+
+        A rejection may last until the next deployment, and this process's count of deliberate
+        hand-backs does not travel with a partition: a message dequeued half the poison limit
+        is sent again as a fresh copy (same body, dequeue count 0) and the original deleted, so
+        that no worker ever takes it for a poison message. If the delete fails, the copy is a
+        duplicate, which the instance drops like any other redelivery."""
+        fresh_after = max(self._options.max_dequeue_count // 2, 1)
+        again: list[str] = []
+        for message_id in message_ids:
+            message = self._held.get(message_id)
+            if message is None or message.dequeue_count < fresh_after:
+                again.append(message_id)
+                continue
+            try:
+                await retry_transient(
+                    functools.partial(
+                        self._queue.send_raw, message.body, visible_after=timedelta(seconds=delay)
+                    ),
+                    what="sending a rejected message again",
+                )
+            except Exception as exc:
+                outage_of(self._hub).failed(f"could not send message {message_id} again", exc)
+                again.append(message_id)
+                continue
+            await self._finish([message_id])
+        await self._release(again, delay=delay)
 
     async def _hand_back(self, message_id: str, delay: timedelta) -> None:
         self._held_since.pop(message_id, None)

@@ -343,6 +343,25 @@ async def test_list_with_filters_and_continuation(http: httpx.AsyncClient) -> No
     ).json() == []
 
 
+async def test_list_by_name_and_version(http: httpx.AsyncClient, durable) -> None:
+    prefix = new_id("versions")
+    for version in ("1.0", "2.0", None):  # Pending is enough: nothing needs to run
+        await durable.schedule_new_orchestration(
+            "NotRegistered",
+            instance_id=f"{prefix}-{version}",
+            version=version,
+            start_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+    params: dict[str, object] = {"instanceIdPrefix": prefix, "name": "NotRegistered", "version": ["2.0", ""]}
+    found = (await http.get(f"{API}/instances", params=params)).json()
+    assert sorted((s["instanceId"], s.get("version")) for s in found) == [
+        (f"{prefix}-2.0", "2.0"),
+        (f"{prefix}-None", None),
+    ]
+    other = await http.get(f"{API}/instances", params={"instanceIdPrefix": prefix, "name": "Other"})
+    assert other.json() == []
+
+
 @pytest.mark.parametrize(
     "params", [{"runtimeStatus": "Sleeping"}, {"createdTimeFrom": "yesterday"}, {"top": "0"}, {"top": "many"}]
 )
