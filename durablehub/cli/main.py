@@ -9,7 +9,9 @@ import typer
 
 from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar
 from durablehub.cli.common import typer_app
+from durablehub.errors import ConfigurationError
 from durablehub.taskhub.accounts import redact
+from durablehub.telemetry.logs import configure_logging, json_logs
 
 app = typer_app(
     name="durablehub",
@@ -28,6 +30,12 @@ app.add_typer(sidecar.app)
 
 def main() -> None:
     try:
+        try:
+            if json_logs():  # every record of every command, even a one-shot one, is a JSON line
+                configure_logging("WARNING")
+        except ConfigurationError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
         app()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -17,6 +17,7 @@ from durablehub.cli.common import (
 )
 from durablehub.errors import ConfigurationError
 from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, BASE_URL_SETTING, is_loopback
+from durablehub.telemetry.logs import announce, configure_logging, json_logs
 
 if TYPE_CHECKING:
     from durablehub.http.settings import HttpSettings
@@ -82,10 +83,7 @@ def serve(
         raise fail(
             f"the HTTP API needs the http extra ({exc.name} is missing): pip install 'durablehub[http]'"
         ) from None
-    import logging
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(log_level)
     user_app = import_app(worker_app) if worker_app else None
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
     with storage_errors():
@@ -93,12 +91,14 @@ def serve(
         check_exposure(host, http_settings)
         api = create_app(settings, http_settings, worker_app=user_app)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    typer.echo(
+    announce(
         f"serving task hub {settings.task_hub!r} on {where}/runtime/webhooks/durabletask/ "
         f"(auth: {http_settings.auth}{', with a worker' if user_app else ''}"
         f"{', read-only' if http_settings.read_only else ''}); Ctrl-C stops it"
     )
     if http_settings.dashboard:
-        typer.echo(f"dashboard: {where}/dashboard/")
+        announce(f"dashboard: {where}/dashboard/")
     with storage_errors():
-        uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True)
+        # JSON logs: uvicorn's records go through the root handler instead of its own formatters.
+        logging_config = {"log_config": None} if json_logs() else {}
+        uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True, **logging_config)

@@ -66,6 +66,8 @@ class EpisodeResult:
     """The orchestration has ended (in this episode or before)."""
     is_suspended: bool
     """The instance is suspended; incoming events are held until it is resumed."""
+    listening: tuple[str, ...] = ()
+    """External events the orchestrator waits for at the end of the episode (tracking logs)."""
 
     @property
     def completion(self) -> CompleteOrchestration | None:
@@ -202,6 +204,7 @@ class OrchestrationExecutor:
             custom_status=self._ctx.custom_status,
             is_complete=self._ctx.is_finished,
             is_suspended=self._suspended,
+            listening=self._ctx.listening(),
         )
 
     # --- dispatch ---

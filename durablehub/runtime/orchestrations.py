@@ -45,6 +45,7 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry.tracking import Tracker
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -156,6 +157,7 @@ class OrchestrationRunner:
         self._checkpoints = Checkpointer(hub, self._delivery)
         self.cache: InstanceCache[InstanceState] = InstanceCache(options.orchestration_cache_size)
         self.episodes_run = 0
+        self.tracker = Tracker(hub.settings.task_hub)
         # Instances "@name@key": user code on the same threads, recorded by the same checkpoints.
         threads = code.threads if isinstance(code, InProcessCode) else UserCodeThreads("durablehub-entity")
         self._entity_threads = threads
@@ -334,6 +336,7 @@ class OrchestrationRunner:
             replaced=plan.replaced,
             timed_out=timed_out,
         )
+        self.tracker.rewound(instance_id=state.instance_id, started=started, reason=event.reason)
 
     async def _commit(
         self,
@@ -381,6 +384,15 @@ class OrchestrationRunner:
         )
         state.uncommitted_row_keys = ()
         state.row_written = True
+        self.tracker.episode(
+            instance_id=state.instance_id,
+            started=started,
+            past=state.history,
+            new_events=new_events,
+            written=plan.history,
+            listening=result.listening,
+            now=now,
+        )
         state.append(written)
         self.episodes_run += 1
         if state.finished:
