@@ -100,5 +100,7 @@ def serve(
         announce(f"dashboard: {where}/dashboard/")
     with storage_errors():
         # JSON logs: uvicorn's records go through the root handler instead of its own formatters.
-        logging_config = {"log_config": None} if json_logs() else {}
-        uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True, **logging_config)
+        logging_config = None if json_logs() else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(
+            api, host=host, port=port, log_level=log_level.lower(), access_log=True, log_config=logging_config
+        )
