@@ -60,6 +60,31 @@ PartitionsOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        envvar="DURABLEHUB_METRICS_PORT",
+        show_default=False,
+        help="Serve Prometheus metrics at /metrics on this port (needs pip install 'durablehub[otel]').",
+    ),
+]
+MetricsHostOption = Annotated[str, typer.Option("--metrics-host", help="Interface of the metrics endpoint.")]
+
+
+def start_metrics(port: int | None, host: str, settings: Any) -> None:
+    """Serve the Prometheus endpoint when a port is given; a clear error otherwise."""
+    if port is None:
+        return
+    from durablehub.errors import ConfigurationError
+    from durablehub.telemetry.logs import announce
+    from durablehub.telemetry.prometheus import serve_metrics
+
+    try:
+        serve_metrics(port, host, settings)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
+    announce(f"metrics: http://{host}:{port}/metrics")
 
 
 def typer_app(**options: Any) -> typer.Typer:

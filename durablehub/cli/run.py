@@ -12,12 +12,15 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsHostOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     exit_now,
     fail,
     import_app,
     load_settings,
+    start_metrics,
     storage_errors,
     typer_app,
 )
@@ -80,6 +83,8 @@ def worker(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     processes: Annotated[
         str,
         typer.Option(
@@ -96,6 +101,8 @@ def worker(
 
     count = _process_count(processes)
     if count > 1:
+        if metrics_port is not None:
+            raise fail("--metrics-port needs --processes 1: run one worker per port")
         configure_logging(log_level)
         settings = load_settings(task_hub, connection_string, partitions)  # fail here, not N times
         exit_now(_supervise(target, settings, log_level, count))
@@ -104,6 +111,7 @@ def worker(
     user_app = import_app(target)
     settings = load_settings(task_hub, connection_string, partitions)
     settings = settings.model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, metrics_host, settings)
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait

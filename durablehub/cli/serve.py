@@ -8,11 +8,13 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     fail,
     import_app,
     load_settings,
+    start_metrics,
     storage_errors,
 )
 from durablehub.errors import ConfigurationError
@@ -58,6 +60,7 @@ def serve(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+    metrics_port: MetricsPortOption = None,
     read_only: Annotated[
         bool,
         typer.Option(
@@ -86,6 +89,7 @@ def serve(
     configure_logging(log_level)
     user_app = import_app(worker_app) if worker_app else None
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, host, settings)  # on the API's interface
     with storage_errors():
         http_settings = HttpSettings(**({"read_only": True} if read_only else {}))
         check_exposure(host, http_settings)

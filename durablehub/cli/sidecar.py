@@ -10,11 +10,14 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsHostOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     exit_now,
     fail,
     load_settings,
+    start_metrics,
     storage_errors,
     typer_app,
 )
@@ -33,6 +36,8 @@ def sidecar(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Serve TaskHubSidecarService (gRPC) for Microsoft's Durable Task SDKs on the task hub.
 
@@ -53,6 +58,7 @@ def sidecar(
 
     configure_logging(log_level)
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, metrics_host, settings)
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait

@@ -35,6 +35,7 @@ from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.telemetry.metrics import ACTIVITIES_ACTIVE
 from durablehub.telemetry.tracking import Tracker
 
 _LOG = logging.getLogger("durablehub.worker")
@@ -162,6 +163,7 @@ class ActivityRunner:
                     return
                 self.tracker.activity_starting(scheduled, target)
                 began = time.monotonic()
+                ACTIVITIES_ACTIVE.add(1)
                 try:
                     response = await self._code.run_activity(scheduled, target)
                 except Exception as exc:  # not run (its worker went away): soon another may run it
@@ -169,6 +171,8 @@ class ActivityRunner:
                     with contextlib.suppress(Exception):
                         await self._hub.work_items.update_visibility(holder["item"], timedelta(seconds=1))
                     return
+                finally:
+                    ACTIVITIES_ACTIVE.add(-1)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -45,6 +45,7 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry.metrics import EPISODES_ACTIVE
 from durablehub.telemetry.tracking import Tracker
 
 _LOG = logging.getLogger("durablehub.worker")
@@ -177,9 +178,11 @@ class OrchestrationRunner:
         """Run one episode of ``instance_id`` on ``messages``; the caller deletes or hands
         back the messages as the outcome says."""
         later = self._delivery.later()
+        EPISODES_ACTIVE.add(1)
         try:
             return await self._process(instance_id, messages, later)
         finally:
+            EPISODES_ACTIVE.add(-1)
             # Once the episode is recorded (or failed to be), not after the delete of the
             # messages that triggered it: that would add a round trip to every step.
             await later.give()

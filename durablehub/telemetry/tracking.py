@@ -29,6 +29,7 @@ from typing import Any
 
 from durablehub.engine import history as ev
 from durablehub.models import FailureDetails, OrchestrationStatus
+from durablehub.telemetry import metrics
 
 LOGGER_NAME = "durablehub.tracking"
 PAYLOADS_SETTING = "DURABLEHUB_TRACE_PAYLOADS"
@@ -135,10 +136,20 @@ class Tracker:
         now: datetime | None = None,
     ) -> None:
         """The events of one committed episode: ``past`` was replayed, ``new_events`` came in,
-        ``written`` is what the orchestrator did (scheduled, completed...)."""
+        ``written`` is what the orchestrator did (scheduled, completed...); ``now`` is when
+        the episode began. Also records the episode's metrics."""
+        name = started.name
+        if now is not None:
+            metrics.EPISODE_DURATION.record((datetime.now(UTC) - now).total_seconds(), {"name": name})
+        for event in written:
+            if (
+                isinstance(event, ev.ExecutionCompleted)
+                and event.orchestration_status is OrchestrationStatus.FAILED
+            ):
+                details = event.failure_details
+                metrics.failure("orchestration", name, details.error_type if details else None)
         if not _LOG.isEnabledFor(logging.INFO):
             return
-        name = started.name
         common: dict[str, Any] = {
             "instance_id": instance_id,
             "function_name": name,
@@ -306,6 +317,10 @@ class Tracker:
         response: ev.HistoryEvent,
         seconds: float,
     ) -> None:
+        metrics.ACTIVITY_DURATION.record(seconds, {"name": scheduled.name})
+        if isinstance(response, ev.TaskFailed):
+            details = response.failure_details
+            metrics.failure("activity", scheduled.name, details.error_type if details else None)
         common: dict[str, Any] = {
             "instance_id": target.instance_id,
             "execution_id": target.execution_id,
@@ -343,6 +358,9 @@ class Tracker:
         failure: FailureDetails | None,
         seconds: float,
     ) -> None:
+        metrics.OPERATION_DURATION.record(seconds, {"name": entity_name})
+        if failure is not None:
+            metrics.failure("entity", entity_name, failure.error_type)
         common: dict[str, Any] = {
             "instance_id": instance_id,
             "function_name": entity_name,
