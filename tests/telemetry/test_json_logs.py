@@ -56,7 +56,16 @@ def test_serve_writes_one_json_object_per_line(hub: TaskHub, tmp_path: Path) -> 
     settings = hub.settings
     port = free_port()
     log_path = tmp_path / "serve.log"
-    args = ["serve", "--app", "tests.telemetry.apps:app", "--port", str(port)]
+    metrics_port = free_port()
+    args = [
+        "serve",
+        "--app",
+        "tests.telemetry.apps:app",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+    ]
     env = {"DURABLEHUB_LOG_FORMAT": "json", "DURABLEHUB_HTTP_KEY": KEY}
     with (
         durablehub_process(args, settings, log_path, **env) as server,
@@ -78,6 +87,14 @@ def test_serve_writes_one_json_object_per_line(hub: TaskHub, tmp_path: Path) -> 
         with DurableClient(settings) as client:
             state = client.wait_for_orchestration_completion(started.json()["id"], timeout=60)
             assert state is not None and state.runtime_status is OrchestrationStatus.COMPLETED
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text  # serve's metrics too
+    lines = scraped.splitlines()
+    work_items = f'queue="{settings.task_hub.lower()}-workitems"'
+    assert any(line.startswith("durablehub_queue_depth{") and work_items in line for line in lines)
+    payment = 'name="ProcessPayment"'
+    assert any(
+        line.startswith("durablehub_activity_duration_seconds_count{") and payment in line for line in lines
+    )
     text = log_path.read_text()
     records = json_records(text)
     _no_secret(text, settings)
