@@ -23,7 +23,7 @@ LOG_FORMAT_SETTING = "DURABLEHUB_LOG_FORMAT"
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s {tag}%(levelname)s %(name)s: %(message)s"
 # Renamed to the names log pipelines expect; every other attribute keeps its LogRecord name.
-_JSON_NAMES = {"asctime": "timestamp", "levelname": "level", "name": "logger"}
+_JSON_NAMES = {"levelname": "level", "name": "logger"}
 
 
 def log_format() -> str:
@@ -85,9 +85,10 @@ def json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
     return JsonFormatter(
-        "{asctime}{levelname}{name}{message}",
+        "{levelname}{name}{message}",
         style="{",
         rename_fields=_JSON_NAMES,
+        timestamp=True,  # "timestamp": ISO 8601 in UTC, which jq and log stores compare as text
         json_ensure_ascii=False,
     )
 
