@@ -93,8 +93,22 @@ def typer_app(**options: Any) -> typer.Typer:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
+    say_error(redact(message))
     return typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """``error: ...`` on stderr, or an ERROR record with DURABLEHUB_LOG_FORMAT=json."""
+    from durablehub.telemetry.logs import json_logs
+
+    try:
+        as_json = json_logs()
+    except ValueError:  # the format setting itself is wrong: say so as text
+        as_json = False
+    if as_json:
+        logging.getLogger("durablehub.cli").error(message)
+    else:
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
 
 
 def _first_line(exc: BaseException) -> str:

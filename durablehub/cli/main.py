@@ -8,7 +8,7 @@ import sys
 import typer
 
 from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar
-from durablehub.cli.common import typer_app
+from durablehub.cli.common import say_error, typer_app
 from durablehub.errors import ConfigurationError
 from durablehub.taskhub.accounts import redact
 from durablehub.telemetry.logs import configure_logging, json_logs
@@ -43,11 +43,9 @@ def main() -> None:
         if os.environ.get("DURABLEHUB_TRACEBACK", "").lower() in ("1", "true", "yes"):
             raise
         message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "(no message)"
-        typer.secho(
-            f"error: unexpected {type(exc).__name__}: {redact(message)} "
-            "(set DURABLEHUB_TRACEBACK=1 to see the traceback)",
-            fg=typer.colors.RED,
-            err=True,
+        say_error(
+            f"unexpected {type(exc).__name__}: {redact(message)} "
+            "(set DURABLEHUB_TRACEBACK=1 to see the traceback)"
         )
         sys.exit(1)
 

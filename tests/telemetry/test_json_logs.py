@@ -4,6 +4,9 @@ JSON object per line (status lines, tracking events, uvicorn's access log), with
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,3 +105,17 @@ def test_serve_writes_one_json_object_per_line(hub: TaskHub, tmp_path: Path) -> 
     access = [r for r in records if r["logger"] == "uvicorn.access"]
     assert any("openapi.json?code=***" in r["message"] for r in access), access
     assert any(r["logger"] == "durablehub.tracking" and r["state"] == "Completed" for r in records)
+
+
+def test_a_command_line_error_is_a_json_line() -> None:
+    env = {**os.environ, "DURABLEHUB_LOG_FORMAT": "json", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "durablehub", "status", "some-id", "--task-hub", "1bad"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    (record,) = json_records(done.stderr)
+    assert record["level"] == "ERROR" and "invalid task hub name '1bad'" in record["message"]
