@@ -30,12 +30,15 @@ from typing import Any
 from durablehub.engine import history as ev
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.telemetry import metrics
+from durablehub.telemetry.logs import TraceContextFilter
 
 LOGGER_NAME = "durablehub.tracking"
 PAYLOADS_SETTING = "DURABLEHUB_TRACE_PAYLOADS"
 REPLAY_SETTING = "DURABLEHUB_TRACE_REPLAY_EVENTS"
 
 _LOG = logging.getLogger(LOGGER_NAME)
+# On the logger, not only on the CLI's handler: an application's own handlers get the ids too.
+_LOG.addFilter(TraceContextFilter())
 _sequence = itertools.count()  # per process, as the extension's SequenceNumber
 
 

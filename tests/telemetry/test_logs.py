@@ -66,3 +66,30 @@ def test_an_unknown_format_is_named(root_logger: logging.Logger, monkeypatch: py
     monkeypatch.setenv(LOG_FORMAT_SETTING, "xml")
     with pytest.raises(ConfigurationError, match="DURABLEHUB_LOG_FORMAT must be 'text' or 'json', got 'xml'"):
         configure_logging("INFO")
+
+
+def test_tracking_records_carry_the_span_without_the_cli_log_set_up() -> None:
+    """An application with its own logging set-up still gets the ids on tracking records."""
+    from durablehub.telemetry.tracking import LOGGER_NAME, FunctionType, Tracker
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        with TracerProvider().get_tracer("test").start_as_current_span("activity") as span:
+            Tracker("OrdersHub").emit(
+                "FunctionStarting",
+                "Started",
+                "started",
+                instance_id="i",
+                function_name="f",
+                function_type=FunctionType.ACTIVITY,
+            )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (record,) = records
+    assert vars(record)["trace_id"] == f"{span.get_span_context().trace_id:032x}"
