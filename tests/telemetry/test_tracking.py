@@ -83,6 +83,12 @@ def test_tracking_events_of_an_order_in_order(
     ):
         iid = _order(client, tracked, approved=True)
         failed = _order(client, tracked, approved=False)
+        stopped = client.schedule_new_orchestration("ProcessOrder", input={"id": "o-3", "approval": True})
+        tracked.wait_for(
+            lambda: any(r["event"] == "FunctionListening" for r in tracked.of(stopped)), "listening"
+        )
+        client.terminate_orchestration(stopped, output="customer called")
+        client.wait_for_orchestration_completion(stopped, timeout=60)
         client.signal_entity("@Counter@c1", "add", 5)
         client.signal_entity("@Counter@c1", "add", 500)  # fails: too much
         tracked.wait_for(
@@ -139,6 +145,10 @@ def test_tracking_events_of_an_order_in_order(
     )
     assert failures[0]["levelno"] == logging.ERROR
     assert failures[1]["errorType"] == "durablehub.errors.TaskFailedError"
+
+    (terminated,) = [r for r in tracked.of(stopped) if r["event"] == "FunctionTerminated"]
+    assert terminated["reason"] == "(Redacted 17 characters)" and terminated["runtimeStatus"] == "Terminated"
+    assert terminated["levelno"] == logging.WARNING
 
     operations = tracked.of("@counter@c1")
     assert [(r["event"], r["operationName"], r["functionType"]) for r in operations] == [
