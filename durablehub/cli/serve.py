@@ -103,8 +103,8 @@ def serve(
     if http_settings.dashboard:
         announce(f"dashboard: {where}/dashboard/")
     with storage_errors():
-        # JSON logs: uvicorn's records go through the root handler instead of its own formatters.
-        logging_config = None if json_logs() else uvicorn.config.LOGGING_CONFIG
-        uvicorn.run(
-            api, host=host, port=port, log_level=log_level.lower(), access_log=True, log_config=logging_config
-        )
+        options = {"host": host, "port": port, "log_level": log_level.lower(), "access_log": True}
+        if json_logs():  # uvicorn's records go through the root handler, not its own formatters
+            uvicorn.run(api, **options, log_config=None)  # type: ignore[arg-type]
+        else:
+            uvicorn.run(api, **options)  # type: ignore[arg-type]

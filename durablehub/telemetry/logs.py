@@ -3,14 +3,15 @@
 ``DURABLEHUB_LOG_FORMAT=json`` makes the worker, ``serve``, the sidecar and the CLI write every
 record as one JSON object (python-json-logger), the fields of tracking events
 (``durablehub.tracking``) as top-level keys, so that jq or a log pipeline can query them. Every
-record carries ``trace_id``/``span_id`` when an OpenTelemetry span is current, and has account
-keys, SAS signatures and HTTP keys masked before any formatter sees it.
+record carries ``trace_id``/``span_id`` when an OpenTelemetry span is current; account keys,
+SAS signatures and HTTP keys are masked in what is written.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -22,6 +23,7 @@ from durablehub.taskhub.accounts import redact
 LOG_FORMAT_SETTING = "DURABLEHUB_LOG_FORMAT"
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s {tag}%(levelname)s %(name)s: %(message)s"
+_MARK = "_durablehub_handler"
 # Renamed to the names log pipelines expect; every other attribute keeps its LogRecord name.
 _JSON_NAMES = {"levelname": "level", "name": "logger"}
 
@@ -53,38 +55,38 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-class SecretsFilter(logging.Filter):
-    """Masks account keys, SAS signatures and ``code=`` HTTP keys in the formatted message.
-
-    The message is formatted here once (then ``args`` cleared), so a secret passed as an
-    argument is masked as well as one written in the message itself.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: let the handler report it as usual
-            return True
-        masked = _mask_http_key(redact(message))
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
-        return True
+# An HTTP key as a query parameter, its name percent-encoded or not (``%63ode=``
+# authenticates like ``code=``); the value stops where a query value or a quoted string ends.
+_HTTP_KEY = re.compile(r"""(?i)((?:^|[?&\s])(?:c|%63)(?:o|%6f)(?:d|%64)(?:e|%65))=[^&\s"'\\#]+""")
 
 
-def _mask_http_key(text: str) -> str:
-    if "code=" not in text.lower() and "%63ode=" not in text.lower():
-        return text
-    try:  # the HTTP extra's parser, which decodes names as the server does
-        from durablehub.http.logs import redact as redact_url
-    except ImportError:
-        return text
-    return " ".join(redact_url(word) for word in text.split(" "))
+def mask_secrets(text: str) -> str:
+    """``text`` with account keys, SAS signatures and ``code=`` HTTP keys masked."""
+    return _HTTP_KEY.sub(r"\1=***", redact(text))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Masks secrets in the line ``inner`` writes; the record itself is left as it was for
+    any other handler, and a secret in an argument or a traceback is caught alike."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self._inner.format(record))
 
 
 def json_formatter() -> logging.Formatter:
+    """One JSON object per record; secrets are masked in each string value before it is
+    encoded (masking the encoded line could cut an escaped quote and break the JSON)."""
     from pythonjsonlogger.json import JsonFormatter
 
-    return JsonFormatter(
+    class RedactingJsonFormatter(JsonFormatter):
+        def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+            return {k: mask_secrets(v) if isinstance(v, str) else v for k, v in log_data.items()}
+
+    return RedactingJsonFormatter(
         "{levelname}{name}{message}",
         style="{",
         rename_fields=_JSON_NAMES,
@@ -93,22 +95,32 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(level: str | int = "INFO", *, tag: str = "", stream: Any = None) -> None:
-    """Set up the root logger for a durablehub process, replacing any handler it had.
+def configure_logging(
+    level: str | int = "INFO", *, tag: str = "", stream: Any = None, force: bool = False
+) -> None:
+    """Set up the root logger for a durablehub process: its handler replaces one installed
+    here before (the CLI's first, then the command's); like ``logging.basicConfig``, it leaves
+    a root logger that something else configured alone, unless ``force``.
 
     Raises:
         ConfigurationError: ``DURABLEHUB_LOG_FORMAT`` is neither ``text`` nor ``json``.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
     if json_logs():
-        handler.setFormatter(json_formatter())
+        formatter = json_formatter()
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT.format(tag=tag)))
-    handler.addFilter(SecretsFilter())
+        formatter = RedactingFormatter(logging.Formatter(TEXT_FORMAT.format(tag=tag)))
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, _MARK, False)]
+    if root.handlers and not ours and not force:
+        return
+    for handler in root.handlers[:] if force else ours:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
     handler.addFilter(TraceContextFilter())
-    logging.basicConfig(
-        level=level.upper() if isinstance(level, str) else level, handlers=[handler], force=True
-    )
+    setattr(handler, _MARK, True)
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
