@@ -99,11 +99,15 @@ def test_prometheus_endpoint_of_a_worker(hub: TaskHub, tmp_path: Path) -> None:
             OrchestrationStatus.FAILED
         )
 
+        hub.control_queues[0].send_raw("not a message")  # unreadable: to the poison queue at once
+
         def drained(s: Samples) -> bool:
             depths = _values(s, "durablehub_queue_depth")
             return len(depths) == settings.partition_count + 1 and not any(depths.values())
 
-        after = _until(scrape, drained, "every queue empty")
+        after = _until(
+            scrape, lambda s: drained(s) and bool(_values(s, "durablehub_poison_moves_total")), "drained"
+        )
 
     assert _values(after, "durablehub_activity_duration_seconds_count", name="Gated") == {
         frozenset({("name", "Gated")}): FANOUT
@@ -128,6 +132,8 @@ def test_prometheus_endpoint_of_a_worker(hub: TaskHub, tmp_path: Path) -> None:
     requests = _values(after, "durablehub_storage_requests_total")
     assert requests[frozenset({("operation", "queue.receive")})] > 0
     assert requests[frozenset({("operation", "table.batch")})] > 0
+    control = f"{settings.task_hub.lower()}-control-00"
+    assert _values(after, "durablehub_poison_moves_total") == {frozenset({("queue", control)}): 1}
     assert not _values(after, "durablehub_partitions_takeovers_total")  # one worker: nothing taken over
 
 
