@@ -60,6 +60,31 @@ PartitionsOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        envvar="DURABLEHUB_METRICS_PORT",
+        show_default=False,
+        help="Serve Prometheus metrics at /metrics on this port (needs pip install 'durablehub[otel]').",
+    ),
+]
+MetricsHostOption = Annotated[str, typer.Option("--metrics-host", help="Interface of the metrics endpoint.")]
+
+
+def start_metrics(port: int | None, host: str, settings: Any) -> None:
+    """Serve the Prometheus endpoint when a port is given; a clear error otherwise."""
+    if port is None:
+        return
+    from durablehub.errors import ConfigurationError
+    from durablehub.telemetry.logs import announce
+    from durablehub.telemetry.prometheus import serve_metrics
+
+    try:
+        serve_metrics(port, host, settings)
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
+    announce(f"metrics: http://{host}:{port}/metrics")
 
 
 def typer_app(**options: Any) -> typer.Typer:
@@ -68,8 +93,22 @@ def typer_app(**options: Any) -> typer.Typer:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {redact(message)}", fg=typer.colors.RED, err=True)
+    say_error(redact(message))
     return typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    """``error: ...`` on stderr, or an ERROR record with DURABLEHUB_LOG_FORMAT=json."""
+    from durablehub.telemetry.logs import json_logs
+
+    try:
+        as_json = json_logs()
+    except ValueError:  # the format setting itself is wrong: say so as text
+        as_json = False
+    if as_json:
+        logging.getLogger("durablehub.cli").error(message)
+    else:
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
 
 
 def _first_line(exc: BaseException) -> str:

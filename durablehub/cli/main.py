@@ -8,8 +8,10 @@ import sys
 import typer
 
 from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar, versions
-from durablehub.cli.common import typer_app
+from durablehub.cli.common import say_error, typer_app
+from durablehub.errors import ConfigurationError
 from durablehub.taskhub.accounts import redact
+from durablehub.telemetry.logs import configure_logging, json_logs
 
 app = typer_app(
     name="durablehub",
@@ -29,6 +31,12 @@ app.add_typer(versions.app)
 
 def main() -> None:
     try:
+        try:
+            if json_logs():  # every record of every command, even a one-shot one, is a JSON line
+                configure_logging("WARNING")
+        except ConfigurationError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
         app()
     except KeyboardInterrupt:
         sys.exit(130)
@@ -36,11 +44,9 @@ def main() -> None:
         if os.environ.get("DURABLEHUB_TRACEBACK", "").lower() in ("1", "true", "yes"):
             raise
         message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "(no message)"
-        typer.secho(
-            f"error: unexpected {type(exc).__name__}: {redact(message)} "
-            "(set DURABLEHUB_TRACEBACK=1 to see the traceback)",
-            fg=typer.colors.RED,
-            err=True,
+        say_error(
+            f"unexpected {type(exc).__name__}: {redact(message)} "
+            "(set DURABLEHUB_TRACEBACK=1 to see the traceback)"
         )
         sys.exit(1)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -13,16 +12,20 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsHostOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     exit_now,
     fail,
     import_app,
     load_settings,
+    start_metrics,
     storage_errors,
     typer_app,
 )
 from durablehub.cli.supervisor import PROCESS_ENV, WorkerSupervisor
+from durablehub.telemetry.logs import announce, configure_logging
 
 app = typer_app()
 
@@ -80,6 +83,8 @@ def worker(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     processes: Annotated[
         str,
         typer.Option(
@@ -96,16 +101,17 @@ def worker(
 
     count = _process_count(processes)
     if count > 1:
+        if metrics_port is not None:
+            raise fail("--metrics-port needs --processes 1: run one worker per port")
+        configure_logging(log_level)
         settings = load_settings(task_hub, connection_string, partitions)  # fail here, not N times
         exit_now(_supervise(target, settings, log_level, count))
     tag = f"[p{os.environ[PROCESS_ENV]}] " if PROCESS_ENV in os.environ else ""
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(log_level, tag=tag)
     user_app = import_app(target)
     settings = load_settings(task_hub, connection_string, partitions)
     settings = settings.model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, metrics_host, settings)
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait
@@ -118,17 +124,15 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
         async with Worker(user_app, settings) as running:
-            typer.echo(
-                f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it"
-            )
+            announce(f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it")
             await stop.wait()
-            typer.echo("stopping: finishing in-flight work and releasing partitions (again to force) ...")
+            announce("stopping: finishing in-flight work and releasing partitions (again to force) ...")
         return running
 
     stop = asyncio.Event()
     with storage_errors():
         stopped = asyncio.run(run())
-    typer.echo("stopped.")
+    announce("stopped.")
     if stopped.activities_unfinished:  # their threads would keep the interpreter from exiting
         exit_now(0)
 
@@ -162,5 +166,5 @@ def _supervise(target: str, settings: Any, log_level: str, count: int) -> int:
         "--processes",
         "1",
     ]
-    typer.echo(f"supervisor: running {count} worker processes of {target} on task hub {settings.task_hub!r}")
+    announce(f"supervisor: running {count} worker processes of {target} on task hub {settings.task_hub!r}")
     return WorkerSupervisor(command, env, count).run()

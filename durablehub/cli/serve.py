@@ -8,15 +8,18 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     fail,
     import_app,
     load_settings,
+    start_metrics,
     storage_errors,
 )
 from durablehub.errors import ConfigurationError
 from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, BASE_URL_SETTING, is_loopback
+from durablehub.telemetry.logs import announce, configure_logging, json_logs
 
 if TYPE_CHECKING:
     from durablehub.http.settings import HttpSettings
@@ -57,6 +60,7 @@ def serve(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
+    metrics_port: MetricsPortOption = None,
     read_only: Annotated[
         bool,
         typer.Option(
@@ -82,23 +86,25 @@ def serve(
         raise fail(
             f"the HTTP API needs the http extra ({exc.name} is missing): pip install 'durablehub[http]'"
         ) from None
-    import logging
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(log_level)
     user_app = import_app(worker_app) if worker_app else None
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, host, settings)  # on the API's interface
     with storage_errors():
         http_settings = HttpSettings(**({"read_only": True} if read_only else {}))
         check_exposure(host, http_settings)
         api = create_app(settings, http_settings, worker_app=user_app)
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    typer.echo(
+    announce(
         f"serving task hub {settings.task_hub!r} on {where}/runtime/webhooks/durabletask/ "
         f"(auth: {http_settings.auth}{', with a worker' if user_app else ''}"
         f"{', read-only' if http_settings.read_only else ''}); Ctrl-C stops it"
     )
     if http_settings.dashboard:
-        typer.echo(f"dashboard: {where}/dashboard/")
+        announce(f"dashboard: {where}/dashboard/")
     with storage_errors():
-        uvicorn.run(api, host=host, port=port, log_level=log_level.lower(), access_log=True)
+        options = {"host": host, "port": port, "log_level": log_level.lower(), "access_log": True}
+        if json_logs():  # uvicorn's records go through the root handler, not its own formatters
+            uvicorn.run(api, **options, log_config=None)  # type: ignore[arg-type]
+        else:
+            uvicorn.run(api, **options)  # type: ignore[arg-type]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Annotated
 
@@ -11,14 +10,18 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsHostOption,
+    MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
     exit_now,
     fail,
     load_settings,
+    start_metrics,
     storage_errors,
     typer_app,
 )
+from durablehub.telemetry.logs import announce, configure_logging
 
 app = typer_app()
 
@@ -33,6 +36,8 @@ def sidecar(
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Serve TaskHubSidecarService (gRPC) for Microsoft's Durable Task SDKs on the task hub.
 
@@ -51,9 +56,9 @@ def sidecar(
     except ImportError as exc:
         raise fail(f"{exc}") from None
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(log_level)
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
+    start_metrics(metrics_port, metrics_host, settings)
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait
@@ -66,14 +71,14 @@ def sidecar(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
         async with Sidecar(settings, host=host, port=port) as running:
-            typer.echo(
+            announce(
                 f"sidecar {running.worker_id} serving task hub {settings.task_hub!r} on "
                 f"{host}:{running.port}; Ctrl-C stops it"
             )
             await stop.wait()
-            typer.echo("stopping: releasing partitions (again to force) ...")
+            announce("stopping: releasing partitions (again to force) ...")
 
     stop = asyncio.Event()
     with storage_errors():
         asyncio.run(run())
-    typer.echo("stopped.")
+    announce("stopped.")

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import typer
+from durablehub.telemetry.logs import announce
 
 PROCESS_ENV = "DURABLEHUB_WORKER_PROCESS"  # a child's number, shown in its log lines
 _QUICK_DEATH_SECONDS = 10.0
@@ -46,19 +46,19 @@ class WorkerSupervisor:
 
     def _spawn(self, number: int) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(self._command, env={**self._env, PROCESS_ENV: str(number)})
-        typer.echo(f"supervisor: worker process {number} started (pid {process.pid})", err=True)
+        announce(f"supervisor: worker process {number} started (pid {process.pid})", err=True)
         return process
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self._stopping is not None:  # the second one: do not wait
-            typer.echo(f"supervisor: {signal.Signals(signum).name} again: killing the workers", err=True)
+            announce(f"supervisor: {signal.Signals(signum).name} again: killing the workers", err=True)
             for child in self._children:
                 if child.process.poll() is None:
                     child.process.kill()
             sys.stdout.flush()
             os._exit(128 + signum)
         self._stopping = signum
-        typer.echo("supervisor: stopping the workers (they drain and release their partitions) ...", err=True)
+        announce("supervisor: stopping the workers (they drain and release their partitions) ...", err=True)
         for child in self._children:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
@@ -73,7 +73,7 @@ class WorkerSupervisor:
             alive = [c for c in self._children if c.process.poll() is None]
             if self._stopping is not None and not alive:
                 codes = [c.process.returncode for c in self._children]
-                typer.echo(f"supervisor: all workers stopped (exit codes {codes})", err=True)
+                announce(f"supervisor: all workers stopped (exit codes {codes})", err=True)
                 return 0 if all(code == 0 for code in codes) else 1
             if self._stopping is None:
                 self._restart_dead()
@@ -88,7 +88,7 @@ class WorkerSupervisor:
                 quick = now - child.started < _QUICK_DEATH_SECONDS
                 child.delay = min(child.delay * 2, _MAX_RESTART_DELAY_SECONDS) if quick else 1.0
                 child.due = now + child.delay
-                typer.echo(
+                announce(
                     f"supervisor: worker process {child.number} (pid {child.process.pid}) exited with code "
                     f"{child.process.returncode}; restarting it in {child.delay:.0f} s",
                     err=True,

@@ -126,6 +126,7 @@ class ReplayContext(OrchestrationContext):
         self._calls: dict[int, _Call] = {}
         self._timers: dict[int, _Timer] = {}
         self._waiters: dict[str, deque[CompletableTask[Any]]] = {}
+        self._waiter_names: dict[str, str] = {}  # casefolded → as first asked for (tracking logs)
         self._buffered: dict[str, deque[_Buffered]] = {}
         self._arrivals = 0
         self._custom_status: str | None = None
@@ -225,7 +226,12 @@ class ReplayContext(OrchestrationContext):
             task.complete(self._codec.decode(event.data, data_type, what=f"data of event {event.name!r}"))
         else:
             self._waiters.setdefault(name.casefold(), deque()).append(task)
+            self._waiter_names.setdefault(name.casefold(), name)
         return task
+
+    def listening(self) -> tuple[str, ...]:
+        """Names of the external events the orchestrator waits for now."""
+        return tuple(self._waiter_names[key] for key, waiters in self._waiters.items() if waiters)
 
     def send_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
         if not isinstance(instance_id, str) or not instance_id.strip():

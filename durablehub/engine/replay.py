@@ -69,6 +69,8 @@ class EpisodeResult:
     """The instance is suspended; incoming events are held until it is resumed."""
     patches: tuple[str, ...] = ()
     """Patches ``ctx.is_patched`` took in this episode, to be recorded (``engine.patches``)."""
+    listening: tuple[str, ...] = ()
+    """External events the orchestrator waits for at the end of the episode (tracking logs)."""
 
     @property
     def completion(self) -> CompleteOrchestration | None:
@@ -214,6 +216,7 @@ class OrchestrationExecutor:
             is_complete=self._ctx.is_finished,
             is_suspended=self._suspended,
             patches=self._ctx.drain_patches(),
+            listening=self._ctx.listening(),
         )
 
     # --- dispatch ---

@@ -55,7 +55,14 @@ from durablehub.entities.messages import (
 from durablehub.entities.sorter import MessageSorter
 from durablehub.models import FailureDetails
 
-__all__ = ["EntityBatchResult", "OperationOutcome", "OperationWatch", "RemoteOperations", "run_entity_batch"]
+__all__ = [
+    "EntityBatchResult",
+    "OperationOutcome",
+    "OperationRecord",
+    "OperationWatch",
+    "RemoteOperations",
+    "run_entity_batch",
+]
 
 _LOG = logging.getLogger("durablehub.entities")
 MAX_DELAY = timedelta(days=6)  # no queue message stays invisible longer; later signals hop
@@ -95,11 +102,23 @@ class RemoteOperations(Protocol):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OperationRecord:
+    """One operation the batch ran (or failed without running), for the tracking logs."""
+
+    request_id: str
+    operation: str
+    input: str | None
+    result: str | None = None
+    failure: FailureDetails | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EntityBatchResult:
     state: SchedulerState
     messages: tuple[OutboundMessage, ...]
     operations_run: int
     duplicates: int
+    operations: tuple[OperationRecord, ...] = ()
 
 
 def run_entity_batch(
@@ -131,6 +150,7 @@ def run_entity_batch(
         messages=tuple(batch.messages),
         operations_run=batch.ran,
         duplicates=batch.duplicates,
+        operations=tuple(batch.operations),
     )
 
 
@@ -156,6 +176,7 @@ class _Batch:
         self.missing_reason = missing_reason or f"no entity named {entity_id.entity!r} is registered"
         self.codec = codec
         self.messages: list[OutboundMessage] = []
+        self.operations: list[OperationRecord] = []
         self.ran = 0
         self.duplicates = 0
         self.sorter = MessageSorter(state.sorter, now)
@@ -298,6 +319,9 @@ class _Batch:
                 self.watch.end()
         self.state.state = ctx.state_text if ctx.has_state else None
         self.state.exists = ctx.has_state
+        self.operations.append(
+            OperationRecord(request_id=request.id, operation=operation, input=request.input, result=encoded)
+        )
         for index, action in enumerate(ctx.actions):
             self._perform(request, index, action)
         if not request.is_signal:
@@ -313,6 +337,11 @@ class _Batch:
             return
         self.state.state = outcome.state
         self.state.exists = outcome.state is not None
+        self.operations.append(
+            OperationRecord(
+                request_id=request.id, operation=operation, input=request.input, result=outcome.result
+            )
+        )
         for index, action in enumerate(outcome.actions):
             self._perform(request, index, action)
         if not request.is_signal:
@@ -320,6 +349,11 @@ class _Batch:
 
     def _fail(self, request: RequestMessage, exc: Exception | FailureDetails) -> None:
         failure = exc if isinstance(exc, FailureDetails) else FailureDetails.from_exception(exc)
+        self.operations.append(
+            OperationRecord(
+                request_id=request.id, operation=request.operation or "", input=request.input, failure=failure
+            )
+        )
         if request.is_signal:
             _LOG.warning(
                 "%s: signalled operation %r failed: %s", self.instance_id, request.operation, failure

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -35,6 +36,8 @@ from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
+from durablehub.telemetry.metrics import ACTIVITIES_ACTIVE
+from durablehub.telemetry.tracking import Tracker
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -61,6 +64,7 @@ class ActivityRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
         self.executed = 0
+        self.tracker = Tracker(hub.settings.task_hub)
         self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
     def start(self) -> None:
@@ -161,6 +165,9 @@ class ActivityRunner:
                     with contextlib.suppress(Exception):
                         await self._hub.work_items.update_visibility(holder["item"], timedelta(0))
                     return
+                self.tracker.activity_starting(scheduled, target)
+                began = time.monotonic()
+                ACTIVITIES_ACTIVE.add(1)
                 try:
                     response = await self._code.run_activity(scheduled, target)
                 except Exception as exc:  # not run (its worker went away): soon another may run it
@@ -168,10 +175,13 @@ class ActivityRunner:
                     with contextlib.suppress(Exception):
                         await self._hub.work_items.update_visibility(holder["item"], timedelta(seconds=1))
                     return
+                finally:
+                    ACTIVITIES_ACTIVE.add(-1)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+        self.tracker.activity_finished(scheduled, target, response, time.monotonic() - began)
         message = envelope.MessageData(
             task_message=envelope.TaskMessage(event=response, orchestration_instance=target),
             episode=item.message.episode if item.message.episode is not None else -1,

@@ -34,6 +34,7 @@ from durablehub.runtime.outage import outage_of
 from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.leases import LeaseState, PartitionLease
+from durablehub.telemetry.metrics import LEASE_TAKEOVERS, watch_partitions
 
 _LOG = logging.getLogger("durablehub.worker")
 _PENDING_POLL_SECONDS = 1.0  # how often a worker waiting for a handover looks again
@@ -89,6 +90,7 @@ class PartitionBalancer:
         self._balance_task: asyncio.Task[None] | None = None
         self._renew_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        watch_partitions(self)
 
     def start(self) -> None:
         self._balance_task = supervise(self._balance_loop, name="partition balancing")
@@ -157,6 +159,8 @@ class PartitionBalancer:
                 if lease is not None:
                     received = self._requested.pop(pid, None) is not None
                     self.moves.received += received
+                    if not received and state.lease.owner not in (None, "", self.worker_id):
+                        LEASE_TAKEOVERS.add(1)  # its owner never released it: the lease expired
                     await self._take(lease, how="received" if received else "acquired")
             self._forget_stale_requests(states)
             if len(self.owned) < target:
@@ -197,6 +201,7 @@ class PartitionBalancer:
             lease = await self._hub.leases.steal(pid, self.worker_id, duration=self._options.lease_duration)
             if lease is not None:
                 self.moves.stolen += 1
+                LEASE_TAKEOVERS.add(1)
                 await self._take(lease, how=f"stole from {state.lease.owner} (no release within the lease)")
             return
         held = Counter(

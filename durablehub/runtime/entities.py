@@ -40,6 +40,7 @@ from durablehub.runtime.threads import UserCodeThreads
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry.tracking import Tracker
 
 __all__ = ["EntityRunner", "scheduler_state_of"]
 
@@ -84,6 +85,7 @@ class EntityRunner:
         # Entities kept between batches, forgotten with their partition (``InstanceCache``).
         self.cache: InstanceCache[_Entity] = InstanceCache(options.orchestration_cache_size)
         self.batches_run = 0
+        self.tracker = Tracker(hub.settings.task_hub)
 
     async def process(
         self, instance_id: str, messages: list[ReceivedMessage], later: Handovers | None = None
@@ -123,12 +125,13 @@ class EntityRunner:
             missing_reason=missing,
             codec=self._codec,
         )
-        result = await self._run(instance_id, batch)
+        result, durations = await self._run(instance_id, batch)
         new_state = result.state
         if not result.messages and new_state.to_json() == entity.state.to_json():
             if entity.loaded_execution_id is not None:
                 await self._repair_row(instance_id, entity, entity.loaded_execution_id)
             self.cache.put(instance_id, entity)  # only duplicates: nothing to record
+            self._track(entity_id, result, durations)
             return every, []
         execution_id = new_execution_id()
         started = ev.ExecutionStarted(
@@ -170,9 +173,27 @@ class EntityRunner:
             return [], every
         self.cache.put(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
+        self._track(entity_id, result, durations)
         return every, []
 
-    async def _run(self, instance_id: str, batch: Callable[..., EntityBatchResult]) -> EntityBatchResult:
+    def _track(
+        self, entity_id: EntityInstanceId, result: EntityBatchResult, durations: dict[str, float]
+    ) -> None:
+        for op in result.operations:
+            self.tracker.operation(
+                instance_id=str(entity_id),
+                entity_name=entity_id.entity,
+                operation_id=op.request_id,
+                operation_name=op.operation,
+                input=op.input,
+                output=op.result,
+                failure=op.failure,
+                seconds=durations.get(op.request_id, 0.0),
+            )
+
+    async def _run(
+        self, instance_id: str, batch: Callable[..., EntityBatchResult]
+    ) -> tuple[EntityBatchResult, dict[str, float]]:
         """Run the batch's user code on a user-code thread. An operation still running at its
         deadline is given up: the batch runs again (on a fresh thread, from the same state)
         with that operation failed, so its caller gets EntityOperationTimeoutError and the
@@ -189,7 +210,7 @@ class EntityRunner:
             finally:
                 job.cancel()  # done, or given up: its thread is left to finish alone
             if stuck is None:
-                return job.result()
+                return job.result(), watch.durations
             request_id, operation, _ = stuck
             error = EntityOperationTimeoutError(instance_id, operation, deadline)
             _LOG.error("%s", error)
@@ -226,11 +247,15 @@ class _Watch:
 
     def __init__(self) -> None:
         self.current: tuple[str, str, float] | None = None
+        self.durations: dict[str, float] = {}  # seconds, by request id (tracking logs)
 
     def begin(self, request_id: str, operation: str) -> None:
         self.current = (request_id, operation, time.monotonic())
 
     def end(self) -> None:
+        current = self.current
+        if current is not None:
+            self.durations[current[0]] = time.monotonic() - current[2]
         self.current = None
 
 

@@ -46,6 +46,8 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry.metrics import EPISODES_ACTIVE
+from durablehub.telemetry.tracking import Tracker
 from durablehub.versioning import version_mismatch
 
 _LOG = logging.getLogger("durablehub.worker")
@@ -162,6 +164,7 @@ class OrchestrationRunner:
         self.cache: InstanceCache[InstanceState] = InstanceCache(options.orchestration_cache_size)
         self.episodes_run = 0
         self.versions = VersionGate(options.versioning, base_delay_seconds=options.abandon_delay_seconds)
+        self.tracker = Tracker(hub.settings.task_hub)
         # Instances "@name@key": user code on the same threads, recorded by the same checkpoints.
         threads = code.threads if isinstance(code, InProcessCode) else UserCodeThreads("durablehub-entity")
         self._entity_threads = threads
@@ -181,9 +184,11 @@ class OrchestrationRunner:
         """Run one episode of ``instance_id`` on ``messages``; the caller deletes or hands
         back the messages as the outcome says."""
         later = self._delivery.later()
+        EPISODES_ACTIVE.add(1)
         try:
             return await self._process(instance_id, messages, later)
         finally:
+            EPISODES_ACTIVE.add(-1)
             # Once the episode is recorded (or failed to be), not after the delete of the
             # messages that triggered it: that would add a round trip to every step.
             await later.give()
@@ -365,6 +370,7 @@ class OrchestrationRunner:
             replaced=plan.replaced,
             timed_out=timed_out,
         )
+        self.tracker.rewound(instance_id=state.instance_id, started=started, reason=event.reason)
 
     async def _commit(
         self,
@@ -412,6 +418,15 @@ class OrchestrationRunner:
         )
         state.uncommitted_row_keys = ()
         state.row_written = True
+        self.tracker.episode(
+            instance_id=state.instance_id,
+            started=started,
+            past=state.history,
+            new_events=new_events,
+            written=plan.history,
+            listening=result.listening,
+            now=now,
+        )
         state.append(written)
         self.episodes_run += 1
         if state.finished:

@@ -32,6 +32,7 @@ from durablehub.taskhub.poison import PoisonQueue
 from durablehub.taskhub.queues import TaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
+from durablehub.telemetry.metrics import POISON_MOVES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +155,10 @@ class TaskHub:
     ) -> bool:
         """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
         blocking ``queue``; logged with the reason. False if it stays where it was."""
-        return self.poison.move(queue, message, reason=reason, reported=reported)
+        moved = self.poison.move(queue, message, reason=reason, reported=reported)
+        if moved:
+            POISON_MOVES.add(1, {"queue": queue.name})
+        return moved
 
     def describe(self) -> TaskHubDescription:
         info = self.open()

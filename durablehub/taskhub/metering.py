@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from durablehub.telemetry.metrics import STORAGE_REQUESTS
+
 
 class RequestCounter:
     """Thread-safe tally of storage requests keyed ``service.operation``."""
@@ -24,6 +26,7 @@ class RequestCounter:
     def record(self, operation: str) -> None:
         with self._lock:
             self._counts[operation] += 1
+        STORAGE_REQUESTS.add(1, {"operation": operation})
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

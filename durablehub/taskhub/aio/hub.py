@@ -31,6 +31,7 @@ from durablehub.taskhub.aio.poison import AsyncPoisonQueue
 from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, ReceivedMessage
 from durablehub.taskhub.metering import RequestCounter
 from durablehub.taskhub.names import TaskHubNames, partition_index
+from durablehub.telemetry.metrics import POISON_MOVES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +154,10 @@ class AsyncTaskHub:
     ) -> bool:
         """Move a message that can never be processed to ``{hub}-poison`` (#553), so it stops
         blocking ``queue``; logged with the reason. False if it stays where it was."""
-        return await self.poison.move(queue, message, reason=reason, reported=reported)
+        moved = await self.poison.move(queue, message, reason=reason, reported=reported)
+        if moved:
+            POISON_MOVES.add(1, {"queue": queue.name})
+        return moved
 
     async def describe(self) -> TaskHubDescription:
         info = await self.open()
