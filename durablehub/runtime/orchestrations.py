@@ -45,6 +45,7 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry import tracing
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -256,7 +257,8 @@ class OrchestrationRunner:
     ) -> None:
         now = datetime.now(UTC)
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
-        if new_start is not None:
+        if new_start is not None:  # recorded with its orchestration span's id (and trace)
+            new_start = tracing.starting_execution(new_start, now=now)
             new_events.append(new_start)
         new_events.extend(accepted)
         started = new_start or state.started
@@ -349,7 +351,13 @@ class OrchestrationRunner:
         timed_out: bool = False,
     ) -> None:
         """Record an episode (``Checkpointer``: send, write history, merge the row)."""
-        plan = plan_episode(result, started=started, now=now, started_before=_children_started(state.history))
+        plan = plan_episode(
+            result,
+            started=started,
+            now=now,
+            started_before=_children_started(state.history),
+            trace_salt=len(state.history),
+        )
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -381,6 +389,13 @@ class OrchestrationRunner:
         )
         state.uncommitted_row_keys = ()
         state.row_written = True
+        tracing.episode_committed(
+            started=started,
+            past=state.history,
+            new_events=written,
+            runtime_status=plan.runtime_status,
+            now=now,
+        )
         state.append(written)
         self.episodes_run += 1
         if state.finished:

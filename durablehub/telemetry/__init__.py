@@ -1,0 +1,1 @@
+"""Telemetry: traces, tracking logs and metrics (OpenTelemetry, optional)."""
