@@ -10,6 +10,7 @@ import typer
 from durablehub.cli import entities, hub, instances, poison, run, serve, sidecar
 from durablehub.cli.common import typer_app
 from durablehub.taskhub.accounts import redact
+from durablehub.telemetry.provider import configure_tracing
 
 app = typer_app(
     name="durablehub",
@@ -27,6 +28,7 @@ app.add_typer(sidecar.app)
 
 
 def main() -> None:
+    configure_tracing()  # from OTEL_*, when durablehub[otel] is installed; else a no-op
     try:
         app()
     except KeyboardInterrupt:

@@ -39,6 +39,7 @@ from durablehub.runtime.threads import UserCodeThreads
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry import tracing
 
 __all__ = ["EntityRunner", "scheduler_state_of"]
 
@@ -158,6 +159,7 @@ class EntityRunner:
         except CheckpointConflictError:
             _LOG.warning("entity %r was committed by another worker; abandoning this batch", instance_id)
             return [], every
+        tracing.entity_batch_committed(instance_id, events, seen_before=entity.state.processed, now=now)
         self.cache.put(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
         return every, []

@@ -100,3 +100,15 @@ def configure_tracing(service_name: str = "durablehub") -> bool:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return bool(exporters)
+
+
+def flush_tracing(timeout_millis: int = 5000) -> None:
+    """Export the spans a batch processor still holds (before ``os._exit``, which skips atexit)."""
+    from opentelemetry import trace
+
+    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if flush is not None:
+        try:
+            flush(timeout_millis)
+        except Exception:  # an unreachable collector must not keep the process from exiting
+            _LOG.debug("could not flush spans", exc_info=True)

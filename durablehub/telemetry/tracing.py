@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -415,3 +415,61 @@ def activity_outcome(span: trace.Span | None, response: ev.HistoryEvent) -> None
     """An activity that failed (its code raised) ends its server span with an error."""
     if span is not None and isinstance(response, ev.TaskFailed):
         span.set_status(Status(StatusCode.ERROR, response.reason or "Unspecified task activity failure"))
+
+
+@contextlib.contextmanager
+def continuing(headers: Mapping[str, str]) -> Iterator[None]:
+    """Make the span a request's ``traceparent`` (and ``tracestate``) header names the current
+    parent, through the configured propagators (W3C trace context by default)."""
+    from opentelemetry import propagate
+
+    if "traceparent" not in headers:
+        yield
+        return
+    token = otel_context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+# ------------------------------------------------------------------------------ entities
+
+OPERATION = "durabletask.task.operation"
+
+
+def entity_batch_committed(
+    instance_id: str, events: Iterable[ev.HistoryEvent], *, seen_before: Collection[str], now: datetime
+) -> None:
+    """``entity:{name}:{operation}`` for each operation request a committed batch received
+    (server for a call, consumer for a signal), child of the span its message names; requests
+    the entity had seen already (redeliveries) emit nothing."""
+    if not tracing_enabled():
+        return
+    from durablehub.entities.messages import RequestMessage
+
+    name = instance_id.split("@")[1] if instance_id.count("@") >= 2 else instance_id
+    for event in events:
+        if not isinstance(event, ev.EventRaised) or event.name == "release":
+            continue
+        parent = tc.parent_of(event.parent_trace_context)
+        if parent is None:
+            continue
+        try:
+            request = RequestMessage.from_json(event.input)
+        except Exception:  # not a request (a release, a foreign message): no span
+            continue
+        if request.is_lock_request or request.operation is None or request.id in seen_before:
+            continue
+        _emit(
+            f"entity:{name}:{request.operation}",
+            kind=SpanKind.CONSUMER if request.is_signal else SpanKind.SERVER,
+            parent=parent,
+            attributes={
+                TYPE: "entity",
+                OPERATION: "signal_entity" if request.is_signal else "call_entity",
+                INSTANCE_ID: instance_id,
+            },
+            start=event.timestamp if event.timestamp < now else now,
+            end=now,
+        )

@@ -81,6 +81,12 @@ def test_order_workflow_is_one_trace(settings: TaskHubSettings, hub: TaskHub, sp
     timer = st.one(found, "orchestration:order_workflow:timer", "INTERNAL")
     assert timer.parent_id == root.span_id
     assert "durabletask.fire_at" in timer.attributes
+    entity = st.one(found, "entity:counter:add", "SERVER")
+    assert entity.parent_id == root.span_id
+    assert entity.attributes["durabletask.task.operation"] == "call_entity"
+    assert entity.attributes["durabletask.task.instance_id"] == "@counter@orders"
+    assert entity.attributes["durabletask.type"] == "entity"
+
     # Raised outside the request: a trace of its own (DTFx's client span).
     event = st.one(st.from_sdk(spans.get_finished_spans()), "orchestration_event:Approval", "PRODUCER")
     assert event.attributes["durabletask.event.target_instance_id"] == "order-42"
