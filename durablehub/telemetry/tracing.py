@@ -423,7 +423,9 @@ def continuing(headers: Mapping[str, str]) -> Iterator[None]:
     parent, through the configured propagators (W3C trace context by default)."""
     from opentelemetry import propagate
 
-    if "traceparent" not in headers:
+    # An instrumented server (or framework) has made its own span of the request current
+    # already, a child of the same traceparent: the client span belongs under it.
+    if "traceparent" not in headers or trace.get_current_span().get_span_context().is_valid:
         yield
         return
     token = otel_context.attach(propagate.extract(headers))

@@ -45,7 +45,9 @@ def pause(ctx: dh.ActivityContext, spec: dict[str, Any]) -> str:
     """Blocks until a file exists (so a test can kill its worker while it runs)."""
     import time
 
-    Path(spec["started"]).touch()
+    import os
+
+    Path(spec["started"]).write_text(str(os.getpid()))
     while not Path(spec["go"]).exists():
         time.sleep(0.05)
     return "resumed"

@@ -61,6 +61,15 @@ def parent(spans: list[S], child: S) -> S:
     return found[0]
 
 
+def ancestors(spans: list[S], child: S) -> list[S]:
+    by_id = {s.span_id: s for s in spans}
+    found: list[S] = []
+    while child.parent_id in by_id and len(found) < len(spans):
+        child = by_id[child.parent_id]  # type: ignore[index]
+        found.append(child)
+    return found
+
+
 def no_duplicates(spans: list[S]) -> None:
     counts = Counter(s.span_id for s in spans)
     twice = [s for s in spans if counts[s.span_id] > 1]
