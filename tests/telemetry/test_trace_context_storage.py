@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
@@ -127,13 +128,13 @@ def test_history_rows_and_queue_messages(settings: TaskHubSettings, hub: TaskHub
 
 @pytest.mark.azurite
 def test_a_hub_written_without_trace_context_still_replays(
-    settings: TaskHubSettings, hub: TaskHub, spans
+    settings: TaskHubSettings, hub: TaskHub, spans, tmp_path: Path
 ) -> None:
     """History rows as a hub written before tracing holds them (no ParentTraceContext,
     GenerateNewTrace or ClientSpanId column): the instance goes on, and emits no span."""
     with DurableClient(settings, hub=hub) as client:
         with trace.get_tracer("tests").start_as_current_span("caller"):
-            iid = client.schedule_new_orchestration("order_workflow", input={"id": 1, "flaky_path": "x"})
+            iid = client.schedule_new_orchestration("order_workflow", input={"id": 1, "flaky_path": str(tmp_path / "flaky")})
         with dh.Worker(app, settings):
             _wait_for_event_wait(client, iid)
         table = TableClient.from_connection_string(
