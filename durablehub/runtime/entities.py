@@ -82,6 +82,7 @@ class EntityRunner:
         # Entities kept between batches, forgotten with their partition (``InstanceCache``).
         self.cache: InstanceCache[_Entity] = InstanceCache(options.orchestration_cache_size)
         self.batches_run = 0
+        self.emits_spans = True  # off for the sidecar: its SDK workers emit the operations' spans
 
     async def process(
         self, instance_id: str, messages: list[ReceivedMessage], later: Handovers | None = None
@@ -159,7 +160,8 @@ class EntityRunner:
         except CheckpointConflictError:
             _LOG.warning("entity %r was committed by another worker; abandoning this batch", instance_id)
             return [], every
-        tracing.entity_batch_committed(instance_id, events, seen_before=entity.state.processed, now=now)
+        if self.emits_spans:
+            tracing.entity_batch_committed(instance_id, events, seen_before=entity.state.processed, now=now)
         self.cache.put(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
         return every, []

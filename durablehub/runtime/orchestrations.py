@@ -151,6 +151,7 @@ class OrchestrationRunner:
         delivery: Delivery | None = None,
     ) -> None:
         self._code = code
+        self._emits_spans = isinstance(code, InProcessCode)
         self._hub = hub
         self._options = options
         self._delivery = delivery or Delivery(hub, options)
@@ -163,6 +164,7 @@ class OrchestrationRunner:
         self.entities = EntityRunner(
             code.entity_target, hub, options, checkpoints=self._checkpoints, threads=threads
         )
+        self.entities.emits_spans = self._emits_spans
 
     def close(self) -> None:
         self._entity_threads.close()
@@ -389,13 +391,14 @@ class OrchestrationRunner:
         )
         state.uncommitted_row_keys = ()
         state.row_written = True
-        tracing.episode_committed(
-            started=started,
-            past=state.history,
-            new_events=written,
-            runtime_status=plan.runtime_status,
-            now=now,
-        )
+        if self._emits_spans:  # the sidecar's SDK workers emit the spans of the code they run
+            tracing.episode_committed(
+                started=started,
+                past=state.history,
+                new_events=written,
+                runtime_status=plan.runtime_status,
+                now=now,
+            )
         state.append(written)
         self.episodes_run += 1
         if state.finished:

@@ -43,9 +43,8 @@ def flaky(ctx: dh.ActivityContext, spec: dict[str, Any]) -> int:
 @app.activity
 def pause(ctx: dh.ActivityContext, spec: dict[str, Any]) -> str:
     """Blocks until a file exists (so a test can kill its worker while it runs)."""
-    import time
-
     import os
+    import time
 
     Path(spec["started"]).write_text(str(os.getpid()))
     while not Path(spec["go"]).exists():

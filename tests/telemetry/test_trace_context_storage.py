@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from azure.data.tables import TableClient, UpdateMode
@@ -102,7 +102,9 @@ def test_history_rows_and_queue_messages(settings: TaskHubSettings, hub: TaskHub
         event = body["TaskMessage"]["Event"]
         create = st.one(st.from_sdk(spans.get_finished_spans()), "create_orchestration:looping")
         assert create.parent_id == f"{caller.get_span_context().span_id:016x}"
-        assert event["ParentTraceContext"]["TraceParent"].startswith(f"00-{create.trace_id}-{create.span_id}-")
+        assert event["ParentTraceContext"]["TraceParent"].startswith(
+            f"00-{create.trace_id}-{create.span_id}-"
+        )
         assert event["ParentTraceContext"]["SpanId"] is None  # the worker's first episode sets it
         assert event["GenerateNewTrace"] is False
 
@@ -134,7 +136,9 @@ def test_a_hub_written_without_trace_context_still_replays(
     GenerateNewTrace or ClientSpanId column): the instance goes on, and emits no span."""
     with DurableClient(settings, hub=hub) as client:
         with trace.get_tracer("tests").start_as_current_span("caller"):
-            iid = client.schedule_new_orchestration("order_workflow", input={"id": 1, "flaky_path": str(tmp_path / "flaky")})
+            iid = client.schedule_new_orchestration(
+                "order_workflow", input={"id": 1, "flaky_path": str(tmp_path / "flaky")}
+            )
         with dh.Worker(app, settings):
             _wait_for_event_wait(client, iid)
         table = TableClient.from_connection_string(

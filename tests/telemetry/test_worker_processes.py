@@ -75,7 +75,9 @@ async def test_one_trace_across_processes_and_a_kill(
     workers = [_worker(settings, receiver.endpoint, tmp_path / f"worker-{i}.log") for i in range(2)]
     try:
         async with AsyncDurableClient(settings) as durable:
-            app = create_app(http_settings=HttpSettings(key=KEY, allowed_hosts=["testserver"]), client=durable)
+            app = create_app(
+                http_settings=HttpSettings(key=KEY, allowed_hosts=["testserver"]), client=durable
+            )
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
                 base_url="http://testserver",
