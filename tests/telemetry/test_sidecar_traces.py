@@ -34,8 +34,11 @@ def greetings(ctx: task.OrchestrationContext, _: object):
     return [first, second]
 
 
-def test_sdk_spans_join_the_trace(  # noqa: F811 (sdk_worker: the sidecar tests' fixture)
-    settings: TaskHubSettings, sdk_worker: SdkWorkerFactory, spans
+# sdk_worker: the sidecar tests' fixture, imported above.
+def test_sdk_spans_join_the_trace(
+    settings: TaskHubSettings,
+    sdk_worker: SdkWorkerFactory,  # noqa: F811
+    spans,
 ) -> None:
     worker = sdk_worker()
     worker.add_orchestrator(greetings)
