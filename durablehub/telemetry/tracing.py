@@ -342,7 +342,9 @@ def episode_committed(
                 start=now,
                 end=now,
             )
-    if runtime_status.is_terminal:
+    # A rewound instance ended once already: its span was exported then, with this id.
+    rewound = any(isinstance(e, ev.ExecutionRewound) for e in (*past, *new))
+    if runtime_status.is_terminal and not rewound:
         _end_orchestration(started, own, runtime_status, new, now)
 
 
