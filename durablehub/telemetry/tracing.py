@@ -170,20 +170,41 @@ def _emit(
 class TraceHandle:
     """What a client span gives the message it sends: its ``ParentTraceContext``."""
 
-    def __init__(self, span: trace.Span) -> None:
+    def __init__(self, span: trace.Span | None, context: dict[str, Any] | None = None) -> None:
         self.span = span
-        ref = _ref(span)
-        self.context: dict[str, Any] | None = tc.context_for(ref) if ref is not None else None
+        ref = _ref(span) if span is not None else None
+        self.context: dict[str, Any] | None = tc.context_for(ref) if ref is not None else context
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if value is not None:
+        if value is not None and self.span is not None:
             self.span.set_attribute(key, value)
+
+
+# A client span made elsewhere (an SDK client talking to the sidecar) whose context the next
+# start carries, instead of a span of durablehub's own.
+_FORWARDED: ContextVar[dict[str, Any] | None] = ContextVar("durablehub_forwarded_context", default=None)
+
+
+@contextlib.contextmanager
+def forwarding(context: Mapping[str, Any] | None) -> Iterator[None]:
+    """Within this block, ``creating_orchestration`` emits no span and hands on ``context``'s
+    ``TraceParent`` and ``TraceState`` (when it names a valid span)."""
+    parent = tc.parent_of(context)
+    token = _FORWARDED.set(tc.context_for(parent) if parent is not None else None)
+    try:
+        yield
+    finally:
+        _FORWARDED.reset(token)
 
 
 @contextlib.contextmanager
 def creating_orchestration(name: str, version: str | None, instance_id: str) -> Iterator[TraceHandle]:
     """``create_orchestration:{name}`` (producer), a child of the caller's current span; its
     context goes into the ``ExecutionStarted`` (set ``execution_id`` when it is known)."""
+    forwarded = _FORWARDED.get()
+    if forwarded is not None:
+        yield TraceHandle(None, forwarded)
+        return
     span = _TRACER.start_span(
         span_name("create_orchestration", name, version),
         kind=SpanKind.PRODUCER,

@@ -17,7 +17,7 @@ from durabletask import task  # noqa: E402
 from durablehub.client import DurableClient  # noqa: E402
 from durablehub.models import OrchestrationStatus  # noqa: E402
 from durablehub.settings import TaskHubSettings  # noqa: E402
-from tests.sidecar.conftest import SdkWorkerFactory, address, sdk_worker, sidecar  # noqa: E402, F401
+from tests.sidecar.conftest import SdkWorkerFactory, address, sdk_client, sdk_worker, sidecar  # noqa: E402, F401
 from tests.telemetry import spantree as st  # noqa: E402
 
 pytestmark = pytest.mark.azurite
@@ -71,3 +71,27 @@ def test_sdk_spans_join_the_trace(
             "CLIENT",
             root.span_id,
         )
+
+
+def test_an_sdk_clients_start_continues_its_span(
+    sdk_worker: SdkWorkerFactory,  # noqa: F811
+    sdk_client,  # noqa: F811
+    spans,
+) -> None:
+    """durabletask-python's client makes the create_orchestration span and sends its context
+    (``CreateInstanceRequest.parentTraceContext``): the orchestration is its child, and the
+    sidecar makes no second create span."""
+    worker = sdk_worker()
+    worker.add_orchestrator(greetings)
+    worker.add_activity(greet)
+    worker.start()
+    with trace.get_tracer("tests").start_as_current_span("caller") as caller:
+        iid = sdk_client.schedule_new_orchestration(greetings, instance_id="sdk-client-traced")
+    state = sdk_client.wait_for_orchestration_completion(iid, timeout=60)
+    assert state is not None and state.runtime_status.name == "COMPLETED"
+    found = st.ours(st.from_sdk(spans.get_finished_spans()), f"{caller.get_span_context().trace_id:032x}")
+    st.no_duplicates(found)
+    assert st.is_one_tree(found).name == "caller"
+    create = st.one(found, "create_orchestration:greetings")
+    assert create.parent_id == f"{caller.get_span_context().span_id:016x}"
+    assert st.one(found, "orchestration:greetings", "SERVER").parent_id == create.span_id
