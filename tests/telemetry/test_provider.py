@@ -28,12 +28,7 @@ PROBE = (
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, "False ProxyTracerProvider NoneType None"),
         ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, "False"),
-        (
-            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-            "True TracerProvider DurableIdGenerator probe",
-        ),
         (
             {
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces",
