@@ -171,7 +171,11 @@ class StartPlan:
 
 
 def plan_start(
-    request: StartRequest, existing: Mapping[str, Any] | None, *, now: datetime | None = None
+    request: StartRequest,
+    existing: Mapping[str, Any] | None,
+    *,
+    now: datetime | None = None,
+    trace_context: dict[str, Any] | None = None,
 ) -> StartPlan:
     """Decide against the existing Instances row and build the ExecutionStarted message.
 
@@ -197,6 +201,7 @@ def plan_start(
         tags=request.tags,
         scheduled_start_time=request.start_at,
         generation=generation,  # in the message too, as the reference sets it before sending
+        parent_trace_context=trace_context,  # the client's create_orchestration span
     )
     delay = request.start_at - now if request.start_at is not None else None
     return StartPlan(
@@ -257,7 +262,12 @@ def prepare_event(event_name: Any, data: Any, *, max_payload_bytes: int | None =
 
 
 def plan_event(
-    instance_id: str, event: PreparedEvent, row: Mapping[str, Any] | None, *, now: datetime | None = None
+    instance_id: str,
+    event: PreparedEvent,
+    row: Mapping[str, Any] | None,
+    *,
+    now: datetime | None = None,
+    trace_context: dict[str, Any] | None = None,
 ) -> MessageData:
     """The EventRaised message for a live instance, addressed to no particular generation.
 
@@ -273,7 +283,12 @@ def plan_event(
             instance_id=instance_id,
             status=status.table_name,
         )
-    raised = ev.EventRaised(name=event.name, input=event.input, timestamp=now or datetime.now(UTC))
+    raised = ev.EventRaised(
+        name=event.name,
+        input=event.input,
+        timestamp=now or datetime.now(UTC),
+        parent_trace_context=trace_context,
+    )
     # ExecutionId None: the event joins whichever generation is current (ContinueAsNew included).
     target = ev.OrchestrationInstance(instance_id=instance_id, execution_id=None)
     return MessageData(

@@ -43,6 +43,7 @@ from durablehub.state import (
 )
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.names import unescape_partition_key
+from durablehub.telemetry import tracing
 
 __all__ = ["AsyncDurableClient"]
 
@@ -153,13 +154,18 @@ class AsyncDurableClient:
         return await self._start(request)
 
     async def _start(self, request: core.StartRequest) -> str:
+        with tracing.creating_orchestration(request.name, request.version, request.instance_id) as span:
+            return await self._start_traced(request, span)
+
+    async def _start_traced(self, request: core.StartRequest, span: tracing.TraceHandle) -> str:
         hub = await self._open(create=True)
         queue = hub.control_queue_for(request.instance_id)
         for attempt in range(core.START_ATTEMPTS):
             # An id this client just drew (uuid4) names no instance: nothing to read first.
             fresh = request.fresh_id and attempt == 0
             existing = None if fresh else await hub.instances.get(request.instance_id, resolve_blobs=False)
-            plan = core.plan_start(request, existing)
+            plan = core.plan_start(request, existing, trace_context=span.context)
+            span.set_attribute(tracing.EXECUTION_ID, plan.execution_id)
             sent = await queue.send(plan.message, visible_after=plan.visible_after)
             input_url = hub.large_messages.url(sent.blob_name) if sent.blob_name else None
             row = core.pending_row(plan, task_hub=hub.names.hub, input_url=input_url)
@@ -262,7 +268,9 @@ class AsyncDurableClient:
         event = core.prepare_event(event_name, data, max_payload_bytes=self._max_payload)
         hub = await self._open()
         row = await hub.instances.get(instance_id, resolve_blobs=False)
-        await hub.control_queue_for(instance_id).send(core.plan_event(instance_id, event, row))
+        with tracing.raising_event(event.name, instance_id) as span:
+            message = core.plan_event(instance_id, event, row, trace_context=span.context)
+            await hub.control_queue_for(instance_id).send(message)
 
     async def get_orchestration_history(
         self, instance_id: str, *, execution_id: str | None = None

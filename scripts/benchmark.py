@@ -23,6 +23,7 @@ from typing import Any
 
 import benchmark_sidecar  # scripts/ is on sys.path when this script runs
 import benchmark_system
+import benchmark_tracing
 
 import durablehub as dh
 from durablehub.azurite import AzuriteProcess
@@ -140,9 +141,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
         "--part",
-        choices=["all", "process", "system", "sidecar"],
+        choices=["all", "process", "system", "sidecar", "tracing"],
         default="all",
-        help="in-process figures, whole-system, the sidecar beside a worker, or all",
+        help="in-process figures, whole-system, the sidecar beside a worker, the cost of tracing "
+        "(runs last: it installs an OpenTelemetry SDK in this process), or all",
     )
     args = parser.parse_args()
     q = args.quick
@@ -165,7 +167,9 @@ def main() -> None:
         if args.part in ("all", "sidecar"):
             assert azurite.log_path is not None
             benchmark_sidecar.run(settings, azurite.log_path, quick=q)
-        if args.part in ("system", "sidecar"):
+        if args.part == "tracing":
+            benchmark_tracing.run(settings, quick=q)
+        if args.part in ("system", "sidecar", "tracing"):
             return
         print("\nin process: worker and client in this process, requests from their own counters")
         with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:
@@ -223,6 +227,8 @@ def main() -> None:
                 f"\npeak memory of this process (client + worker): {peak_mb():.0f} MB; "
                 f"storage requests by operation: {dict(sorted(worker.counter.snapshot().items()))}"
             )
+        if args.part == "all":
+            benchmark_tracing.run(settings, quick=q)
 
 
 if __name__ == "__main__":

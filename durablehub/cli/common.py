@@ -229,6 +229,9 @@ def import_app(target: str) -> Any:
 
 def exit_now(code: int) -> None:
     """Exit at once: threads running user code cannot be stopped, and would be waited for."""
+    from durablehub.telemetry.provider import flush_tracing
+
+    flush_tracing()  # os._exit runs no atexit handler: export the spans still batched
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -12,6 +12,7 @@ from durablehub.cli.common import say_error, typer_app
 from durablehub.errors import ConfigurationError
 from durablehub.taskhub.accounts import redact
 from durablehub.telemetry.logs import configure_logging, json_logs
+from durablehub.telemetry.provider import configure_tracing
 
 app = typer_app(
     name="durablehub",
@@ -30,6 +31,7 @@ app.add_typer(versions.app)
 
 
 def main() -> None:
+    configure_tracing()  # from OTEL_*, when durablehub[otel] is installed; else a no-op
     try:
         try:
             if json_logs():  # every record of every command, even a one-shot one, is a JSON line

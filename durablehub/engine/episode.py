@@ -31,10 +31,12 @@ work item instead of being enqueued, as DurableTask.Core does: see ``EpisodePlan
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from durablehub.engine import history as ev
 from durablehub.engine.actions import (
@@ -48,6 +50,7 @@ from durablehub.engine.actions import (
 from durablehub.engine.patches import patch_record
 from durablehub.engine.replay import EpisodeResult
 from durablehub.models import OrchestrationStatus
+from durablehub.telemetry.trace_context import child_of_orchestration, context_for, orchestration_span_of
 
 __all__ = [
     "EpisodePlan",
@@ -130,6 +133,7 @@ def plan_episode(
     now: datetime,
     new_execution_id: Callable[[], str] | None = None,
     started_before: Mapping[int, int] | None = None,
+    trace_salt: int = 0,
 ) -> EpisodePlan:
     """Translate ``result`` for the execution that ``started`` began.
 
@@ -141,8 +145,10 @@ def plan_episode(
             by default they are derived from this execution's id (``derived_execution_id``).
         started_before: per action id, how many children the history records it started
             already (a call retried under its own id starts its child again).
+        trace_salt: the history's length before the episode: with the action id, it makes the
+            client span ids of the episode's actions (an id reused by a retry gets a new span).
     """
-    planner = _Planner(started, now, new_execution_id, started_before or {})
+    planner = _Planner(started, now, new_execution_id, started_before or {}, trace_salt)
     if result.patches:
         planner.history.append(patch_record(result.patches, now=now))
     for action in result.actions:
@@ -197,8 +203,10 @@ class _Planner:
         now: datetime,
         new_execution_id: Callable[[], str] | None,
         started_before: Mapping[int, int],
+        trace_salt: int = 0,
     ) -> None:
         self._started = started
+        self._trace_salt = trace_salt
         self._started_before = started_before
         self._self = started.orchestration_instance
         self._now = now
@@ -206,6 +214,14 @@ class _Planner:
         self.history: list[ev.HistoryEvent] = []
         self.messages: list[OutboundMessage] = []
         self.next_execution_id: str | None = None
+
+    def _client_span(self, kind: str, action_id: int) -> tuple[str, dict[str, Any]] | None:
+        """DTFx's client span of an action: its id, and the context its message carries."""
+        return child_of_orchestration(
+            self._started.parent_trace_context,
+            execution_id=self._self.execution_id,
+            what=f"{kind}:{action_id}:{self._trace_salt}",
+        )
 
     def _execution_id_for(self, what: str) -> str:
         if self._new_execution_id is not None:
@@ -249,6 +265,7 @@ class _Planner:
         )
 
     def _schedule_task(self, action: ScheduleTask) -> None:
+        client = self._client_span("task", action.id)
         event = ev.TaskScheduled(
             event_id=action.id,
             timestamp=self._now,
@@ -256,6 +273,7 @@ class _Planner:
             version=action.version,
             input=action.input,
             tags=action.tags,
+            parent_trace_context=client[1] if client else None,
         )
         self.history.append(event)
         self._send(self._self.instance_id, self._self.execution_id, event, to_work_items=True)
@@ -266,6 +284,7 @@ class _Planner:
         self._send(self._self.instance_id, self._self.execution_id, fired, visible_at=action.fire_at)
 
     def _create_sub_orchestration(self, action: CreateSubOrchestration) -> None:
+        client = self._client_span("sub", action.id)
         self.history.append(
             ev.SubOrchestrationInstanceCreated(
                 event_id=action.id,
@@ -274,6 +293,7 @@ class _Planner:
                 instance_id=action.instance_id,
                 version=action.version,
                 input=action.input,
+                client_span_id=client[0] if client else None,
             )
         )
         start = sub_orchestration_start(
@@ -288,6 +308,8 @@ class _Planner:
             ),
             now=self._now,
         )
+        if client is not None:
+            start = dataclasses.replace(start, parent_trace_context=client[1])
         self._send(action.instance_id, start.orchestration_instance.execution_id, start)
 
     def _send_event(self, action: SendEvent) -> None:
@@ -300,9 +322,14 @@ class _Planner:
                 input=action.data,
             )
         )
-        self._send(
-            action.instance_id, None, ev.EventRaised(timestamp=self._now, name=action.name, input=action.data)
+        own = orchestration_span_of(self._started.parent_trace_context)  # DTFx: Activity.Current
+        raised = ev.EventRaised(
+            timestamp=self._now,
+            name=action.name,
+            input=action.data,
+            parent_trace_context=context_for(own) if own else None,
         )
+        self._send(action.instance_id, None, raised)
 
     def _complete(self, action: CompleteOrchestration) -> None:
         self.history.append(
@@ -356,6 +383,8 @@ class _Planner:
             parent_instance=started.parent_instance,
             tags=dict(started.tags) if started.tags else None,
             generation=(started.generation or 0) + 1,
+            # The orchestration span goes on across generations (DTFx copies the context).
+            parent_trace_context=dict(started.parent_trace_context) if started.parent_trace_context else None,
         )
         self._send(self._self.instance_id, execution_id, start)
         for carried in action.carryover_events:

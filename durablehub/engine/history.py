@@ -90,6 +90,9 @@ class ExecutionStarted(HistoryEvent):
     parent_trace_context: dict[str, Any] | None = None
     scheduled_start_time: datetime | None = None
     generation: int | None = None
+    # Start a new trace for this execution (DTFx: continue-as-new with a fresh trace, or a
+    # start whose client had none) rather than continuing ``parent_trace_context``.
+    generate_new_trace: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

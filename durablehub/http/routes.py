@@ -33,6 +33,7 @@ from durablehub.http.payloads import (
 )
 from durablehub.models import OrchestrationStatus
 from durablehub.state import OrchestrationQuery
+from durablehub.telemetry import tracing
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 MAX_PAGE_SIZE = 1000
@@ -158,7 +159,8 @@ async def _start(
     context.check_orchestrator(name)
     data = await _json_body(request, "the orchestration input")
     client = await context.client()
-    iid = await client.schedule_new_orchestration(name, input=data, instance_id=instance_id)
+    with tracing.continuing(request.headers):  # an incoming traceparent is the parent
+        iid = await client.schedule_new_orchestration(name, input=data, instance_id=instance_id)
     if timeout:
         return await wait_for_completion_or_create_check_status_response(
             request, iid, client=client, timeout=timeout, http_settings=context.http
@@ -292,7 +294,8 @@ async def raise_event(
     context = _context(request)
     _check_task_hub(context, task_hub)
     data = await _json_body(request, "the event data")
-    await (await context.client()).raise_orchestration_event(instance_id, event_name, data=data)
+    with tracing.continuing(request.headers):
+        await (await context.client()).raise_orchestration_event(instance_id, event_name, data=data)
     return Response(status_code=202)
 
 

@@ -41,6 +41,7 @@ from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
 from durablehub.telemetry.tracking import Tracker
+from durablehub.telemetry import tracing
 
 __all__ = ["EntityRunner", "scheduler_state_of"]
 
@@ -86,6 +87,7 @@ class EntityRunner:
         self.cache: InstanceCache[_Entity] = InstanceCache(options.orchestration_cache_size)
         self.batches_run = 0
         self.tracker = Tracker(hub.settings.task_hub)
+        self.emits_spans = True  # off for the sidecar: its SDK workers emit the operations' spans
 
     async def process(
         self, instance_id: str, messages: list[ReceivedMessage], later: Handovers | None = None
@@ -171,6 +173,8 @@ class EntityRunner:
         except CheckpointConflictError:
             _LOG.warning("entity %r was committed by another worker; abandoning this batch", instance_id)
             return [], every
+        if self.emits_spans:
+            tracing.entity_batch_committed(instance_id, events, seen_before=entity.state.processed, now=now)
         self.cache.put(instance_id, _Entity(new_state, etag, stored=True))
         self.batches_run += 1
         self._track(entity_id, result, durations)

@@ -13,6 +13,7 @@ connected Durable Task SDK worker (``durablehub.sidecar.dispatch``).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +35,7 @@ from durablehub.runtime.threads import UserCodeThreads
 from durablehub.runtime.versions import VersionGate
 from durablehub.task import ActivityContext
 from durablehub.taskhub.offload import async_in_thread, async_offload
+from durablehub.telemetry import tracing
 
 __all__ = ["EpisodeDone", "EpisodeWork", "InProcessCode", "RewoundEpisode", "UserCode", "failed_episode"]
 
@@ -220,6 +222,16 @@ class InProcessCode:
     async def run_activity(
         self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance
     ) -> ev.HistoryEvent:
+        # The activity's server span is current while its code runs (on its thread too), so
+        # that instrumented HTTP, storage or database calls nest under it.
+        with tracing.activity_span(scheduled, target.instance_id) as span:
+            response = await self._run_activity(scheduled, target)
+            tracing.activity_outcome(span, response)
+        return response
+
+    async def _run_activity(
+        self, scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance
+    ) -> ev.HistoryEvent:
         ctx = ActivityContext(
             orchestration_id=target.instance_id, task_id=scheduled.event_id, task_name=scheduled.name
         )
@@ -233,7 +245,9 @@ class InProcessCode:
                 run: Awaitable[Any] = registered.fn(ctx, value)
             else:
                 run = self._activity_threads.run(
-                    functools.partial(_run_sync, registered.fn, ctx, name, text, limit)
+                    functools.partial(
+                        contextvars.copy_context().run, _run_sync, registered.fn, ctx, name, text, limit
+                    )
                 )
             deadline = self._options.activity_timeout_seconds
             try:

@@ -49,6 +49,7 @@ from durablehub.taskhub.records import InstanceUpdate
 from durablehub.telemetry.metrics import EPISODES_ACTIVE
 from durablehub.telemetry.tracking import Tracker
 from durablehub.versioning import version_mismatch
+from durablehub.telemetry import tracing
 
 _LOG = logging.getLogger("durablehub.worker")
 
@@ -157,6 +158,7 @@ class OrchestrationRunner:
         delivery: Delivery | None = None,
     ) -> None:
         self._code = code
+        self._emits_spans = isinstance(code, InProcessCode)
         self._hub = hub
         self._options = options
         self._delivery = delivery or Delivery(hub, options)
@@ -171,6 +173,7 @@ class OrchestrationRunner:
         self.entities = EntityRunner(
             code.entity_target, hub, options, checkpoints=self._checkpoints, threads=threads
         )
+        self.entities.emits_spans = self._emits_spans
 
     def close(self) -> None:
         self._entity_threads.close()
@@ -287,7 +290,8 @@ class OrchestrationRunner:
     ) -> None:
         now = datetime.now(UTC)
         new_events: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
-        if new_start is not None:
+        if new_start is not None:  # recorded with its orchestration span's id (and trace)
+            new_start = tracing.starting_execution(new_start, now=now)
             new_events.append(new_start)
         new_events.extend(accepted)
         started = new_start or state.started
@@ -386,7 +390,13 @@ class OrchestrationRunner:
         timed_out: bool = False,
     ) -> None:
         """Record an episode (``Checkpointer``: send, write history, merge the row)."""
-        plan = plan_episode(result, started=started, now=now, started_before=_children_started(state.history))
+        plan = plan_episode(
+            result,
+            started=started,
+            now=now,
+            started_before=_children_started(state.history),
+            trace_salt=len(state.history),
+        )
         written = new_events + list(plan.history)
         execution_id = _exec(started)
         assert execution_id is not None
@@ -418,6 +428,14 @@ class OrchestrationRunner:
         )
         state.uncommitted_row_keys = ()
         state.row_written = True
+        if self._emits_spans:  # the sidecar's SDK workers emit the spans of the code they run
+            tracing.episode_committed(
+                started=started,
+                past=state.history,
+                new_events=written,
+                runtime_status=plan.runtime_status,
+                now=now,
+            )
         self.tracker.episode(
             instance_id=state.instance_id,
             started=started,

@@ -54,6 +54,9 @@ class RemoteCode:
             executionId=tr.string_value(started.orchestration_instance.execution_id),
             pastEvents=[tr.event_to_proto(e) for e in work.past],
             newEvents=[tr.event_to_proto(e) for e in work.new_events],
+            # The span id the task hub recorded: every dispatch (and the SDK's orchestration
+            # span, ended by the last) uses it, whichever SDK worker runs the episode.
+            orchestrationTraceContext=tr.orchestration_trace_to_proto(started.parent_trace_context),
         )
         return await self.dispatcher.submit(
             "orchestration", started.name, started.version, pb.WorkItem(orchestratorRequest=request)

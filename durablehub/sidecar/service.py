@@ -31,6 +31,7 @@ from durablehub.sidecar import translate as tr
 from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
 from durablehub.sidecar.protocol import grpc, pb, stubs
 from durablehub.state import OrchestrationIdReusePolicy, OrchestrationQuery, PurgeResult
+from durablehub.telemetry import tracing
 
 __all__ = ["HubRuntime", "SidecarService"]
 
@@ -161,18 +162,20 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             replaceable = frozenset(
                 tr.status_from_proto(s) for s in request.orchestrationIdReusePolicy.replaceableStatus
             )
-            return await client.schedule_new_orchestration(
-                request.name,
-                input=_payload(tr.text(request, "input")),
-                instance_id=request.instanceId or None,
-                start_at=tr.to_datetime(request.scheduledStartTimestamp)
-                if request.HasField("scheduledStartTimestamp")
-                else None,
-                # The SDKs' backends refuse an existing id unless the policy names its status.
-                reuse_id_policy=OrchestrationIdReusePolicy(replaceable_statuses=replaceable),
-                tags=dict(request.tags) or None,
-                version=tr.text(request, "version"),
-            )
+            # The SDK client made the create_orchestration span: its context, not a second span.
+            with tracing.forwarding(tr.trace_from_proto(request)):
+                return await client.schedule_new_orchestration(
+                    request.name,
+                    input=_payload(tr.text(request, "input")),
+                    instance_id=request.instanceId or None,
+                    start_at=tr.to_datetime(request.scheduledStartTimestamp)
+                    if request.HasField("scheduledStartTimestamp")
+                    else None,
+                    # The SDKs' backends refuse an existing id unless the policy names its status.
+                    reuse_id_policy=OrchestrationIdReusePolicy(replaceable_statuses=replaceable),
+                    tags=dict(request.tags) or None,
+                    version=tr.text(request, "version"),
+                )
 
         return pb.CreateInstanceResponse(instanceId=await _answer(context, start()))
 

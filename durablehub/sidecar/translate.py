@@ -149,6 +149,18 @@ def trace_to_proto(context: Mapping[str, Any] | None) -> pb.TraceContext | None:
     )
 
 
+def orchestration_trace_to_proto(context: Mapping[str, Any] | None) -> pb.OrchestrationTraceContext | None:
+    """The orchestration span an ``ExecutionStarted`` context records (``SpanId``,
+    ``ActivityStartTime``), for the SDK to end the span with that id and start time."""
+    from durablehub.telemetry.trace_context import orchestration_span_of, parse_start_time
+
+    own = orchestration_span_of(context)
+    if own is None:
+        return None
+    start = parse_start_time((context or {}).get("ActivityStartTime"))
+    return pb.OrchestrationTraceContext(spanID=string_value(own.span_id), spanStartTime=timestamp(start))
+
+
 def trace_from_proto(message: Any, field: str = "parentTraceContext") -> dict[str, Any] | None:
     if not message.HasField(field):
         return None

@@ -19,6 +19,7 @@ TYPE_ORCHESTRATION_INSTANCE = f"{CORE}.OrchestrationInstance"
 TYPE_PARENT_INSTANCE = f"{CORE}.ParentInstance"
 TYPE_FAILURE_DETAILS = f"{CORE}.FailureDetails"
 TYPE_TRACE_CONTEXT = f"{CORE}.Tracing.DistributedTraceContext"
+TRACE_CONTEXT_MEMBERS = ("TraceParent", "TraceState", "Id", "SpanId", "ActivityStartTime")
 TYPE_STRING_DICT = (
     "System.Collections.Generic.Dictionary`2[[System.String, System.Private.CoreLib],"
     "[System.String, System.Private.CoreLib]]"
@@ -123,7 +124,10 @@ def object_to_json(field_name: str, value: Any, *, typed: bool) -> Any:
     if field_name == "tags":
         return _with_type(TYPE_STRING_DICT, dict(value), typed)
     if field_name == "parent_trace_context":
-        return _with_type(TYPE_TRACE_CONTEXT, {k: v for k, v in value.items() if k != "$type"}, typed)
+        # DistributedTraceContext's members, all written (null when unset), as Newtonsoft does.
+        members = {k: value.get(k) for k in TRACE_CONTEXT_MEMBERS}
+        extra = {k: v for k, v in value.items() if k != "$type" and k not in members}
+        return _with_type(TYPE_TRACE_CONTEXT, {**members, **extra}, typed)
     return value
 
 
