@@ -40,8 +40,8 @@ from durablehub.runtime.threads import UserCodeThreads
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
-from durablehub.telemetry.tracking import Tracker
 from durablehub.telemetry import tracing
+from durablehub.telemetry.tracking import Tracker
 
 __all__ = ["EntityRunner", "scheduler_state_of"]
 

@@ -46,10 +46,10 @@ from durablehub.taskhub import rows
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.taskhub.records import InstanceUpdate
+from durablehub.telemetry import tracing
 from durablehub.telemetry.metrics import EPISODES_ACTIVE
 from durablehub.telemetry.tracking import Tracker
 from durablehub.versioning import version_mismatch
-from durablehub.telemetry import tracing
 
 _LOG = logging.getLogger("durablehub.worker")
 

@@ -42,7 +42,15 @@ def receiver() -> Iterator[OtlpReceiver]:
 def _worker(settings: TaskHubSettings, endpoint: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "durablehub", "worker", "tests.telemetry.trace_apps:app", "--log-level", "INFO"],
+            [
+                sys.executable,
+                "-m",
+                "durablehub",
+                "worker",
+                "tests.telemetry.trace_apps:app",
+                "--log-level",
+                "INFO",
+            ],
             cwd=ROOT,
             env={
                 **os.environ,
