@@ -69,13 +69,15 @@ def _install_sdk() -> Any:
 
 def measure(connection_string: str, task_hub: str, side: str, chains: int) -> dict[str, float]:
     """One side in this process: W1 after a warm-up, with the SDK installed first for "on"."""
-    exporter = None
+    provider = exporter = None
     if side == "on":
-        _provider, exporter = _install_sdk()
+        provider, exporter = _install_sdk()
     settings = dh.TaskHubSettings(task_hub=task_hub, connection_string=connection_string)
     with dh.Worker(app, settings), dh.DurableClient(settings) as client:
         _w1(client, max(5, chains // 5))
         rate, cpu = _w1(client, chains)
+    if provider is not None:
+        provider.force_flush()  # count the spans still batched
     return {"rate": rate, "cpu": cpu, "spans": float(exporter.count if exporter else 0)}
 
 
