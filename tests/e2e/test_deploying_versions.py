@@ -129,3 +129,65 @@ def test_deploying_v2_beside_v1_in_flight(hub_settings: TaskHubSettings, tmp_pat
         assert sum("2.0" in line for line in listed.splitlines()[1:]) == 4
     finally:
         stop_gracefully(processes)
+
+
+def test_deploying_a_patch_in_place_and_a_new_hub_for_the_next_slot(
+    hub_settings: TaskHubSettings, tmp_path: Path
+) -> None:
+    """The other two strategies of the README: a patch deployed in place of v1 (instances in
+    flight keep v1's path, new ones take the patch), and v2 on a hub of its own while the old
+    hub drains (``drain-check`` against the old hub's settings)."""
+    settings = hub_settings
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        v1 = _worker(settings, "tests.e2e.deploy_apps:v1", tmp_path / "v1.log")
+        processes.append(v1)
+        with DurableClient(settings) as client:
+            olds = [client.schedule_new_orchestration("ProcessOrder", input=f"o{i}") for i in range(2)]
+
+            def scheduled(iid: str) -> list[str]:
+                return [
+                    e.name for e in client.get_orchestration_history(iid) if isinstance(e, ev.TaskScheduled)
+                ]
+
+            wait_until(
+                lambda: all(scheduled(i) == ["Reserve"] for i in olds), 60, "v1 instances waiting for Paid"
+            )
+            assert (
+                json.loads(_cli(settings, "replay-check", "tests.e2e.deploy_apps:v2_patched", "--json"))[
+                    "failing"
+                ]
+                == []
+            )
+
+            # A patch in place: the same hub, the v1 worker replaced by the patched code.
+            stop_gracefully([v1])
+            processes.append(_worker(settings, "tests.e2e.deploy_apps:v2_patched", tmp_path / "patched.log"))
+            new = client.schedule_new_orchestration("ProcessOrder", input="n0")
+            wait_until(
+                lambda: scheduled(new) == ["Reserve", "Notify"], 60, "the new instance to take the patch"
+            )
+            for iid in [*olds, new]:
+                client.raise_orchestration_event(iid, "Paid")
+            for iid in [*olds, new]:
+                assert (
+                    client.wait_for_orchestration_completion(iid, timeout=60).get_output()
+                    == "shipped patched"
+                )
+            assert [scheduled(i) for i in olds] == [["Reserve", "Ship"]] * 2  # v1's path, replayed
+            assert scheduled(new) == ["Reserve", "Notify", "Ship"]
+
+            # The next slot on a hub of its own: the old hub drains while the new one serves.
+            late = client.schedule_new_orchestration("ProcessOrder", input="late")
+            _cli(settings, "drain-check", code=1)
+            slot = settings.model_copy(update={"task_hub": f"{settings.task_hub}V2"})
+            processes.append(_worker(slot, "tests.e2e.deploy_apps:v2", tmp_path / "slot.log"))
+            with DurableClient(slot, default_version="2.0") as slot_client:
+                fresh = slot_client.schedule_new_orchestration("ProcessOrder", input="s0")
+                wait_until(lambda: len(slot_client.get_orchestration_history(fresh)) > 3, 60, "the new slot")
+                client.raise_orchestration_event(late, "Paid")
+                client.wait_for_orchestration_completion(late, timeout=60)
+                assert "drained" in _cli(settings, "drain-check")
+                _cli(slot, "drain-check", code=1)  # the new slot's instance waits for Paid
+    finally:
+        stop_gracefully(processes)
