@@ -64,6 +64,9 @@ def azurite(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C too, explicitly: a process started in the background by a shell inherits SIGINT
+    # ignored, and Python then leaves it ignored (KeyboardInterrupt would never come).
+    signal.signal(signal.SIGINT, stop)
     try:
         # Inside the try: a Ctrl-C right after the prompt must stop Azurite cleanly too.
         typer.echo("Press Ctrl-C to stop.")

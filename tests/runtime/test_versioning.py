@@ -142,8 +142,12 @@ def test_fail_strategy_and_continue_as_new_meet_the_policy(
         with caplog.at_level(logging.WARNING, logger="durablehub.worker"):
             client.rewind_orchestration(newer)  # the policy holds for a rewind too
             _until(lambda: f"not rewinding {newer!r}" in caplog.text, "the rewind refused", limit=20)
-        again = client.get_orchestration_state(newer)
-        assert again is not None and again.runtime_status is dh.OrchestrationStatus.FAILED
+
+        def failed_again() -> bool:  # the row is put back after the refusal is logged
+            again = client.get_orchestration_state(newer)
+            return again is not None and again.runtime_status is dh.OrchestrationStatus.FAILED
+
+        _until(failed_again, "the Instances row back to Failed", limit=20)
     failed, fallback, continued = states
     assert failed.runtime_status is dh.OrchestrationStatus.FAILED
     details = failed.failure_details
