@@ -266,16 +266,18 @@ def plan_event(
     event: PreparedEvent,
     row: Mapping[str, Any] | None,
     *,
+    checked: bool = True,
     now: datetime | None = None,
     trace_context: dict[str, Any] | None = None,
 ) -> MessageData:
     """The EventRaised message for a live instance, addressed to no particular generation.
+    Unless ``checked``, ``row`` is not looked at (the caller did not read it).
 
     Raises:
         OrchestrationNotFoundError: no such instance.
         OrchestrationStateError: the instance has finished (the event would be discarded).
     """
-    status = status_of(require_row(instance_id, row))
+    status = status_of(require_row(instance_id, row)) if checked else None
     if status is not None and status.is_terminal:
         raise OrchestrationStateError(
             f"orchestration instance {instance_id!r} is {status.table_name}; events sent to a "

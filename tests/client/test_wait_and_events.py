@@ -158,3 +158,33 @@ def test_a_wait_that_finds_its_goal_reads_the_row_once(
     assert hub.counter.reset() == {"table.query": 1}
     started = client.wait_for_orchestration_start(iid, timeout=10)
     assert started.serialized_input is None and hub.counter.reset() == {"table.query": 1}
+
+
+def test_without_the_status_check_an_event_is_one_send_as_in_durabletask_core(
+    settings: TaskHubSettings, hub: TaskHub
+) -> None:
+    """``check_status_before_raise_event=False`` (Durable Functions' provider switch) skips the
+    status read: one request per event, and an event to a finished instance is sent and then
+    discarded by the worker, as DurableTask.Core's TaskHubClient does."""
+    unchecked = settings.model_copy(update={"check_status_before_raise_event": False})
+    with DurableClient(unchecked, hub=hub) as fast:
+        iid = fast.schedule_new_orchestration("Job", instance_id="unchecked")
+        row = hub.instances.get(iid)
+        assert row is not None
+        hub.instances.upsert_merge(checkpoint_row(hub.names.hub, row, finished(Status.COMPLETED)))
+        hub.counter.reset()
+        fast.raise_orchestration_event(iid, "Approval", data=1)
+        fast.raise_orchestration_event("ghost", "Approval", data=2)
+    assert hub.counter.reset() == {"queue.send": 2}
+    [body] = event_bodies(settings, iid)
+    assert body["TaskMessage"]["Event"]["Input"] == "1"
+    assert len(event_bodies(settings, "ghost")) == 1
+
+
+def test_the_status_check_is_on_by_default_and_set_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, settings: TaskHubSettings
+) -> None:
+    assert settings.check_status_before_raise_event is True
+    monkeypatch.setenv("DURABLEHUB_CHECK_STATUS_BEFORE_RAISE_EVENT", "false")
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    assert TaskHubSettings().check_status_before_raise_event is False
