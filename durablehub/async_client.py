@@ -259,7 +259,7 @@ class AsyncDurableClient:
     async def raise_orchestration_event(self, instance_id: str, event_name: str, *, data: Any = None) -> None:
         """Send an event to a live instance, for ``ctx.wait_for_external_event(event_name)``.
 
-        With ``check_status_before_raise_event`` off (settings), nothing is read first: the event
+        With ``throw_status_exceptions_on_raise_event`` off (settings), nothing is read first: the event
         is sent, and a worker discards it if the instance is missing or finished.
 
         Raises:
@@ -270,7 +270,7 @@ class AsyncDurableClient:
         instance_id = core.check_instance_id(instance_id)
         event = core.prepare_event(event_name, data, max_payload_bytes=self._max_payload)
         hub = await self._open()
-        checked = self.settings.check_status_before_raise_event
+        checked = self.settings.throw_status_exceptions_on_raise_event
         row = await hub.instances.get(instance_id, resolve_blobs=False) if checked else None
         with tracing.raising_event(event.name, instance_id) as span:
             message = core.plan_event(instance_id, event, row, checked=checked, trace_context=span.context)

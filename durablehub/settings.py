@@ -106,14 +106,15 @@ class TaskHubSettings(BaseSettings):
         ge=1024 * 1024,
         validation_alias=_env("max_decompressed_bytes", "DURABLEHUB_MAX_DECOMPRESSED_BYTES"),
     )
-    # Durable Functions' provider switch of the same name: read the instance's status before
-    # raising an event, so that an event to a missing or finished instance is an error rather
-    # than a message the worker discards. Off, a raise is one send (DurableTask.Core's
-    # TaskHubClient): one storage request per event instead of two.
-    check_status_before_raise_event: bool = Field(
+    # Durable Functions' host.json option of the same name (throwStatusExceptionsOnRaiseEvent,
+    # true on Azure Storage): read the instance's status before raising an event, so that an
+    # event to a missing or finished instance is an error rather than a message the worker
+    # discards. Off, a raise is one send (DurableTask.Core's TaskHubClient): one storage
+    # request per event instead of two.
+    throw_status_exceptions_on_raise_event: bool = Field(
         default=True,
         validation_alias=_env(
-            "check_status_before_raise_event", "DURABLEHUB_CHECK_STATUS_BEFORE_RAISE_EVENT"
+            "throw_status_exceptions_on_raise_event", "DURABLEHUB_THROW_STATUS_EXCEPTIONS_ON_RAISE_EVENT"
         ),
     )
     # Instances a bulk operation (purge by filter, clean_entity_storage) works on at once.

@@ -163,10 +163,10 @@ def test_a_wait_that_finds_its_goal_reads_the_row_once(
 def test_without_the_status_check_an_event_is_one_send_as_in_durabletask_core(
     settings: TaskHubSettings, hub: TaskHub
 ) -> None:
-    """``check_status_before_raise_event=False`` (Durable Functions' provider switch) skips the
+    """``throw_status_exceptions_on_raise_event=False`` (Durable Functions' provider switch) skips the
     status read: one request per event, and an event to a finished instance is sent and then
     discarded by the worker, as DurableTask.Core's TaskHubClient does."""
-    unchecked = settings.model_copy(update={"check_status_before_raise_event": False})
+    unchecked = settings.model_copy(update={"throw_status_exceptions_on_raise_event": False})
     with DurableClient(unchecked, hub=hub) as fast:
         iid = fast.schedule_new_orchestration("Job", instance_id="unchecked")
         row = hub.instances.get(iid)
@@ -184,7 +184,7 @@ def test_without_the_status_check_an_event_is_one_send_as_in_durabletask_core(
 def test_the_status_check_is_on_by_default_and_set_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, settings: TaskHubSettings
 ) -> None:
-    assert settings.check_status_before_raise_event is True
-    monkeypatch.setenv("DURABLEHUB_CHECK_STATUS_BEFORE_RAISE_EVENT", "false")
+    assert settings.throw_status_exceptions_on_raise_event is True
+    monkeypatch.setenv("DURABLEHUB_THROW_STATUS_EXCEPTIONS_ON_RAISE_EVENT", "false")
     monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    assert TaskHubSettings().check_status_before_raise_event is False
+    assert TaskHubSettings().throw_status_exceptions_on_raise_event is False
