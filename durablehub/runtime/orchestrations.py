@@ -207,11 +207,15 @@ class OrchestrationRunner:
                 raise
             return EpisodeOutcome(delete=delete, abandon=abandon)
         state = self.cache.get(instance_id)
-        cached = state is not None
-        if state is None:
+        known = state is not None  # from this worker's cache, or assumed: not read from storage
+        if state is None and _starts_a_new_instance(messages):
+            # No read of an empty history: the sentinel's conditional insert checks the guess.
+            state = InstanceState(instance_id=instance_id)
+        elif state is None:
             state = InstanceState.from_history(await self._load(instance_id))
+            known = False
         triage = _triage(instance_id, state, messages, self._options.max_early_message_dequeues)
-        if cached and triage.doubtful:
+        if known and triage.doubtful:
             # Discarding or holding back a message on cached state alone could lose it: another
             # worker may have committed since (a partition that moved away and back, or two
             # owners for a moment). Decide again on the stored history.
@@ -471,6 +475,12 @@ class OrchestrationRunner:
         ):
             state.row_written = True
             return
+        if (
+            record is not None
+            and record.runtime_status is OrchestrationStatus.PENDING
+            and record.execution_id != state.execution_id
+        ):
+            return  # ahead of the history, not behind: a client's new start, its message on the way
         _LOG.warning(
             "repairing Instances row of %r: history says %s, row says %s",
             state.instance_id,
@@ -499,6 +509,29 @@ class _Triage:
     def log_discards(self, instance_id: str) -> None:
         for message_id, why in self.discards:
             _LOG.warning("discarding message %s for %r: %s", message_id, instance_id, why)
+
+
+def _starts_a_new_instance(messages: list[ReceivedMessage]) -> bool:
+    """Whether ``messages`` start an instance that has no history, as far as can be known
+    without reading it: a client's start (no parent) of Generation 0, which the client sends
+    only when it found no Instances row (or drew a fresh id; the row is written after the
+    history is), received for the first time (a redelivered start may follow a crash after its
+    commit). A wrong guess only costs a conflict: the sentinel is inserted, never overwritten,
+    by a commit that read no history, and the messages come back to a normal episode."""
+    starts = [
+        m for m in messages if m.message is not None and isinstance(m.message.event, ev.ExecutionStarted)
+    ]
+    return (
+        len(starts) == 1
+        and all(m.dequeue_count <= 1 for m in messages)
+        and all(
+            isinstance(e := m.message.event, ev.ExecutionStarted)
+            and e.parent_instance is None
+            and e.generation == 0
+            for m in starts
+            if m.message is not None
+        )
+    )
 
 
 def _triage(
