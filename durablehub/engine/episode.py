@@ -403,8 +403,12 @@ class _Planner:
             parent_instance=started.parent_instance,
             tags=dict(started.tags) if started.tags else None,
             generation=(started.generation or 0) + 1,
-            # The orchestration span goes on across generations (DTFx copies the context).
-            parent_trace_context=dict(started.parent_trace_context) if started.parent_trace_context else None,
+            # The orchestration span goes on across generations (DTFx copies the context),
+            # unless the code asked for a new trace: the worker starts it (GenerateNewTrace).
+            parent_trace_context=dict(started.parent_trace_context)
+            if started.parent_trace_context and not action.new_trace
+            else None,
+            generate_new_trace=action.new_trace,
         )
         self._send(self._self.instance_id, execution_id, start)
         for carried in action.carryover_events:

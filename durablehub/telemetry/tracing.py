@@ -294,9 +294,11 @@ def episode_committed(
     new_events: Iterable[ev.HistoryEvent],
     runtime_status: OrchestrationStatus,
     now: datetime,
+    new_trace: bool = False,
 ) -> None:
     """Emit the spans of one committed episode: ``new_events`` are what it recorded (incoming
-    events, then the actions' events), ``past`` the history before it."""
+    events, then the actions' events), ``past`` the history before it. ``new_trace``: it
+    continued as new into a trace of its own, so the orchestration span ends here."""
     if not tracing_enabled():
         return
     own = tc.orchestration_span_of(started.parent_trace_context)
@@ -400,7 +402,10 @@ def episode_committed(
             )
     # A rewound instance ended once already: its span was exported then, with this id.
     rewound = any(isinstance(e, ev.ExecutionRewound) for e in (*past, *new))
-    if runtime_status.is_terminal and not rewound:
+    ends = runtime_status.is_terminal or (
+        new_trace and runtime_status is OrchestrationStatus.CONTINUED_AS_NEW
+    )
+    if ends and not rewound:
         _end_orchestration(started, own, runtime_status, new, now)
 
 
@@ -412,7 +417,11 @@ def _entity_request(event: ev.EventSent) -> RequestMessage | None:
         request = RequestMessage.from_json(event.input)
     except ValueError:  # a release, or not an entity message
         return None
-    if request.operation is None or request.is_lock_request or tc.parent_of(request.parent_trace_context) is None:
+    if (
+        request.operation is None
+        or request.is_lock_request
+        or tc.parent_of(request.parent_trace_context) is None
+    ):
         return None
     return request
 
@@ -490,7 +499,7 @@ def _end_orchestration(
         error = (
             (details.message if details is not None else None) or (done.result if done else None) or "Failed"
         )
-    elif status is not OrchestrationStatus.COMPLETED:
+    elif status not in (OrchestrationStatus.COMPLETED, OrchestrationStatus.CONTINUED_AS_NEW):
         error = status.table_name
     _emit(
         span_name("orchestration", started.name, started.version),
@@ -579,7 +588,6 @@ def under(context: Mapping[str, Any] | None) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ entities
-
 
 
 def entity_batch_committed(

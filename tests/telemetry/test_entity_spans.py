@@ -85,7 +85,18 @@ def test_a_request_message_carries_its_client_span_in_dtfx_shape() -> None:
 
 
 def test_request_messages_without_a_context_still_read() -> None:
-    old = '{"op":"add","signal":true,"input":"1","id":"r1","Timestamp":"0001-01-01T00:00:00.0000000Z","Predecessor":"0001-01-01T00:00:00.0000000Z","IsLockRequest":false,"createTrace":false}'
+    old = json.dumps(  # as written before request spans (and by DTFx without a trace)
+        {
+            "op": "add",
+            "signal": True,
+            "input": "1",
+            "id": "r1",
+            "Timestamp": "0001-01-01T00:00:00.0000000Z",
+            "Predecessor": "0001-01-01T00:00:00.0000000Z",
+            "IsLockRequest": False,
+            "createTrace": False,
+        }
+    )
     request = RequestMessage.from_json(old)
     assert request.parent_trace_context is None and request.operation == "add"
     assert "parentTraceContext" not in json.loads(request.to_json())
@@ -94,7 +105,9 @@ def test_request_messages_without_a_context_still_read() -> None:
 def test_a_call_answered_twice_has_one_client_span(spans) -> None:
     started = _started()
     result = EpisodeResult(
-        actions=(SendEvent(id=0, instance_id="@counter@k", name="op", data=_request("r-call", signal=False)),),
+        actions=(
+            SendEvent(id=0, instance_id="@counter@k", name="op", data=_request("r-call", signal=False)),
+        ),
         custom_status=None,
         is_complete=False,
         is_suspended=False,

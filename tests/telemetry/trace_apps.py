@@ -100,3 +100,13 @@ def entity_caller(ctx: dh.OrchestrationContext, key: str):
     yield ctx.call_activity("charge", input={"id": key})
     again = yield ctx.call_entity(entity, "get")
     return [total, again]
+
+
+@app.orchestrator
+def periodic(ctx: dh.OrchestrationContext, n: int):
+    """Each generation after the first in a trace of its own (DTFx's StartNewTrace)."""
+    yield ctx.call_activity("charge", input={"id": n})
+    if n < 1:
+        ctx.continue_as_new(n + 1, new_trace=True)
+        return None
+    return n
