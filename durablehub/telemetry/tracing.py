@@ -10,6 +10,9 @@ Only the OpenTelemetry *API* is used here: without an SDK every call is a no-op.
   server, around the activity code, current while it runs).
 - ``orchestration:{name}`` (client) for a sub-orchestration, ``orchestration:{name}:timer``
   (internal), ``orchestration_event:{name}`` (producer).
+- ``entity:{name}:{operation}``: client (a call, exported when its answer is recorded) or
+  producer (a signal) from an orchestration or a client, whose context the request message
+  carries (``parentTraceContext``); server (call) or consumer (signal) on the entity, its child.
 
 Orchestration-side spans are emitted after the episode that records them is committed: a
 replay, a redelivered message or an episode that lost its commit emits nothing. A span whose
@@ -310,9 +313,8 @@ def episode_committed(
     created = {e.event_id: e for e in past if isinstance(e, ev.SubOrchestrationInstanceCreated)}
     timers = {e.event_id: e for e in past if isinstance(e, ev.TimerCreated)}
     # An entity's answer is an event named after the request id; one delivered again is not a
-    # second call. Calls are looked up only when an event comes in.
+    # second call.
     answered = {e.name for e in past if isinstance(e, ev.EventRaised)}
-    calls: dict[str, tuple[ev.EventSent, RequestMessage]] | None = None
     for event in new:
         if isinstance(event, (ev.TaskCompleted, ev.TaskFailed)):
             task = scheduled.get(event.task_scheduled_id)
@@ -379,9 +381,7 @@ def episode_committed(
             if request is not None and request.is_signal:
                 _emit_entity_request(event, request, own, start=now, end=now)
         elif isinstance(event, ev.EventRaised) and event.name not in answered:
-            if calls is None:
-                calls = _entity_calls(past)
-            call = calls.get(event.name)
+            call = _entity_call(past, event.name)
             if call is not None:
                 answered.add(event.name)
                 _emit_entity_request(*call, own, start=call[0].timestamp, end=now, answer=event)
@@ -426,14 +426,19 @@ def _entity_request(event: ev.EventSent) -> RequestMessage | None:
     return request
 
 
-def _entity_calls(past: Sequence[ev.HistoryEvent]) -> dict[str, tuple[ev.EventSent, RequestMessage]]:
-    calls: dict[str, tuple[ev.EventSent, RequestMessage]] = {}
-    for event in past:
-        if isinstance(event, ev.EventSent) and event.instance_id.startswith("@"):
+def _entity_call(past: Sequence[ev.HistoryEvent], name: str) -> tuple[ev.EventSent, RequestMessage] | None:
+    """The call an event named ``name`` answers, if it is one: only a request that contains the
+    name (its id) is parsed, so an external event costs a substring search of the requests."""
+    for event in reversed(past):
+        if (
+            isinstance(event, ev.EventSent)
+            and event.instance_id.startswith("@")
+            and name in (event.input or "")
+        ):
             request = _entity_request(event)
-            if request is not None and not request.is_signal:
-                calls[request.id] = (event, request)
-    return calls
+            if request is not None and request.id == name and not request.is_signal:
+                return event, request
+    return None
 
 
 def _emit_entity_request(
