@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+from azure.storage.queue import QueueClient
 from opentelemetry import trace
 
 import durablehub as dh
+from durablehub.async_client import AsyncDurableClient
 from durablehub.client import DurableClient
 from durablehub.engine import history as ev
 from durablehub.engine.actions import SendEvent
 from durablehub.engine.episode import plan_episode
 from durablehub.engine.replay import EpisodeResult
 from durablehub.entities.messages import RequestMessage, ResponseMessage
+from durablehub.http import HttpSettings, create_app
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.hub import TaskHub
@@ -186,3 +190,37 @@ def test_entity_spans_of_an_orchestration_and_a_client(
         assert server.parent_id == call.span_id
         assert server.attributes["durabletask.task.instance_id"] == "@counter@spans"
         assert call.start_ns <= server.start_ns and server.end_ns <= call.end_ns
+
+
+@pytest.mark.azurite
+async def test_a_signal_through_the_http_api_continues_the_callers_trace(
+    settings: TaskHubSettings, hub: TaskHub, spans
+) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    key = "test-key-0123456789abcdef"
+    async with AsyncDurableClient(settings) as durable:
+        api = create_app(http_settings=HttpSettings(key=key, allowed_hosts=["testserver"]), client=durable)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api),
+            base_url="http://testserver",
+            headers={"x-functions-key": key},
+        ) as http:
+            response = await http.post(
+                "/runtime/webhooks/durabletask/entities/counter/web",
+                params={"op": "add"},
+                json=1,
+                headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+            )
+            assert response.status_code == 202, response.text
+    found = st.ours(st.from_sdk(spans.get_finished_spans()), caller_trace)
+    producer = st.one(found, "entity:counter:add", "PRODUCER")
+    assert st.is_one_tree(found).parent_id == caller_span
+    assert producer.attributes["durabletask.event.target_instance_id"] == "@counter@web"
+    # The message waiting in the entity's control queue names the producer span.
+    queue = QueueClient.from_connection_string(
+        settings.connection_string.get_secret_value(), hub.control_queue_for("@counter@web").name
+    )
+    with queue:
+        [body] = [json.loads(m.content) for m in queue.peek_messages(max_messages=32)]
+    request = json.loads(body["TaskMessage"]["Event"]["Input"])
+    assert request["parentTraceContext"]["TraceParent"] == f"00-{caller_trace}-{producer.span_id}-01"
