@@ -26,7 +26,15 @@ from durablehub.models import OrchestrationStatus
 from durablehub.taskhub.envelope import MessageData, TaskMessage
 from durablehub.taskhub.names import escape_partition_key, unescape_partition_key
 
-__all__ = ["EntityStatus", "SignalPlan", "metadata_from_row", "plan_release", "plan_signal", "query_filter"]
+__all__ = [
+    "EntityStatus",
+    "SignalPlan",
+    "metadata_from_row",
+    "plan_release",
+    "plan_signal",
+    "query_filter",
+    "signal_target",
+]
 
 _LOG = logging.getLogger("durablehub.client")
 CLIENT_SENDER = ev.OrchestrationInstance(instance_id="", execution_id="")
@@ -59,20 +67,20 @@ def plan_signal(
     last_sent: dict[str, datetime] | None = None,
     now: datetime | None = None,
     max_payload_bytes: int | None = None,
+    trace_context: dict[str, Any] | None = None,
 ) -> SignalPlan:
     """The message that signals ``operation`` on ``entity`` (now, or at ``signal_time``).
 
     Signals of one client (``client_id``) to one entity are delivered in the order sent: each
     carries the timestamp of the previous one (``last_sent``, updated by ``SignalPlan.sent``).
+    ``trace_context`` (the client's producer span) is the parent of the entity's span.
 
     Raises:
         ValueError: not an entity id, or an empty operation name.
         PayloadError: ``input`` is not JSON-serializable.
         PayloadTooLargeError: its JSON is longer than ``max_payload_bytes``.
     """
-    target = EntityInstanceId.of(entity)
-    if not isinstance(operation, str) or not operation:
-        raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+    target = signal_target(entity, operation)
     now = now or datetime.now(UTC)
     what = f"input of operation {operation!r} on {target}"
     encoded = check_size(JSON_CODEC.encode(input, what=what), what=what, max_bytes=max_payload_bytes)
@@ -92,11 +100,24 @@ def plan_signal(
         timestamp=timestamp,
         predecessor=predecessor,
         client_id=client_id if due is None else None,
+        parent_trace_context=trace_context,
     )
     name = OPERATION_EVENT if due is None else scheduled_event_name(due)
     delay = min(due - now, MAX_DELAY) if due is not None and due > now else None
     event = ev.EventRaised(timestamp=now, name=name, input=request.to_json())
     return SignalPlan(str(target), _message(str(target), event), delay, labels.get(str(target)))
+
+
+def signal_target(entity: Any, operation: Any) -> EntityInstanceId:
+    """The entity a signal goes to, once its operation is known to be a name.
+
+    Raises:
+        ValueError: not an entity id, or an empty operation name.
+    """
+    target = EntityInstanceId.of(entity)
+    if not isinstance(operation, str) or not operation:
+        raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+    return target
 
 
 def plan_release(entity_instance_id: str, locked_by: str) -> MessageData:

@@ -555,18 +555,21 @@ class AsyncDurableClient:
             ValueError: not an entity id (``EntityInstanceId`` or ``"@name@key"``), or no operation.
             PayloadError: ``input`` is not JSON-serializable.
         """
-        plan = entity_core.plan_signal(
-            entity_instance_id,
-            operation_name,
-            input,
-            signal_time,
-            client_id=self._client_id,
-            last_sent=self._signals_sent,
-            max_payload_bytes=self._max_payload,
-        )
-        hub = await self._open(create=True)
-        await hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)
-        plan.sent(self._signals_sent)
+        target = entity_core.signal_target(entity_instance_id, operation_name)
+        with tracing.signaling_entity(str(target), operation_name, signal_time) as span:
+            plan = entity_core.plan_signal(
+                entity_instance_id,
+                operation_name,
+                input,
+                signal_time,
+                client_id=self._client_id,
+                last_sent=self._signals_sent,
+                max_payload_bytes=self._max_payload,
+                trace_context=span.context,
+            )
+            hub = await self._open(create=True)
+            await hub.control_queue_for(plan.instance_id).send(plan.message, visible_after=plan.delay)
+            plan.sent(self._signals_sent)
 
     async def get_entity(
         self, entity_instance_id: EntityInstanceId | str, *, include_state: bool = True

@@ -416,14 +416,21 @@ class OrchestrationContext(ABC):
 
     @abstractmethod
     def continue_as_new(
-        self, new_input: Any, *, save_events: bool = False, new_version: str | None = None
+        self,
+        new_input: Any,
+        *,
+        save_events: bool = False,
+        new_version: str | None = None,
+        new_trace: bool = False,
     ) -> None:
         """Restart this instance with a fresh history and ``new_input`` when the code returns.
 
         With ``save_events``, external events that arrived but were not consumed are
         delivered to the new generation; otherwise they are dropped. ``new_version`` starts
         the new generation at that version (default: this one's); the worker's versioning
-        policy applies to it as to any start.
+        policy applies to it as to any start. With ``new_trace``, the new generation starts
+        a trace of its own (DurableTask.Core's ``ContinueAsNewTraceBehavior.StartNewTrace``)
+        instead of going on in this one's orchestration span.
         """
 
     @abstractmethod

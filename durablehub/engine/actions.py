@@ -83,6 +83,9 @@ class CompleteOrchestration:
     new_version: str | None = None
     carryover_events: tuple[EventRaised, ...] = ()
     terminate_children: tuple[str, ...] = ()
+    new_trace: bool = False
+    """CONTINUED_AS_NEW only: the next generation starts a trace of its own (DTFx's
+    ``ContinueAsNewTraceBehavior.StartNewTrace``)."""
 
 
 Action = ScheduleTask | CreateTimer | CreateSubOrchestration | SendEvent | CompleteOrchestration

@@ -243,10 +243,17 @@ class ReplayContext(OrchestrationContext):
         self._pending[task_id] = SendEvent(id=task_id, instance_id=instance_id, name=event_name, data=encoded)
 
     def continue_as_new(
-        self, new_input: Any, *, save_events: bool = False, new_version: str | None = None
+        self,
+        new_input: Any,
+        *,
+        save_events: bool = False,
+        new_version: str | None = None,
+        new_trace: bool = False,
     ) -> None:
         if new_version is not None and not isinstance(new_version, str):
             raise TypeError(f"new_version must be a string, got {type(new_version).__name__}")
+        if not isinstance(new_trace, bool):
+            raise TypeError(f"new_trace must be a bool, got {type(new_trace).__name__}")
         encoded = self._codec.encode(new_input, what="input of continue_as_new")
         if self._completion is None:
             self._entities.release_all()
@@ -255,6 +262,7 @@ class ReplayContext(OrchestrationContext):
                 status=OrchestrationStatus.CONTINUED_AS_NEW,
                 new_input=encoded,
                 new_version=new_version,
+                new_trace=new_trace,
             )
             self._save_events = save_events
 

@@ -49,6 +49,8 @@ from durablehub.engine.actions import (
 )
 from durablehub.engine.patches import patch_record
 from durablehub.engine.replay import EpisodeResult
+from durablehub.entities.entity_id import is_entity_instance_id
+from durablehub.entities.messages import RequestMessage
 from durablehub.models import OrchestrationStatus
 from durablehub.telemetry.trace_context import child_of_orchestration, context_for, orchestration_span_of
 
@@ -313,23 +315,41 @@ class _Planner:
         self._send(action.instance_id, start.orchestration_instance.execution_id, start)
 
     def _send_event(self, action: SendEvent) -> None:
+        data = self._with_entity_client_span(action)
         self.history.append(
             ev.EventSent(
                 event_id=action.id,
                 timestamp=self._now,
                 instance_id=action.instance_id,
                 name=action.name,
-                input=action.data,
+                input=data,
             )
         )
         own = orchestration_span_of(self._started.parent_trace_context)  # DTFx: Activity.Current
         raised = ev.EventRaised(
             timestamp=self._now,
             name=action.name,
-            input=action.data,
+            input=data,
             parent_trace_context=context_for(own) if own else None,
         )
         self._send(action.instance_id, None, raised)
+
+    def _with_entity_client_span(self, action: SendEvent) -> str | None:
+        """An entity operation request with the context of its client (call) or producer
+        (signal) span, emitted once its episode is committed (``tracing.episode_committed``);
+        the history's ``EventSent`` keeps it, for the call's span when the answer comes."""
+        if not is_entity_instance_id(action.instance_id):
+            return action.data
+        try:
+            request = RequestMessage.from_json(action.data)
+        except ValueError:  # a release, or a message this engine did not write
+            return action.data
+        if request.operation is None or request.is_lock_request or request.parent_trace_context:
+            return action.data
+        client = self._client_span("entity", action.id)
+        if client is None:
+            return action.data
+        return dataclasses.replace(request, parent_trace_context=client[1]).to_json()
 
     def _complete(self, action: CompleteOrchestration) -> None:
         self.history.append(
@@ -383,8 +403,12 @@ class _Planner:
             parent_instance=started.parent_instance,
             tags=dict(started.tags) if started.tags else None,
             generation=(started.generation or 0) + 1,
-            # The orchestration span goes on across generations (DTFx copies the context).
-            parent_trace_context=dict(started.parent_trace_context) if started.parent_trace_context else None,
+            # The orchestration span goes on across generations (DTFx copies the context),
+            # unless the code asked for a new trace: the worker starts it (GenerateNewTrace).
+            parent_trace_context=dict(started.parent_trace_context)
+            if started.parent_trace_context and not action.new_trace
+            else None,
+            generate_new_trace=action.new_trace,
         )
         self._send(self._self.instance_id, execution_id, start)
         for carried in action.carryover_events:

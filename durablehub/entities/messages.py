@@ -27,6 +27,7 @@ from typing import Any
 
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.models import FailureDetails
+from durablehub.telemetry.trace_context import KEYS as TRACE_CONTEXT_MEMBERS
 
 __all__ = [
     "LOCK_GRANTED",
@@ -138,6 +139,9 @@ class RequestMessage:
     position: int = 0
     predecessor: datetime = _MIN_TIME  # the sender's previous request to this entity
     client_id: str | None = None  # durablehub's: which client sent a signal (ordering per client)
+    # DTFx's ``parentTraceContext`` (a ``DistributedTraceContext``): the span of the call or
+    # signal, parent of the entity's span for the operation.
+    parent_trace_context: dict[str, Any] | None = None
 
     @property
     def is_lock_request(self) -> bool:
@@ -172,7 +176,13 @@ class RequestMessage:
         if self.client_id is not None:
             data["clientId"] = self.client_id
         data["IsLockRequest"] = self.is_lock_request
-        data["createTrace"] = False
+        if self.parent_trace_context is not None:
+            context = self.parent_trace_context
+            data["parentTraceContext"] = {
+                **{k: context.get(k) for k in TRACE_CONTEXT_MEMBERS},
+                **{k: v for k, v in context.items() if k not in TRACE_CONTEXT_MEMBERS},
+            }
+        data["createTrace"] = False  # the sender makes the span of the call or signal itself
         return _dumps(data)
 
     @classmethod
@@ -190,6 +200,7 @@ class RequestMessage:
         due = data.get("due")
         stamp = data.get("Timestamp")
         predecessor = data.get("Predecessor")
+        context = data.get("parentTraceContext")
         return cls(
             id=data["id"],
             operation=data.get("op"),
@@ -203,6 +214,7 @@ class RequestMessage:
             position=int(data.get("pos") or 0),
             predecessor=parse_time(predecessor) if isinstance(predecessor, str) else _MIN_TIME,
             client_id=data.get("clientId"),
+            parent_trace_context=context if isinstance(context, dict) else None,
         )
 
 

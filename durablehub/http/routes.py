@@ -465,5 +465,7 @@ async def signal_entity(
     if not op:
         raise ValueError("the operation is missing: give it as the 'op' query parameter")
     data = await _json_body(request, "the operation input")
-    await (await context.client()).signal_entity(entity, op, data)
+    client = await context.client()
+    with tracing.continuing(request.headers):  # an incoming traceparent is the parent
+        await client.signal_entity(entity, op, data)
     return Response(status_code=202)

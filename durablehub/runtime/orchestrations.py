@@ -439,6 +439,7 @@ class OrchestrationRunner:
                 new_events=written,
                 runtime_status=plan.runtime_status,
                 now=now,
+                new_trace=plan.completion is not None and plan.completion.new_trace,
             )
         self.tracker.episode(
             instance_id=state.instance_id,

@@ -406,10 +406,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     ) -> pb.SignalEntityResponse:
         client = await self._client(context)
         when = tr.to_datetime(request.scheduledTime) if request.HasField("scheduledTime") else None
-        signal = client.signal_entity(
-            request.instanceId, request.name, _payload(tr.text(request, "input")), signal_time=when
-        )
-        await _answer(context, signal)
+        with tracing.under(tr.trace_from_proto(request)):  # the SDK client's span is the parent
+            signal = client.signal_entity(
+                request.instanceId, request.name, _payload(tr.text(request, "input")), signal_time=when
+            )
+            await _answer(context, signal)
         return pb.SignalEntityResponse()
 
     async def GetEntity(

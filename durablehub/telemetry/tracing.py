@@ -10,6 +10,9 @@ Only the OpenTelemetry *API* is used here: without an SDK every call is a no-op.
   server, around the activity code, current while it runs).
 - ``orchestration:{name}`` (client) for a sub-orchestration, ``orchestration:{name}:timer``
   (internal), ``orchestration_event:{name}`` (producer).
+- ``entity:{name}:{operation}``: client (a call, exported when its answer is recorded) or
+  producer (a signal) from an orchestration or a client, whose context the request message
+  carries (``parentTraceContext``); server (call) or consumer (signal) on the entity, its child.
 
 Orchestration-side spans are emitted after the episode that records them is committed: a
 replay, a redelivered message or an episode that lost its commit emits nothing. A span whose
@@ -25,7 +28,7 @@ import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -43,6 +46,9 @@ from opentelemetry.trace import (
 from durablehub.engine import history as ev
 from durablehub.models import OrchestrationStatus
 from durablehub.telemetry import trace_context as tc
+
+if TYPE_CHECKING:
+    from durablehub.entities.messages import RequestMessage
 
 __all__ = [
     "PINNED_SPAN_ID",
@@ -71,6 +77,8 @@ STATUS = "durabletask.task.status"
 TASK_ID = "durabletask.task.task_id"
 TARGET_INSTANCE_ID = "durabletask.event.target_instance_id"
 FIRE_AT = "durabletask.fire_at"
+OPERATION = "durabletask.task.operation"
+SCHEDULED_TIME = "durabletask.task.scheduled_time"
 
 
 def tracing_enabled() -> bool:
@@ -226,6 +234,21 @@ def raising_event(name: str, instance_id: str) -> Iterator[TraceHandle]:
         yield TraceHandle(span)
 
 
+@contextlib.contextmanager
+def signaling_entity(instance_id: str, operation: str, scheduled: datetime | None) -> Iterator[TraceHandle]:
+    """``entity:{name}:{operation}`` (producer) of a client signalling an entity, a child of
+    the caller's current span; its context goes into the request message."""
+    span = _TRACER.start_span(
+        entity_span_name(instance_id, operation),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            k: v for k, v in _entity_request_attributes(instance_id, True, scheduled).items() if v is not None
+        },
+    )
+    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        yield TraceHandle(span)
+
+
 def _version(version: str | None) -> dict[str, str]:
     return {VERSION: version} if version else {}
 
@@ -274,9 +297,11 @@ def episode_committed(
     new_events: Iterable[ev.HistoryEvent],
     runtime_status: OrchestrationStatus,
     now: datetime,
+    new_trace: bool = False,
 ) -> None:
     """Emit the spans of one committed episode: ``new_events`` are what it recorded (incoming
-    events, then the actions' events), ``past`` the history before it."""
+    events, then the actions' events), ``past`` the history before it. ``new_trace``: it
+    continued as new into a trace of its own, so the orchestration span ends here."""
     if not tracing_enabled():
         return
     own = tc.orchestration_span_of(started.parent_trace_context)
@@ -287,6 +312,9 @@ def episode_committed(
     scheduled = {e.event_id: e for e in past if isinstance(e, ev.TaskScheduled)}
     created = {e.event_id: e for e in past if isinstance(e, ev.SubOrchestrationInstanceCreated)}
     timers = {e.event_id: e for e in past if isinstance(e, ev.TimerCreated)}
+    # An entity's answer is an event named after the request id; one delivered again is not a
+    # second call.
+    answered = {e.name for e in past if isinstance(e, ev.EventRaised)}
     for event in new:
         if isinstance(event, (ev.TaskCompleted, ev.TaskFailed)):
             task = scheduled.get(event.task_scheduled_id)
@@ -348,7 +376,16 @@ def episode_committed(
                 start=timer.timestamp if timer is not None else event.timestamp,
                 end=now,
             )
-        elif isinstance(event, ev.EventSent) and not event.instance_id.startswith("@"):
+        elif isinstance(event, ev.EventSent) and event.instance_id.startswith("@"):
+            request = _entity_request(event)
+            if request is not None and request.is_signal:
+                _emit_entity_request(event, request, own, start=now, end=now)
+        elif isinstance(event, ev.EventRaised) and event.name not in answered:
+            call = _entity_call(past, event.name)
+            if call is not None:
+                answered.add(event.name)
+                _emit_entity_request(*call, own, start=call[0].timestamp, end=now, answer=event)
+        elif isinstance(event, ev.EventSent):
             _emit(
                 span_name("orchestration_event", event.name),
                 kind=SpanKind.PRODUCER,
@@ -365,8 +402,90 @@ def episode_committed(
             )
     # A rewound instance ended once already: its span was exported then, with this id.
     rewound = any(isinstance(e, ev.ExecutionRewound) for e in (*past, *new))
-    if runtime_status.is_terminal and not rewound:
+    ends = runtime_status.is_terminal or (
+        new_trace and runtime_status is OrchestrationStatus.CONTINUED_AS_NEW
+    )
+    if ends and not rewound:
         _end_orchestration(started, own, runtime_status, new, now)
+
+
+def _entity_request(event: ev.EventSent) -> RequestMessage | None:
+    """The operation request an ``EventSent`` carries with a client span's context, if any."""
+    from durablehub.entities.messages import RequestMessage
+
+    try:
+        request = RequestMessage.from_json(event.input)
+    except ValueError:  # a release, or not an entity message
+        return None
+    if (
+        request.operation is None
+        or request.is_lock_request
+        or tc.parent_of(request.parent_trace_context) is None
+    ):
+        return None
+    return request
+
+
+def _entity_call(past: Sequence[ev.HistoryEvent], name: str) -> tuple[ev.EventSent, RequestMessage] | None:
+    """The call an event named ``name`` answers, if it is one: only a request that contains the
+    name (its id) is parsed, so an external event costs a substring search of the requests."""
+    for event in reversed(past):
+        if (
+            isinstance(event, ev.EventSent)
+            and event.instance_id.startswith("@")
+            and name in (event.input or "")
+        ):
+            request = _entity_request(event)
+            if request is not None and request.id == name and not request.is_signal:
+                return event, request
+    return None
+
+
+def _emit_entity_request(
+    sent: ev.EventSent,
+    request: RequestMessage,
+    own: tc.SpanRef,
+    *,
+    start: datetime,
+    end: datetime,
+    answer: ev.EventRaised | None = None,
+) -> None:
+    """DTFx's span of calling (client) or signalling (producer) an entity, with the id its
+    request message gave the entity as parent."""
+    from durablehub.entities.messages import ResponseMessage
+
+    client = tc.parent_of(request.parent_trace_context)
+    assert client is not None
+    error: str | None = None
+    if answer is not None:
+        with contextlib.suppress(ValueError):
+            failure = ResponseMessage.from_json(answer.input).failure_details
+            error = (failure.message or failure.error_type or "entity operation failed") if failure else None
+    _emit(
+        entity_span_name(sent.instance_id, request.operation or ""),
+        kind=SpanKind.PRODUCER if request.is_signal else SpanKind.CLIENT,
+        parent=own,
+        span_id=client.span_id,
+        attributes=_entity_request_attributes(sent.instance_id, request.is_signal, request.scheduled_time),
+        start=start,
+        end=end,
+        error=error,
+    )
+
+
+def entity_span_name(instance_id: str, operation: str) -> str:
+    """DTFx's ``entity:{name}:{operation}`` of entity ``@name@key``."""
+    name = instance_id.split("@")[1] if instance_id.count("@") >= 2 else instance_id
+    return f"entity:{name}:{operation}"
+
+
+def _entity_request_attributes(target: str, is_signal: bool, scheduled: datetime | None) -> dict[str, Any]:
+    return {
+        TYPE: "entity",
+        OPERATION: "signal_entity" if is_signal else "call_entity",
+        TARGET_INSTANCE_ID: target,
+        SCHEDULED_TIME: scheduled.isoformat() if scheduled is not None else None,
+    }
 
 
 def _end_orchestration(
@@ -385,7 +504,7 @@ def _end_orchestration(
         error = (
             (details.message if details is not None else None) or (done.result if done else None) or "Failed"
         )
-    elif status is not OrchestrationStatus.COMPLETED:
+    elif status not in (OrchestrationStatus.COMPLETED, OrchestrationStatus.CONTINUED_AS_NEW):
         error = status.table_name
     _emit(
         span_name("orchestration", started.name, started.version),
@@ -458,9 +577,22 @@ def continuing(headers: Mapping[str, str]) -> Iterator[None]:
         otel_context.detach(token)
 
 
-# ------------------------------------------------------------------------------ entities
+@contextlib.contextmanager
+def under(context: Mapping[str, Any] | None) -> Iterator[None]:
+    """Make the span a ``ParentTraceContext`` names (an SDK's, through the sidecar) the
+    current parent; without a valid one, change nothing."""
+    parent = _context(tc.parent_of(context))
+    if parent is None:
+        yield
+        return
+    token = otel_context.attach(parent)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
-OPERATION = "durabletask.task.operation"
+
+# ------------------------------------------------------------------------------ entities
 
 
 def entity_batch_committed(
@@ -473,21 +605,22 @@ def entity_batch_committed(
         return
     from durablehub.entities.messages import RequestMessage
 
-    name = instance_id.split("@")[1] if instance_id.count("@") >= 2 else instance_id
     for event in events:
         if not isinstance(event, ev.EventRaised) or event.name == "release":
-            continue
-        parent = tc.parent_of(event.parent_trace_context)
-        if parent is None:
             continue
         try:
             request = RequestMessage.from_json(event.input)
         except Exception:  # not a request (a release, a foreign message): no span
             continue
+        # The request's own context names the caller's span; a sender that gives none (before
+        # entity request spans) leaves it on the event, as DTFx reads it too.
+        parent = tc.parent_of(request.parent_trace_context) or tc.parent_of(event.parent_trace_context)
+        if parent is None:
+            continue
         if request.is_lock_request or request.operation is None or request.id in seen_before:
             continue
         _emit(
-            f"entity:{name}:{request.operation}",
+            entity_span_name(instance_id, request.operation),
             kind=SpanKind.CONSUMER if request.is_signal else SpanKind.SERVER,
             parent=parent,
             attributes={

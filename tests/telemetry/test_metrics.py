@@ -4,13 +4,17 @@ instruments tell what a small run did."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from durablehub.azurite import free_port
@@ -142,3 +146,86 @@ def test_metrics_without_the_otel_extra_say_what_to_install(monkeypatch: pytest.
     settings = TaskHubSettings(task_hub="metrics", connection_string="UseDevelopmentStorage=true")
     with pytest.raises(ConfigurationError, match=r"needs the otel extra .*pip install 'durablehub\[otel\]'"):
         serve_metrics(free_port(), "127.0.0.1", settings)
+
+
+def _scraper(http: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> Callable[[], Samples]:
+    def scrape() -> Samples:
+        try:
+            return _scrape(http)
+        except httpx.TransportError:  # not listening yet
+            assert process.poll() is None, log.read_text()
+            return {}
+
+    return scrape
+
+
+def hello(ctx: Any, name: str) -> str:
+    return f"Hello {name}!"
+
+
+def greeting(ctx: Any, name: str):
+    return (yield ctx.call_activity(hello, input=name))
+
+
+def _dead_worker_held(hub: TaskHub) -> int:
+    """Every partition held by a worker that died: its blob leases ended (broken here, as if
+    expired) but still name it as owner. Returns how many."""
+    settings = hub.settings
+    partitions = settings.names.control_queues
+    for pid in partitions:
+        assert hub.leases.acquire(pid, "dead-worker", duration=timedelta(seconds=60)) is not None
+    assert settings.connection_string is not None
+    service = BlobServiceClient.from_connection_string(settings.connection_string.get_secret_value())
+    with service.get_container_client(settings.names.leases_container) as container:
+        for pid in partitions:
+            BlobLeaseClient(container.get_blob_client(settings.names.lease_blob(pid))).break_lease(0)
+    return len(partitions)
+
+
+@pytest.mark.azurite
+def test_prometheus_endpoint_of_a_sidecar(hub: TaskHub, tmp_path: Path) -> None:
+    """``durablehub sidecar --metrics-port``: after an orchestration of an SDK worker ran
+    through it, its endpoint serves durablehub's metrics; the partitions it took over from a
+    dead worker are counted as lease takeovers (one process for both: CI time)."""
+    worker_module = pytest.importorskip("durabletask.worker")
+    settings = hub.settings
+    taken = _dead_worker_held(hub)
+    port, metrics_port = free_port(), free_port()
+    args = ["sidecar", "--port", str(port), "--metrics-port", str(metrics_port)]
+    log = tmp_path / "sidecar.log"
+    with (
+        durablehub_process(args, settings, log) as sidecar,
+        httpx.Client(base_url=f"http://127.0.0.1:{metrics_port}", timeout=10) as http,
+        DurableClient(settings) as client,
+    ):
+        scrape = _scraper(http, sidecar, log)
+        owned = _until(
+            scrape,
+            lambda s: sum(_values(s, "durablehub_partitions_owned").values()) == taken,
+            "every partition owned",
+        )
+        assert _values(owned, "durablehub_partitions_takeovers_total") == {frozenset(): taken}
+        sdk = worker_module.TaskHubGrpcWorker(host_address=f"127.0.0.1:{port}")
+        sdk.add_orchestrator(greeting)
+        sdk.add_activity(hello)
+        sdk.start()
+        try:
+            iid = client.schedule_new_orchestration("greeting", input="Lima")
+            state = client.wait_for_orchestration_completion(iid, timeout=60)
+        finally:
+            sdk.stop()
+        assert state.runtime_status is OrchestrationStatus.COMPLETED, log.read_text()
+        after = _until(
+            scrape,
+            lambda s: bool(_values(s, "durablehub_activity_duration_seconds_count", name="hello")),
+            "the activity's duration",
+        )
+    assert _values(after, "durablehub_activity_duration_seconds_count", name="hello") == {
+        frozenset({("name", "hello")}): 1
+    }
+    episodes = _values(after, "durablehub_orchestration_episode_duration_seconds_count", name="greeting")
+    assert sum(episodes.values()) >= 2  # the start, and the activity's answer
+    assert list(_values(after, "durablehub_partitions_owned").values()) == [settings.partition_count]
+    assert _values(after, "durablehub_storage_requests_total")[frozenset({("operation", "table.batch")})] > 0
+    work_items = f"{settings.task_hub.lower()}-workitems"
+    assert frozenset({("queue", work_items)}) in _values(after, "durablehub_queue_depth")

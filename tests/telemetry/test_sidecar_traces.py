@@ -95,3 +95,25 @@ def test_an_sdk_clients_start_continues_its_span(
     create = st.one(found, "create_orchestration:greetings")
     assert create.parent_id == f"{caller.get_span_context().span_id:016x}"
     assert st.one(found, "orchestration:greetings", "SERVER").parent_id == create.span_id
+
+
+def test_a_signal_through_the_sidecar_is_a_producer_span_under_the_sdks(address: str, spans) -> None:  # noqa: F811
+    """An SDK client that sends its span's context with ``SignalEntityRequest`` (the .NET one
+    does): the sidecar's producer span for the signal is its child, as DTFx's backend makes it."""
+    import grpc
+    from durabletask.internal import orchestrator_service_pb2 as pb
+    from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    request = pb.SignalEntityRequest(
+        instanceId="@counter@sdk",
+        name="add",
+        requestId="7b0d6c3e-5f1a-4c55-9a0e-2f3d4b5c6d7e",
+        parentTraceContext=pb.TraceContext(traceParent=f"00-{caller_trace}-{caller_span}-01"),
+    )
+    with grpc.insecure_channel(address) as channel:
+        stubs.TaskHubSidecarServiceStub(channel).SignalEntity(request, timeout=10)
+    found = st.ours(st.from_sdk(spans.get_finished_spans()), caller_trace)
+    producer = st.one(found, "entity:counter:add", "PRODUCER")
+    assert producer.parent_id == caller_span
+    assert producer.attributes["durabletask.event.target_instance_id"] == "@counter@sdk"

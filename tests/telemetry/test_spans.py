@@ -82,7 +82,8 @@ def test_order_workflow_is_one_trace(settings: TaskHubSettings, hub: TaskHub, sp
     assert timer.parent_id == root.span_id
     assert "durabletask.fire_at" in timer.attributes
     entity = st.one(found, "entity:counter:add", "SERVER")
-    assert entity.parent_id == root.span_id
+    assert entity.parent_id == st.one(found, "entity:counter:add", "CLIENT").span_id
+    assert st.parent(found, entity).parent_id == root.span_id
     assert entity.attributes["durabletask.task.operation"] == "call_entity"
     assert entity.attributes["durabletask.task.instance_id"] == "@counter@orders"
     assert entity.attributes["durabletask.type"] == "entity"

@@ -146,6 +146,8 @@ async def test_one_trace_across_processes_and_a_kill(
     # The killed run of `pause` never ended: one server span, from the run that completed.
     assert st.parent(found, st.one(found, "activity:pause", "SERVER")).parent_id == root.span_id
     assert st.one(found, "orchestration:order_workflow:timer").parent_id == root.span_id
-    assert st.one(found, "entity:counter:add", "SERVER").parent_id == root.span_id
+    entity = st.one(found, "entity:counter:add", "SERVER")
+    assert st.parent(found, entity) == st.one(found, "entity:counter:add", "CLIENT")
+    assert st.parent(found, entity).parent_id == root.span_id
     assert st.parent(found, st.one(found, "activity:ship", "SERVER")).parent_id == root.span_id
     assert all(s.trace_id == CALLER_TRACE for s in found)

@@ -89,3 +89,24 @@ def looping(ctx: dh.OrchestrationContext, n: int):
         ctx.continue_as_new(n + 1)
         return None
     return n
+
+
+@app.orchestrator
+def entity_caller(ctx: dh.OrchestrationContext, key: str):
+    """Signals and calls an entity, then replays both while an activity and a second call run."""
+    entity = dh.EntityInstanceId("counter", key)
+    ctx.signal_entity(entity, "add", 2)
+    total = yield ctx.call_entity(entity, "add", 1)
+    yield ctx.call_activity("charge", input={"id": key})
+    again = yield ctx.call_entity(entity, "get")
+    return [total, again]
+
+
+@app.orchestrator
+def periodic(ctx: dh.OrchestrationContext, n: int):
+    """Each generation after the first in a trace of its own (DTFx's StartNewTrace)."""
+    yield ctx.call_activity("charge", input={"id": n})
+    if n < 1:
+        ctx.continue_as_new(n + 1, new_trace=True)
+        return None
+    return n
