@@ -96,7 +96,13 @@ class Worker:
             self._forget(partition_id)  # what was cached before it last left is stale now
             index = int(partition_id.rsplit("-", 1)[1])
             processor = ControlQueueProcessor(
-                partition_id, hub.control_queues[index], hub, runner, self.options, concurrency
+                partition_id,
+                hub.control_queues[index],
+                hub,
+                runner,
+                self.options,
+                concurrency,
+                on_new_instance=self._hurry_others,
             )
             self._processors[partition_id] = processor
             processor.start()
@@ -161,6 +167,12 @@ class Worker:
             index = int(partition_id.rsplit("-", 1)[1])
             count = self.settings.partition_count
             self._orchestrations.forget(lambda iid: partition_index(iid, count) == index)
+
+    def _hurry_others(self, partition_id: str) -> None:
+        """A new instance arrived on ``partition_id``: more may follow on the others."""
+        for other, processor in self._processors.items():
+            if other != partition_id:
+                processor.hurry()
 
     def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
         """The processor of ``instance_id``'s partition if this worker owns it."""
