@@ -34,6 +34,7 @@ from durablehub.entities.metadata import (
 )
 from durablehub.errors import CheckpointConflictError, ConfigurationError, TaskHubNotFoundError
 from durablehub.models import OrchestrationStatus
+from durablehub.runtime import nearby
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
     OrchestrationIdReusePolicy,
@@ -92,6 +93,7 @@ class DurableClient:
         self._client_id = uuid.uuid4().hex
         self._signals_sent: dict[str, datetime] = {}
         self._max_payload = settings.max_payload_bytes
+        self._nearby_key: nearby.HubKey | None = None
 
     def close(self) -> None:
         """Close the storage clients, unless the hub was passed in (its owner closes it)."""
@@ -175,6 +177,8 @@ class DurableClient:
                     hub.instances.insert(row)
                 else:
                     hub.instances.replace(row, etag=plan.replace_etag)
+                if plan.visible_after is None:
+                    self._sent_to(plan.instance_id)
                 return plan.instance_id
             except HttpResponseError as exc:
                 if not core.is_lost_race(exc):
@@ -272,6 +276,13 @@ class DurableClient:
         with tracing.raising_event(event.name, instance_id) as span:
             message = core.plan_event(instance_id, event, row, trace_context=span.context)
             hub.control_queue_for(instance_id).send(message)
+        self._sent_to(instance_id)
+
+    def _sent_to(self, instance_id: str) -> None:
+        """Wake a worker of this process that owns the instance (``runtime.nearby``): no request."""
+        if self._nearby_key is None:
+            self._nearby_key = nearby.hub_key(self.settings)
+        nearby.sent_to(self._nearby_key, instance_id)
 
     def get_orchestration_history(
         self, instance_id: str, *, execution_id: str | None = None

@@ -1,8 +1,11 @@
-"""A new instance arriving on one partition of a worker hurries the worker's other partitions:
-their pollers, backed off towards the ceiling while they were idle, poll again within the
-minimum interval and back off from there. Starts come in bursts and sequences (a client
-starting one instance after another, a parent its children), and the next one usually lands
-on another partition: without this it waits up to the ceiling there, however busy the worker."""
+"""How soon a start is picked up when the partition's poller has backed off to its ceiling.
+
+A new instance arriving on one partition of a worker hurries the worker's other partitions:
+their pollers poll again within the minimum interval and back off from there. Starts come in
+bursts and sequences (a client starting one instance after another, a parent its children),
+and the next one usually lands on another partition: without this it waits up to the ceiling
+there, however busy the worker. And a client in the worker's process wakes the partition it
+sends to: no wait at all."""
 
 from __future__ import annotations
 
@@ -45,19 +48,42 @@ async def test_a_hurried_poller_ends_its_long_wait_and_backs_off_from_the_minimu
     assert poller.next_delay == 0.02  # the back-off starts again from the minimum
 
 
+def backed_off(worker: Worker, settings: TaskHubSettings, partitions: list[int]) -> None:
+    """Those partitions' pollers wait the ceiling (600 s) from their next empty receive on."""
+    loop, processors = worker._loop, worker._processors  # noqa: SLF001 - the pollers under test
+    assert loop is not None and len(processors) == 4
+    for index in partitions:
+        loop.call_soon_threadsafe(processors[settings.names.control_queue(index)]._poller.back_off)  # noqa: SLF001
+    time.sleep(3)  # their waits in progress end: the next ones are the long ones
+
+
+def test_a_client_in_the_workers_process_wakes_the_partition_it_starts_on(
+    settings: TaskHubSettings, hub: TaskHub, client: DurableClient
+) -> None:
+    options = WorkerOptions(min_poll_interval_seconds=0.05, max_poll_interval_seconds=CEILING)
+    with Worker(app, settings, options=options) as worker:
+        backed_off(worker, settings, [0, 1, 2, 3])
+        iid = client.schedule_new_orchestration("chain", input=2, instance_id=on_partition("near", 2, 4))
+        state = client.wait_for_orchestration_completion(iid, timeout=60)  # a guard: unwoken, 600 s
+        assert state.serialized_output == "1"
+        event_target = client.schedule_new_orchestration(
+            "waits_for_event", instance_id=on_partition("ev", 3, 4)
+        )
+        client.wait_for_orchestration_start(event_target, timeout=60)
+        backed_off(worker, settings, [3])
+        client.raise_orchestration_event(event_target, "go", data=5)
+        assert client.wait_for_orchestration_completion(event_target, timeout=60).get_output() == 5
+
+
 def test_a_start_on_one_partition_hurries_the_workers_other_partitions(
     settings: TaskHubSettings, hub: TaskHub, client: DurableClient
 ) -> None:
     first, second = on_partition("first", 0, 4), on_partition("second", 1, 4)
     options = WorkerOptions(min_poll_interval_seconds=0.05, max_poll_interval_seconds=CEILING)
     with Worker(app, settings, options=options) as worker:
-        loop, processors = worker._loop, worker._processors  # noqa: SLF001 - the pollers under test
-        assert loop is not None and len(processors) == 4
-        name = settings.names.control_queue
+        worker._nearby.close()  # noqa: SLF001 - as if the client were in another process
         # Every partition but the first backs off to the ceiling: a start there waits 600 s.
-        for index in (1, 2, 3):
-            loop.call_soon_threadsafe(processors[name(index)]._poller.back_off)  # noqa: SLF001
-        time.sleep(3)  # their waits in progress end: the next ones are the long ones
+        backed_off(worker, settings, [1, 2, 3])
         client.wait_for_orchestration_completion(
             client.schedule_new_orchestration("chain", input=1, instance_id=first), timeout=60
         )
