@@ -458,6 +458,25 @@ def poll_delays() -> Iterator[float]:
         waited += delay
 
 
+class PollSchedule:
+    """The delays of one wait's status reads: ``poll_delays``, from the start again whenever
+    the status changes. An instance seen Running after waiting Pending for a backed-off
+    poller (up to the workers' polling ceiling) is timed from then: its completion is noticed
+    within a quarter of its run, not of the pickup's wait too. A few reads per change."""
+
+    def __init__(self) -> None:
+        self._delays = poll_delays()
+        self._status: OrchestrationStatus | None = None
+        self._seen = False
+
+    def after(self, status: OrchestrationStatus | None) -> float:
+        """The delay before the next read, after one that found ``status``."""
+        if self._seen and status is not self._status:
+            self._delays = poll_delays()
+        self._status, self._seen = status, True
+        return next(self._delays)
+
+
 def wait_timed_out(
     instance_id: str, goal: str, timeout: float, status: OrchestrationStatus | None
 ) -> TimeoutError:

@@ -246,13 +246,13 @@ class AsyncDurableClient:
         seconds = core.check_timeout(timeout)
         hub = await self._open()
         deadline = None if seconds is None else monotonic() + seconds
-        delays = core.poll_delays()
+        schedule = core.PollSchedule()
         while True:
             row = await hub.instances.get(instance_id, resolve_blobs=False)
             status = core.status_of(row)
             if row is not None and reached(status):
                 return await self._state_of(hub, instance_id, row, fetch_payloads)
-            delay = next(delays)
+            delay = schedule.after(status)
             if deadline is not None and seconds is not None:
                 remaining = deadline - monotonic()
                 if remaining <= 0:

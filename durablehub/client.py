@@ -247,13 +247,13 @@ class DurableClient:
         seconds = core.check_timeout(timeout)
         hub = self._open()
         deadline = None if seconds is None else monotonic() + seconds
-        delays = core.poll_delays()
+        schedule = core.PollSchedule()
         while True:
             row = hub.instances.get(instance_id, resolve_blobs=False)
             status = core.status_of(row)
             if row is not None and reached(status):
                 return self._state_of(hub, instance_id, row, fetch_payloads)
-            delay = next(delays)
+            delay = schedule.after(status)
             if deadline is not None and seconds is not None:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
