@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -446,35 +446,39 @@ def is_complete(status: OrchestrationStatus | None) -> bool:
     return status is not None and status.is_terminal
 
 
-def poll_delays() -> Iterator[float]:
-    """Delays between the status reads of a wait: 50 ms, then a quarter of the time waited so
-    far, at most 1 s. A completion is noticed at most 50 ms or 25% of the wait after it
-    happens (doubling noticed it up to 100% late: 750 ms for a 400 ms orchestration), for
-    about 20 reads in the first 4 s and one a second after that."""
-    waited = 0.0
-    while True:
-        delay = min(max(POLL_FIRST_SECONDS, POLL_GROWTH * waited), POLL_MAX_SECONDS)
-        yield delay
-        waited += delay
-
-
 class PollSchedule:
-    """The delays of one wait's status reads: ``poll_delays``, from the start again whenever
-    the status changes. An instance seen Running after waiting Pending for a backed-off
-    poller (up to the workers' polling ceiling) is timed from then: its completion is noticed
-    within a quarter of its run, not of the pickup's wait too. A few reads per change."""
+    """The delays between the status reads of one wait: a quarter of the instance's age (from
+    its row's CreatedTime, at least the time waited), at least 50 ms and at most 1 s. A
+    completion is noticed at most 50 ms or 25% of the instance's age after it happens
+    (doubling from 50 ms noticed it up to 100% late: 750 ms for a 400 ms orchestration), for
+    about 20 reads in an instance's first 4 s and one a second after that: a wait on an
+    instance that has run for a while costs a read a second from its start. An instance seen
+    Pending and then Running (its start waited for a backed-off poller, up to the workers'
+    polling ceiling) is timed from the read that saw it running instead: its completion is
+    not noticed later for that wait."""
 
     def __init__(self) -> None:
-        self._delays = poll_delays()
-        self._status: OrchestrationStatus | None = None
-        self._seen = False
+        self._seen_pending = False
+        self._running_since: float | None = None
 
-    def after(self, status: OrchestrationStatus | None) -> float:
-        """The delay before the next read, after one that found ``status``."""
-        if self._seen and status is not self._status:
-            self._delays = poll_delays()
-        self._status, self._seen = status, True
-        return next(self._delays)
+    def after(self, status: OrchestrationStatus | None, *, waited: float, age: float | None) -> float:
+        """The delay before the next read, after one at ``waited`` s into the wait found
+        ``status`` on a row created ``age`` s before (None: no row)."""
+        if status is None or status is OrchestrationStatus.PENDING:
+            self._seen_pending = True
+        elif self._seen_pending and self._running_since is None:
+            self._running_since = waited
+        if self._running_since is not None:
+            basis = waited - self._running_since
+        else:
+            basis = waited if age is None else max(age, waited)  # a clock behind ours: our wait
+        return min(max(POLL_FIRST_SECONDS, POLL_GROWTH * basis), POLL_MAX_SECONDS)
+
+
+def age_of(row: Mapping[str, Any] | None, now: datetime) -> float | None:
+    """Seconds since the row's CreatedTime (None without a row or a time)."""
+    created = _utc(row.get("CreatedTime")) if row is not None else None
+    return None if created is None else (now - created).total_seconds()
 
 
 def wait_timed_out(

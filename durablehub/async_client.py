@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
 
@@ -245,14 +245,16 @@ class AsyncDurableClient:
         instance_id = core.check_instance_id(instance_id)
         seconds = core.check_timeout(timeout)
         hub = await self._open()
-        deadline = None if seconds is None else monotonic() + seconds
+        began = monotonic()
+        deadline = None if seconds is None else began + seconds
         schedule = core.PollSchedule()
         while True:
             row = await hub.instances.get(instance_id, resolve_blobs=False)
             status = core.status_of(row)
             if row is not None and reached(status):
                 return await self._state_of(hub, instance_id, row, fetch_payloads)
-            delay = schedule.after(status)
+            age = core.age_of(row, datetime.now(UTC))
+            delay = schedule.after(status, waited=monotonic() - began, age=age)
             if deadline is not None and seconds is not None:
                 remaining = deadline - monotonic()
                 if remaining <= 0:

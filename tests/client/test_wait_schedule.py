@@ -1,61 +1,63 @@
 """The status reads of ``wait_for_orchestration_*``: when they happen decides how late a
 completion is noticed, how many there are is what the wait costs. Checked on the schedule
-itself (no clock): a completion at any moment is read at most 50 ms or a quarter of the time
-waited so far after it happens, and a long wait settles at one read a second."""
+itself (``PollSchedule``, no clock): a completion is read at most 50 ms or a quarter of the
+instance's age after it happens, its run timed from when the wait saw it start if it saw it
+Pending; an old instance and a long wait are read once a second."""
 
 from __future__ import annotations
 
-import itertools
-
 from durablehub import _client_core as core
+from durablehub.models import OrchestrationStatus
+
+PENDING, RUNNING = OrchestrationStatus.PENDING, OrchestrationStatus.RUNNING
 
 
-def read_times(until: float) -> list[float]:
-    """When the reads of a wait happen (seconds after it began), the first one at once."""
-    times, now = [0.0], 0.0
-    for delay in core.poll_delays():
-        now += delay
-        if now > until:
-            return times
-        times.append(now)
-    raise AssertionError("unreachable")
+def wait(done: float, *, created: float = 0.0, running_from: float = 0.0) -> tuple[list[float], float | None]:
+    """A wait that begins at 0 on an instance created at ``created`` (<= 0), Pending until
+    ``running_from``, complete at ``done``: the times of its reads, and of the first that
+    found it Running after one found it Pending (None if there was none)."""
+    schedule, now, reads, seen_pending, seen_running = core.PollSchedule(), 0.0, [], False, None
+    while True:
+        reads.append(now)
+        if now >= done:
+            return reads, seen_running
+        status = PENDING if now < running_from else RUNNING
+        seen_pending = seen_pending or status is PENDING
+        if status is RUNNING and seen_pending and seen_running is None:
+            seen_running = now
+        now += schedule.after(status, waited=now, age=now - created)
 
 
-def test_a_completion_is_noticed_within_a_quarter_of_the_time_waited() -> None:
-    reads = read_times(120)
-    for done in (i / 1000 for i in range(1, 60_000, 7)):  # the instance completes at `done` s
-        noticed = next(t for t in reads if t >= done)
-        late = noticed - done
-        assert late <= max(0.05, 0.25 * done) + 1e-9, (done, noticed)
+def test_a_completion_is_noticed_within_a_quarter_of_the_instances_age() -> None:
+    for created in (0.0, -0.2, -3.0):
+        for done in (i / 1000 for i in range(1, 60_000, 7)):
+            reads, _ = wait(done, created=created)
+            assert reads[-1] - done <= max(0.05, 0.25 * (done - created)) + 1e-9, (created, done, reads[-1])
 
 
 def test_a_long_wait_reads_once_a_second() -> None:
-    delays = list(itertools.islice(core.poll_delays(), 200))
-    assert all(0.05 <= d <= 1.0 for d in delays)
-    assert delays[-50:] == [1.0] * 50
+    reads, _ = wait(600)
+    delays = [b - a for a, b in zip(reads, reads[1:], strict=False)]
+    assert all(0.05 - 1e-9 <= d <= 1.0 + 1e-9 for d in delays)
+    assert all(abs(d - 1.0) < 1e-9 for d in delays[-500:])
     # Its cost: about 20 reads to settle (the first 4 s), then one a second.
-    assert len(read_times(60)) <= 60 + 20
+    assert len(wait(60)[0]) <= 60 + 20
 
 
-def noticed(running_from: float, done: float) -> tuple[float, float]:
-    """A wait on an instance Pending until ``running_from`` s, Running until ``done`` s:
-    when it first read Running, and when it read the completion."""
-    schedule, now, seen_running = core.PollSchedule(), 0.0, float("inf")
-    while now < done:
-        if now >= running_from:
-            seen_running = min(seen_running, now)
-        status = core.OrchestrationStatus.PENDING if now < running_from else core.OrchestrationStatus.RUNNING
-        now += schedule.after(status)
-    return seen_running, now
+def test_an_instance_running_for_a_while_is_read_once_a_second() -> None:
+    """Waits on instances started together (a client waiting for each in turn): the later
+    ones are old when their wait begins, and cost a read a second, not a new ramp each."""
+    reads, _ = wait(5.0, created=-20.0)
+    assert len(reads) <= 6
 
 
 def test_the_completion_is_timed_from_when_the_instance_was_seen_running() -> None:
     """A start that waited for a backed-off poller (up to the ceiling) does not make the
-    completion noticed later: the schedule starts again when the wait sees it running."""
+    completion noticed later: the run is timed from the read that saw it running."""
     for pending in (0.3, 1.0, 5.0, 30.0):
         for ran in (i / 100 for i in range(1, 500, 3)):
             done = pending + ran
-            seen_running, read_done = noticed(pending, done)
-            if seen_running < done:
-                late = read_done - done
+            reads, seen_running = wait(done, running_from=pending)
+            if seen_running is not None and seen_running < done:
+                late = reads[-1] - done
                 assert late <= max(0.05, 0.25 * (done - seen_running)) + 1e-9, (pending, ran, late)
