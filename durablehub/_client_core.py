@@ -452,27 +452,27 @@ class PollSchedule:
     completion is noticed at most 50 ms or 25% of the instance's age after it happens
     (doubling from 50 ms noticed it up to 100% late: 750 ms for a 400 ms orchestration), for
     about 20 reads in an instance's first 4 s and one a second after that: a wait on an
-    instance that has run for a while costs a read a second from its start. An instance seen
-    Pending and then Running (its start waited for a backed-off poller, up to the workers'
-    polling ceiling) is timed from the read that saw it running instead: its completion is
-    not noticed later for that wait."""
+    instance that has run a while costs a read a second from its start. Once the wait has
+    seen the instance go from Pending to running, the time it was Pending counts a quarter:
+    a start that waited for a backed-off poller (up to the workers' polling ceiling) makes its
+    completion noticed hardly later, and one that waited long behind others still costs a
+    read a second, not a new ramp."""
 
     def __init__(self) -> None:
         self._seen_pending = False
-        self._running_since: float | None = None
+        self._started_at_age: float | None = None
 
     def after(self, status: OrchestrationStatus | None, *, waited: float, age: float | None) -> float:
         """The delay before the next read, after one at ``waited`` s into the wait found
         ``status`` on a row created ``age`` s before (None: no row)."""
+        age = waited if age is None else max(age, waited)  # a clock behind ours: our wait
         if status is None or status is OrchestrationStatus.PENDING:
             self._seen_pending = True
-        elif self._seen_pending and self._running_since is None:
-            self._running_since = waited
-        if self._running_since is not None:
-            basis = waited - self._running_since
-        else:
-            basis = waited if age is None else max(age, waited)  # a clock behind ours: our wait
-        return min(max(POLL_FIRST_SECONDS, POLL_GROWTH * basis), POLL_MAX_SECONDS)
+        elif self._seen_pending and self._started_at_age is None:
+            self._started_at_age = age  # about the time it was Pending
+        if self._started_at_age is not None:
+            age -= 0.75 * self._started_at_age
+        return min(max(POLL_FIRST_SECONDS, POLL_GROWTH * age), POLL_MAX_SECONDS)
 
 
 def age_of(row: Mapping[str, Any] | None, now: datetime) -> float | None:

@@ -120,12 +120,12 @@ class Worker:
         self._balancer = PartitionBalancer(
             hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost, on_drain=drain
         )
-        self._nearby = nearby.Registration(
-            nearby.hub_key(self.settings), functools.partial(self._woken, asyncio.get_running_loop())
-        )
         await self._balancer.balance()  # own partitions before returning: the first start is quick
         self._balancer.start()
         self._activities.start()
+        self._nearby = nearby.Registration(
+            nearby.hub_key(self.settings), functools.partial(self._woken, asyncio.get_running_loop())
+        )
         _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
 
     async def stop_async(self) -> None:

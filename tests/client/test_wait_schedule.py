@@ -51,13 +51,21 @@ def test_an_instance_running_for_a_while_is_read_once_a_second() -> None:
     assert len(reads) <= 6
 
 
-def test_the_completion_is_timed_from_when_the_instance_was_seen_running() -> None:
-    """A start that waited for a backed-off poller (up to the ceiling) does not make the
-    completion noticed later: the run is timed from the read that saw it running."""
+def test_time_spent_pending_counts_a_quarter_once_the_wait_saw_the_instance_start() -> None:
+    """A start that waited for a backed-off poller (up to the ceiling) makes the completion
+    noticed hardly later: the time the wait saw it Pending counts a quarter in its age."""
     for pending in (0.3, 1.0, 5.0, 30.0):
         for ran in (i / 100 for i in range(1, 500, 3)):
             done = pending + ran
             reads, seen_running = wait(done, running_from=pending)
             if seen_running is not None and seen_running < done:
                 late = reads[-1] - done
-                assert late <= max(0.05, 0.25 * (done - seen_running)) + 1e-9, (pending, ran, late)
+                counted = done - seen_running + 0.25 * seen_running
+                assert late <= max(0.05, 0.25 * counted) + 1e-9, (pending, ran, late)
+
+
+def test_an_instance_that_waited_long_in_a_backlog_is_read_about_once_a_second() -> None:
+    """Instances started together wait Pending behind each other: once one starts, its wait
+    does not begin a new 50 ms ramp."""
+    reads, _ = wait(15.0, created=-10.0, running_from=10.0)
+    assert len(reads) <= 17
