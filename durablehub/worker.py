@@ -186,13 +186,12 @@ class Worker:
     def _woken(self, loop: asyncio.AbstractEventLoop, instance_id: str) -> None:
         """A client of this process sent to ``instance_id`` (from any thread)."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: this worker is gone
+            loop.call_soon_threadsafe(self._wake_partition_of, instance_id)
 
-            def wake() -> None:
-                processor = self._processor_of(instance_id)
-                if processor is not None:
-                    processor.wake()
-
-            loop.call_soon_threadsafe(wake)
+    def _wake_partition_of(self, instance_id: str) -> None:
+        processor = self._processor_of(instance_id)
+        if processor is not None:
+            processor.wake()
 
     def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
         """The processor of ``instance_id``'s partition if this worker owns it."""
