@@ -8,8 +8,8 @@ Two differences. ``hurry``: a sibling loop of the same worker just received a ne
 and starts come in bursts and sequences (a client starting one instance after another, a
 parent its children), the next one usually on another partition: the current wait ends
 within the minimum interval and the back-off starts again from there, instead of the next
-start waiting up to the ceiling on a partition that happened to be idle. It costs about 10
-receives per sibling and burst (backing off again), none while idle. And after a partial
+start waiting up to the ceiling on a partition that happened to be idle. It costs up to
+about 4 more receives per idle sibling and burst (backing off again), none while idle. And after a partial
 batch (fewer messages than asked for) the queue was just emptied, so the next receive waits
 the minimum interval instead of going at once; an immediate one mostly comes back empty, a
 request for nothing (under a trickle of messages, one per message). A full batch may have
