@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
 
@@ -34,6 +34,7 @@ from durablehub.entities.metadata import (
 )
 from durablehub.errors import CheckpointConflictError, ConfigurationError, TaskHubNotFoundError
 from durablehub.models import OrchestrationStatus
+from durablehub.runtime import nearby
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
     OrchestrationIdReusePolicy,
@@ -92,6 +93,7 @@ class DurableClient:
         self._client_id = uuid.uuid4().hex
         self._signals_sent: dict[str, datetime] = {}
         self._max_payload = settings.max_payload_bytes
+        self._nearby_key: nearby.HubKey | None = None
 
     def close(self) -> None:
         """Close the storage clients, unless the hub was passed in (its owner closes it)."""
@@ -175,6 +177,8 @@ class DurableClient:
                     hub.instances.insert(row)
                 else:
                     hub.instances.replace(row, etag=plan.replace_etag)
+                if plan.visible_after is None:
+                    self._sent_to(plan.instance_id)
                 return plan.instance_id
             except HttpResponseError as exc:
                 if not core.is_lost_race(exc):
@@ -242,14 +246,16 @@ class DurableClient:
         instance_id = core.check_instance_id(instance_id)
         seconds = core.check_timeout(timeout)
         hub = self._open()
-        deadline = None if seconds is None else monotonic() + seconds
-        delays = core.poll_delays()
+        began = monotonic()
+        deadline = None if seconds is None else began + seconds
+        schedule = core.PollSchedule()
         while True:
             row = hub.instances.get(instance_id, resolve_blobs=False)
             status = core.status_of(row)
             if row is not None and reached(status):
                 return self._state_of(hub, instance_id, row, fetch_payloads)
-            delay = next(delays)
+            age = core.age_of(row, datetime.now(UTC))
+            delay = schedule.after(status, waited=monotonic() - began, age=age)
             if deadline is not None and seconds is not None:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
@@ -276,6 +282,13 @@ class DurableClient:
         with tracing.raising_event(event.name, instance_id) as span:
             message = core.plan_event(instance_id, event, row, checked=checked, trace_context=span.context)
             hub.control_queue_for(instance_id).send(message)
+        self._sent_to(instance_id)
+
+    def _sent_to(self, instance_id: str) -> None:
+        """Wake a worker of this process that owns the instance (``runtime.nearby``): no request."""
+        if self._nearby_key is None:
+            self._nearby_key = nearby.hub_key(self.settings)
+        nearby.sent_to(self._nearby_key, instance_id)
 
     def get_orchestration_history(
         self, instance_id: str, *, execution_id: str | None = None

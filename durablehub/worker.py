@@ -11,6 +11,8 @@ their code runs is ``runtime.hosting`` (an App in this process; the sidecar pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from durablehub.app import App
+from durablehub.runtime import nearby
 from durablehub.runtime.activities import ActivityRunner
 from durablehub.runtime.balancer import MoveCounts, PartitionBalancer
 from durablehub.runtime.delivery import Delivery
@@ -74,6 +77,7 @@ class Worker:
         self._activities: ActivityRunner | None = None
         self._orchestrations: OrchestrationRunner | None = None
         self._delivery: Delivery | None = None
+        self._nearby: nearby.Registration | None = None  # clients of this process wake partitions
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -96,7 +100,13 @@ class Worker:
             self._forget(partition_id)  # what was cached before it last left is stale now
             index = int(partition_id.rsplit("-", 1)[1])
             processor = ControlQueueProcessor(
-                partition_id, hub.control_queues[index], hub, runner, self.options, concurrency
+                partition_id,
+                hub.control_queues[index],
+                hub,
+                runner,
+                self.options,
+                concurrency,
+                on_new_instance=self._hurry_others,
             )
             self._processors[partition_id] = processor
             processor.start()
@@ -113,6 +123,9 @@ class Worker:
         await self._balancer.balance()  # own partitions before returning: the first start is quick
         self._balancer.start()
         self._activities.start()
+        self._nearby = nearby.Registration(
+            nearby.hub_key(self.settings), functools.partial(self._woken, asyncio.get_running_loop())
+        )
         _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
 
     async def stop_async(self) -> None:
@@ -126,6 +139,8 @@ class Worker:
             if self._activities is not None
             else None
         )  # at once: a work item started now would only delay the stop
+        if self._nearby is not None:
+            self._nearby.close()
         if self._balancer is not None:
             await self._balancer.stop()
         await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
@@ -161,6 +176,22 @@ class Worker:
             index = int(partition_id.rsplit("-", 1)[1])
             count = self.settings.partition_count
             self._orchestrations.forget(lambda iid: partition_index(iid, count) == index)
+
+    def _hurry_others(self, partition_id: str) -> None:
+        """A new instance arrived on ``partition_id``: more may follow on the others."""
+        for other, processor in self._processors.items():
+            if other != partition_id:
+                processor.hurry()
+
+    def _woken(self, loop: asyncio.AbstractEventLoop, instance_id: str) -> None:
+        """A client of this process sent to ``instance_id`` (from any thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: this worker is gone
+            loop.call_soon_threadsafe(self._wake_partition_of, instance_id)
+
+    def _wake_partition_of(self, instance_id: str) -> None:
+        processor = self._processor_of(instance_id)
+        if processor is not None:
+            processor.wake()
 
     def _processor_of(self, instance_id: str) -> ControlQueueProcessor | None:
         """The processor of ``instance_id``'s partition if this worker owns it."""

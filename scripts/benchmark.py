@@ -141,9 +141,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
         "--part",
-        choices=["all", "process", "system", "sidecar", "tracing"],
+        choices=["all", "process", "system", "latency", "sidecar", "tracing"],
         default="all",
-        help="in-process figures, whole-system, the sidecar beside a worker, the cost of tracing "
+        help="in-process figures, whole-system (latency: only its fan-out, chains, latency and idle"
+        " cost with the default polling), the sidecar beside a worker, the cost of tracing "
         "(runs last: it installs an OpenTelemetry SDK in this process), or all",
     )
     args = parser.parse_args()
@@ -159,17 +160,20 @@ def main() -> None:
             f"  {'queue send+receive+delete round trip':<44} {ceiling:>9,.1f} trips/s"
             "  (one process, sequential)"
         )
-        if args.part in ("all", "system"):
+        if args.part in ("all", "system", "latency"):
             assert azurite.log_path is not None
             benchmark_system.run(
-                settings.model_copy(update={"task_hub": "BenchSystem"}), azurite.log_path, quick=q
+                settings.model_copy(update={"task_hub": "BenchSystem"}),
+                azurite.log_path,
+                quick=q,
+                latency_only=args.part == "latency",
             )
         if args.part in ("all", "sidecar"):
             assert azurite.log_path is not None
             benchmark_sidecar.run(settings, azurite.log_path, quick=q)
         if args.part == "tracing":
             benchmark_tracing.run(settings, quick=q)
-        if args.part in ("system", "sidecar", "tracing"):
+        if args.part in ("system", "latency", "sidecar", "tracing"):
             return
         print("\nin process: worker and client in this process, requests from their own counters")
         with dh.Worker(app, settings) as worker, dh.DurableClient(settings) as client:

@@ -17,8 +17,10 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
+from durablehub.engine import history as ev
 from durablehub.runtime.gather import bounded_gather
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner
@@ -44,8 +46,11 @@ class ControlQueueProcessor:
         runner: OrchestrationRunner,
         options: WorkerOptions,
         concurrency: asyncio.Semaphore,
+        *,
+        on_new_instance: Callable[[str], None] | None = None,
     ) -> None:
         self.partition_id = partition_id
+        self._on_new_instance = on_new_instance  # a batch brought a start (see IdlePoller.hurry)
         self._queue = queue
         self._hub = hub
         self._runner = runner
@@ -72,6 +77,9 @@ class ControlQueueProcessor:
 
     def wake(self) -> None:
         self._poller.wake()
+
+    def hurry(self) -> None:
+        self._poller.hurry()
 
     async def stop(self, *, drain_timeout: float = 30.0) -> None:
         """Stop dequeuing, let running episodes finish within ``drain_timeout``, cancel the
@@ -111,6 +119,8 @@ class ControlQueueProcessor:
                 what=f"receiving from {self.partition_id}",
                 full=self._options.control_queue_batch_size,
             )
+            if self._on_new_instance is not None and any(_starts_instance(m) for m in batch):
+                self._on_new_instance(self.partition_id)
             for message in batch:
                 await self._accept(message)
 
@@ -288,3 +298,8 @@ class ControlQueueProcessor:
                     for message_id in list(pending):
                         if message_id in self._held:
                             pending[message_id] = self._held[message_id]
+
+
+def _starts_instance(message: ReceivedMessage) -> bool:
+    data = message.message
+    return data is not None and data.task_message is not None and isinstance(data.event, ev.ExecutionStarted)

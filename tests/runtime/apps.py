@@ -141,3 +141,8 @@ def collect(ctx: dh.OrchestrationContext, seen: list[int]):
         ctx.continue_as_new(seen, save_events=True)
         return None
     return seen
+
+
+@app.orchestrator
+def waits_for_event(ctx: dh.OrchestrationContext, _: Any = None):
+    return (yield ctx.wait_for_external_event("go"))
