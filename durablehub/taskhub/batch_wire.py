@@ -59,16 +59,22 @@ def _mode(options: Mapping[str, Any]) -> UpdateMode:
         raise ValueError(f"Mode type '{mode}' is not supported.") from None
 
 
-def _if_match(options: Mapping[str, Any]) -> str:
+def _if_match(entity: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    """The If-Match header, by the tables SDK's rules (an entity it read brings its ETag)."""
     condition = options.get("match_condition") or MatchConditions.Unconditionally
     etag = options.get("etag")
     if condition is MatchConditions.IfNotModified:
+        etag = etag or getattr(entity, "metadata", {}).get("etag")
         if not etag:
             raise ValueError("IfNotModified must be specified with etag.")
-        return str(etag)
+        if etag.startswith(("W/", '"', "'")) or etag == "*":
+            return str(etag)
+        return f'"{etag}"'
     if condition is MatchConditions.Unconditionally:
+        if etag:
+            raise ValueError("Etag is not supported for an Unconditional operation.")
         return "*"
-    raise ValueError(f"unsupported match condition {condition!r} in a table transaction")
+    raise ValueError(f"Unsupported match condition: {condition}")
 
 
 def _request(table_url: str, operation: Operation) -> str:
@@ -83,7 +89,10 @@ def _request(table_url: str, operation: Operation) -> str:
     headers = [f"x-ms-version: {API_VERSION}", "DataServiceVersion: 3.0"]
     if kind == "delete":
         verb, url, payload = "DELETE", entity_url, None
-        headers += ["Accept: application/json;odata=minimalmetadata", f"If-Match: {_if_match(options)}"]
+        headers += [
+            "Accept: application/json;odata=minimalmetadata",
+            f"If-Match: {_if_match(entity, options)}",
+        ]
     else:
         payload = json.dumps(_add_entity_properties(entity)).encode()
         if kind == "create":
@@ -94,7 +103,7 @@ def _request(table_url: str, operation: Operation) -> str:
             url = entity_url
             headers.append("Accept: application/json")
             if kind == "update":
-                headers.append(f"If-Match: {_if_match(options)}")
+                headers.append(f"If-Match: {_if_match(entity, options)}")
         headers[0:0] = ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
     head = f"{verb} {url} HTTP/1.1\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n"
     return head + (payload.decode() if payload is not None else "")

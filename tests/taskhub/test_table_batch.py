@@ -179,6 +179,11 @@ def test_bad_operations_are_refused_before_anything_is_sent() -> None:
         )
     with pytest.raises(ValueError, match="unknown"):
         batch_wire.build("http://h/a", "T", [("merge", {"PartitionKey": "a", "RowKey": "1"})])
+    with pytest.raises(ValueError, match="with etag"):
+        guard_only = {"match_condition": MatchConditions.IfNotModified}
+        batch_wire.build("http://h/a", "T", [("delete", {"PartitionKey": "a", "RowKey": "1"}, guard_only)])
+    with pytest.raises(ValueError, match="not supported for an Unconditional"):
+        batch_wire.build("http://h/a", "T", [("delete", {"PartitionKey": "a", "RowKey": "1"}, {"etag": "x"})])
     with pytest.raises(TypeError):
         batch_wire.build("http://h/a", "T", [("upsert", {"PartitionKey": "a", "RowKey": "1", "X": 2**40})])
 
