@@ -215,7 +215,7 @@ def part_error(part: PartReply) -> TableTransactionError:
     exc = kind(message=f"{message}\nErrorCode:{shown}")
     exc.status_code = part.status
     exc.reason = part.reason
-    exc.error_code = code
+    exc.error_code = code  # type: ignore[attr-defined]  # set after construction, as the SDK does
     return exc
 
 
