@@ -8,6 +8,7 @@ counter apply as to every other request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,10 @@ from azure.core.rest import HttpRequest
 from azure.data.tables.aio import TableClient
 
 from durablehub.taskhub import batch_wire
+
+# Loop iterations before a transaction takes a connection: one reads the service's close, the
+# next runs the protocol's connection_lost, which takes the connection out of the pool.
+_YIELDS = 3
 
 
 async def submit_transaction(
@@ -43,6 +48,11 @@ async def submit_transaction(
         },
         content=body,
     )
+    # Let the loop see connections the service closed while it was blocked (a paused worker),
+    # before one is taken from the pool: a POST on a dead connection is not retried. The
+    # tables SDK yields here too, gathering its sub-requests' policies.
+    for _ in range(_YIELDS):
+        await asyncio.sleep(0)
     response: Any = await table._client.send_request(request, stream=True)
     await response.read()
     if response.status_code == 413:
