@@ -441,11 +441,20 @@ class AsyncDurableClient:
         mgmt.require_status(instance_id, row, mgmt.FINISHED, "purge")
         return await self._purge(instance_id, row, recursive=recursive)
 
-    async def _purge(self, instance_id: str, row: Mapping[str, Any], *, recursive: bool) -> PurgeResult:
+    async def _purge(
+        self,
+        instance_id: str,
+        row: Mapping[str, Any],
+        *,
+        recursive: bool,
+        blob_folders: frozenset[str] | None = None,
+    ) -> PurgeResult:
         """Purge an instance found finished in ``row``, unless it changes meanwhile: its
         history only if not written since the row (then under the sentinel's guard), its blobs
         only if older than the row, and the row only if unchanged -- a restart, a rewind or a
-        new start in between is left alone (and the result says the purge is incomplete)."""
+        new start in between is left alone (and the result says the purge is incomplete).
+        ``blob_folders``: the large-message folders listed after ``row`` was read (a purge by
+        filter lists them once); sub-orchestrations, read later, list their own blobs."""
         hub = await self._open()
         deleted, complete = 0, True
         if recursive:
@@ -465,7 +474,9 @@ class AsyncDurableClient:
         # The row goes last: while it exists, the purge can be run again.
         try:
             await hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"))
-            await hub.large_messages.delete_instance_blobs(instance_id, written_before=row.get("_timestamp"))
+            await hub.large_messages.delete_instance_blobs(
+                instance_id, written_before=row.get("_timestamp"), folders=blob_folders
+            )
             if await hub.instances.delete(instance_id, etag=row["_etag"]):
                 deleted += 1
         except (CheckpointConflictError, ResourceModifiedError):
@@ -514,8 +525,15 @@ class AsyncDurableClient:
             if not token:
                 break
 
+        # One listing of the blob folders instead of one per instance, when it is cheaper: listed
+        # after the rows were read, so every blob older than a row is in it.
+        folders = (
+            await hub.large_messages.instance_folders(max_pages=max(1, len(found) // 10)) if found else None
+        )
+
         async def purge_one(row: dict[str, Any]) -> PurgeResult:
-            return await self._purge(unescape_partition_key(row["PartitionKey"]), row, recursive=recursive)
+            iid = unescape_partition_key(row["PartitionKey"])
+            return await self._purge(iid, row, recursive=recursive, blob_folders=folders)
 
         results = await async_for_each(
             found, purge_one, limit=self.settings.bulk_concurrency, progress=progress

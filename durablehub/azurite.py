@@ -181,6 +181,11 @@ class AzuriteProcess:
         raise TimeoutError(f"Azurite did not open ports {self.ports} within {timeout:.0f} s")
 
     @property
+    def pid(self) -> int | None:
+        """Azurite's process id while it runs (the benchmark reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def log_path(self) -> Path | None:
         """Azurite's output while running: start-up lines, then one access-log line per request."""
         return self._log_path

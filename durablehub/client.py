@@ -442,11 +442,20 @@ class DurableClient:
         mgmt.require_status(instance_id, row, mgmt.FINISHED, "purge")
         return self._purge(instance_id, row, recursive=recursive)
 
-    def _purge(self, instance_id: str, row: Mapping[str, Any], *, recursive: bool) -> PurgeResult:
+    def _purge(
+        self,
+        instance_id: str,
+        row: Mapping[str, Any],
+        *,
+        recursive: bool,
+        blob_folders: frozenset[str] | None = None,
+    ) -> PurgeResult:
         """Purge an instance found finished in ``row``, unless it changes meanwhile: its
         history only if not written since the row (then under the sentinel's guard), its blobs
         only if older than the row, and the row only if unchanged -- a restart, a rewind or a
-        new start in between is left alone (and the result says the purge is incomplete)."""
+        new start in between is left alone (and the result says the purge is incomplete).
+        ``blob_folders``: the large-message folders listed after ``row`` was read (a purge by
+        filter lists them once); sub-orchestrations, read later, list their own blobs."""
         hub = self._open()
         deleted, complete = 0, True
         if recursive:
@@ -466,7 +475,9 @@ class DurableClient:
         # The row goes last: while it exists, the purge can be run again.
         try:
             hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"))
-            hub.large_messages.delete_instance_blobs(instance_id, written_before=row.get("_timestamp"))
+            hub.large_messages.delete_instance_blobs(
+                instance_id, written_before=row.get("_timestamp"), folders=blob_folders
+            )
             if hub.instances.delete(instance_id, etag=row["_etag"]):
                 deleted += 1
         except (CheckpointConflictError, ResourceModifiedError):
@@ -515,8 +526,15 @@ class DurableClient:
             if not token:
                 break
 
+        # One listing of the blob folders instead of one per instance, when it is cheaper: listed
+        # after the rows were read, so every blob older than a row is in it.
+        folders = (
+            hub.large_messages.instance_folders(max_pages=max(1, len(found) // 10)) if found else None
+        )
+
         def purge_one(row: dict[str, Any]) -> PurgeResult:
-            return self._purge(unescape_partition_key(row["PartitionKey"]), row, recursive=recursive)
+            iid = unescape_partition_key(row["PartitionKey"])
+            return self._purge(iid, row, recursive=recursive, blob_folders=folders)
 
         results = for_each(
             found, purge_one, limit=self.settings.bulk_concurrency, progress=progress

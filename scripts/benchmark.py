@@ -141,11 +141,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
         "--part",
-        choices=["all", "process", "system", "latency", "sidecar", "tracing"],
+        choices=["all", "process", "system", "latency", "purge", "sidecar", "tracing"],
         default="all",
         help="in-process figures, whole-system (latency: only its fan-out, chains, latency and idle"
-        " cost with the default polling), the sidecar beside a worker, the cost of tracing "
-        "(runs last: it installs an OpenTelemetry SDK in this process), or all",
+        " cost with the default polling; purge: only its purge throughput), the sidecar beside a"
+        " worker, the cost of tracing (runs last: it installs an OpenTelemetry SDK in this process), or all",
     )
     args = parser.parse_args()
     q = args.quick
@@ -168,6 +168,16 @@ def main() -> None:
                 quick=q,
                 latency_only=args.part == "latency",
             )
+        if args.part == "purge":
+            assert azurite.log_path is not None
+            benchmark_system.run_purge(
+                settings.model_copy(update={"task_hub": "BenchPurge"}),
+                azurite.log_path,
+                quick=q,
+                ceiling=ceiling,
+                azurite_pid=azurite.pid,
+            )
+            return
         if args.part in ("all", "sidecar"):
             assert azurite.log_path is not None
             benchmark_sidecar.run(settings, azurite.log_path, quick=q)

@@ -283,6 +283,54 @@ def idle_cost(
     return per_hour
 
 
+def purge_throughput(
+    log: AzuriteRequestLog,
+    client: dh.DurableClient,
+    settings: dh.TaskHubSettings,
+    count: int,
+    *,
+    ceiling: float | None = None,
+    azurite_pid: int | None = None,
+) -> float:
+    """``count`` completed one-activity instances purged by filter with the sync client (as
+    the CLI does): instances/s, requests and CPU per instance (the client's, and Azurite's,
+    whose table is scanned by every query), the load average beside them."""
+    since = datetime.now(UTC)
+    wait_all(client, [client.schedule_new_orchestration("chain", input=1) for _ in range(count)])
+    purged: list[int] = []
+    azurite_before = cpu_seconds(azurite_pid) if azurite_pid else 0.0
+    rate = measure(
+        log,
+        f"purge by filter of {count} instances",
+        "instance",
+        count,
+        lambda: purged.append(client.purge_orchestrations_by(created_time_from=since).deleted_instance_count),
+    )
+    if purged != [count]:
+        raise SystemExit(f"purge by filter deleted {purged} instances, not {count}")
+    notes = [f"bulk_concurrency {settings.bulk_concurrency}", f"load average {os.getloadavg()[0]:.1f}"]
+    if ceiling:
+        notes.append(f"{rate / ceiling:.0%} of the round-trip ceiling")
+    if azurite_pid:
+        notes.append(
+            f"Azurite CPU {(cpu_seconds(azurite_pid) - azurite_before) / count * 1000:.1f} ms/instance"
+        )
+    print(f"  {'':<44} " + ", ".join(notes))
+    return rate
+
+
+def run_purge(
+    settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, ceiling: float, azurite_pid: int | None
+) -> None:
+    """Only the purge measurement (``benchmark.py --part purge``)."""
+    log = AzuriteRequestLog(log_path, settings.names)
+    print("\npurge: a `durablehub worker` process makes the instances, the client in this one purges them")
+    with worker_processes(settings), dh.DurableClient(settings) as client:
+        purge_throughput(
+            log, client, settings, 200 if quick else 2000, ceiling=ceiling, azurite_pid=azurite_pid
+        )
+
+
 def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_only: bool = False) -> None:
     """The whole part; with ``latency_only`` (``--part latency``) the fan-out, the chains at
     once, the latency of a chain and the idle cost with the default polling: what polling
@@ -342,22 +390,9 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
 
         idle_cost(log, 30 if quick else 120, settings.partition_count, "idle worker, default polling")
 
-        def make_and_purge() -> None:
-            since = datetime.now(UTC)
-            ids = [client.schedule_new_orchestration("chain", input=1) for _ in range(purges)]
-            wait_all(client, ids)
-            started = time.perf_counter()
-            result = client.purge_orchestrations_by(created_time_from=since)
-            elapsed = time.perf_counter() - started
-            print(
-                f"  {'purge by filter':<44} {result.deleted_instance_count / elapsed:>9,.1f} instances/s"
-                f"  ({result.deleted_instance_count} in {elapsed:.1f} s, bulk_concurrency"
-                f" {settings.bulk_concurrency})"
-            )
-
         if latency_only:
             return
-        make_and_purge()
+        purge_throughput(log, client, settings, purges)
     print("\n  the same with `durablehub worker --processes 2`:")
     with worker_processes(settings, count=2), dh.DurableClient(settings) as client:
         measure(

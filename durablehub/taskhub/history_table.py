@@ -23,6 +23,7 @@ from durablehub.errors import CheckpointConflictError
 from durablehub.taskhub import rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.table_batch import submit_transaction
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
 MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
@@ -257,7 +258,7 @@ class HistoryTable:
 
     def _submit(self, instance_id: str, operations: list[Any]) -> list[Any]:
         try:
-            return self._table.submit_transaction(operations)
+            return submit_transaction(self._table, operations)
         except (TableTransactionError, HttpResponseError) as exc:
             if _is_lost_race(exc):  # another writer (or a purge) got there first
                 raise CheckpointConflictError(instance_id) from exc

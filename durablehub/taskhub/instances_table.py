@@ -19,6 +19,7 @@ from durablehub.engine import history as ev
 from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.table_batch import submit_transaction
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import bounded_map, offload
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
@@ -206,7 +207,7 @@ class InstancesTable:
         key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
         guard = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._table.submit_transaction([(TransactionOperation.DELETE, key, guard)])
+            submit_transaction(self._table, [(TransactionOperation.DELETE, key, guard)])
         except (TableTransactionError, ResourceNotFoundError) as exc:
             status = getattr(exc, "status_code", 404)
             if status == 404:

@@ -20,6 +20,8 @@ from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.names import TaskHubNames, blob_segments, escape_partition_key
 from durablehub.taskhub.offload import in_thread
 
+_FOLDERS_PER_PAGE = 5000  # the service's most
+
 
 def _total_size(content_range: str | None, fallback: int) -> int:
     """The whole blob's size from ``bytes 0-N/TOTAL``."""
@@ -105,10 +107,9 @@ class LargeMessageStore:
     ) -> list[str]:
         """Every blob of one instance: history blobs (escaped id) and message blobs (raw id);
         with ``written_before`` (the service's clock), only those last written before it."""
-        prefixes = {blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"}
         names: list[str] = []
         try:
-            for prefix in sorted(prefixes):
+            for prefix in _prefixes(instance_id):
                 for blob in self._container.list_blobs(name_starts_with=prefix):
                     if (
                         written_before is None
@@ -120,9 +121,44 @@ class LargeMessageStore:
             return []
         return names
 
-    def delete_instance_blobs(self, instance_id: str, *, written_before: datetime | None = None) -> int:
-        """Delete the instance's blobs (``written_before``: only the older ones, see above)."""
+    def delete_instance_blobs(
+        self,
+        instance_id: str,
+        *,
+        written_before: datetime | None = None,
+        folders: frozenset[str] | None = None,
+    ) -> int:
+        """Delete the instance's blobs (``written_before``: only the older ones, see above).
+        ``folders`` (from ``instance_folders``, listed after the instance was found) spares
+        the listing of an instance without a folder: any blob it has was written since."""
+        if folders is not None and not any(
+            p.split("/", 1)[0] + "/" in folders for p in _prefixes(instance_id)
+        ):
+            return 0
         names = self.list_instance_blobs(instance_id, written_before=written_before)
         for name in names:
             self.delete(name)
         return len(names)
+
+    def instance_folders(self, *, max_pages: int) -> frozenset[str] | None:
+        """The container's top-level folders (``{instanceId}/``) from one listing by delimiter,
+        for a purge of many instances; None (list each instance instead) when it is missing
+        or holds more than ``max_pages`` pages of 5,000 folders."""
+        folders: set[str] = set()
+        pages = self._container.walk_blobs(delimiter="/", results_per_page=_FOLDERS_PER_PAGE).by_page()
+        try:
+            count = 0
+            for page in pages:
+                count += 1
+                if count > max_pages:
+                    return None
+                for item in page:
+                    folders.add(item.name)
+        except ResourceNotFoundError:
+            return frozenset()
+        return frozenset(folders)
+
+
+def _prefixes(instance_id: str) -> list[str]:
+    """Where an instance's blobs live: history blobs by escaped id, message blobs by raw id."""
+    return sorted({blob_segments(escape_partition_key(instance_id)) + "/", blob_segments(instance_id) + "/"})

@@ -204,24 +204,34 @@ def test_purge_by_filter_works_on_several_instances_at_once_and_reports_progress
     assert all(client.get_orchestration_state(iid) is None for iid in ids)
 
 
-def test_purge_by_filter_costs_four_requests_an_instance(
+def test_purge_by_filter_costs_three_requests_an_instance(
     client: DurableClient, mgmt_settings: dh.TaskHubSettings
 ) -> None:
     """The query's rows carry what a guarded purge needs (ETag, ExecutionId, Timestamp): no
     second read of each row. Per instance: list its history, delete it in one transaction,
-    list its blobs, delete its row (a transaction of one, which reports a 404)."""
+    delete its row (a transaction of one, which reports a 404). Blobs: one listing of the
+    container's instance folders for the whole purge, then a listing only for the instances
+    that have one; a prefix neighbour outside the filter keeps its blobs."""
     from durablehub.taskhub.hub import TaskHub
 
-    started = datetime.now(UTC)
     tag = f"cost-{uuid.uuid4().hex[:6]}"
-    ids = [run(client, "echo_input", i, f"{tag}-{i}").instance_id for i in range(6)]
+    neighbour = run(client, "echo_input", BIG, f"{tag}-1").instance_id  # before the window
+    started = datetime.now(UTC)
+    ids = [run(client, "echo_input", BIG if i < 2 else i, f"{tag}-1{i}").instance_id for i in range(6)]
+    assert blobs_of(mgmt_settings, ids[0]) and blobs_of(mgmt_settings, ids[1])
     window = {"created_time_from": started, "created_time_to": datetime.now(UTC)}
     with TaskHub(mgmt_settings) as hub, DurableClient(mgmt_settings, hub=hub) as bulk:
         bulk.get_orchestration_state("nobody")  # opens the hub
         hub.counter.reset()
         assert bulk.purge_orchestrations_by(**window) == dh.PurgeResult(6)
         counts = hub.counter.reset()
-    assert counts == {"table.query": 1 + 6, "table.batch": 6 + 6, "blob.list": 6}, counts
+    deleted_blobs = counts.pop("blob.delete")
+    assert counts == {"table.query": 1 + 6, "table.batch": 6 + 6, "blob.list": 1 + 2}, counts
+    assert deleted_blobs >= 2
     assert all(
-        client.get_orchestration_state(iid) is None and not history_rows(mgmt_settings, iid) for iid in ids
+        client.get_orchestration_state(iid) is None
+        and not history_rows(mgmt_settings, iid)
+        and not blobs_of(mgmt_settings, iid)
+        for iid in ids
     )
+    assert client.get_orchestration_state(neighbour) is not None and blobs_of(mgmt_settings, neighbour)

@@ -22,6 +22,7 @@ from durablehub.errors import CheckpointConflictError
 from durablehub.taskhub import rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
+from durablehub.taskhub.aio.table_batch import submit_transaction
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
 MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
@@ -256,7 +257,7 @@ class AsyncHistoryTable:
 
     async def _submit(self, instance_id: str, operations: list[Any]) -> list[Any]:
         try:
-            return await self._table.submit_transaction(operations)
+            return await submit_transaction(self._table, operations)
         except (TableTransactionError, HttpResponseError) as exc:
             if _is_lost_race(exc):  # another writer (or a purge) got there first
                 raise CheckpointConflictError(instance_id) from exc

@@ -18,6 +18,7 @@ from durablehub.engine import history as ev
 from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
+from durablehub.taskhub.aio.table_batch import submit_transaction
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import async_bounded_map, async_offload
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
@@ -205,7 +206,7 @@ class AsyncInstancesTable:
         key = {"PartitionKey": escape_partition_key(instance_id), "RowKey": ""}
         guard = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            await self._table.submit_transaction([(TransactionOperation.DELETE, key, guard)])
+            await submit_transaction(self._table, [(TransactionOperation.DELETE, key, guard)])
         except (TableTransactionError, ResourceNotFoundError) as exc:
             status = getattr(exc, "status_code", 404)
             if status == 404:

@@ -1,0 +1,69 @@
+# Generated from durablehub/taskhub/aio/table_batch.py by scripts/unasync.py: edit that file instead.
+"""submit_transaction: one entity-group transaction through a table client's own pipeline.
+
+The same request and the same errors as ``TableClient.submit_transaction``, with the body and
+the reply handled by ``batch_wire`` instead of azure-core's multipart support (see there why).
+The request goes through the client's pipeline, so authentication, retries and the request
+counter apply as to every other request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import azure.data.tables._error as sdk_errors
+from azure.core.rest import HttpRequest
+from azure.data.tables import TableClient
+
+from durablehub.taskhub import batch_wire
+
+# Loop iterations before a transaction takes a connection: one reads the service's close, the
+# next runs the protocol's connection_lost, which takes the connection out of the pool.
+_YIELDS = 3
+
+
+def submit_transaction(
+    table: TableClient, operations: Sequence[batch_wire.Operation]
+) -> list[dict[str, str]]:
+    """Commit ``operations`` (tuples as ``TableClient.submit_transaction`` takes them) as one
+    transaction; return each operation's new ETag (``{"etag": ...}``, ``{}`` for a delete).
+
+    Raises:
+        TableTransactionError: an operation failed (``status_code``, ``error_code``, ``index``).
+        HttpResponseError: the transaction as a whole was refused (e.g. ResourceNotFoundError
+            for a missing table).
+    """
+    endpoint = f"{table.scheme}://{table._primary_hostname}"  # what the SDK sends transactions to
+    body, content_type = batch_wire.build(endpoint, table.table_name, operations)
+    request = HttpRequest(
+        "POST",
+        f"{endpoint}/$batch",
+        headers={
+            "x-ms-version": table.api_version,
+            "DataServiceVersion": "3.0",
+            "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": content_type,
+            "Accept": "application/json",
+        },
+        content=body,
+    )
+    # Let the loop see connections the service closed while it was blocked (a paused worker),
+    # before one is taken from the pool: a POST on a dead connection is not retried. The
+    # tables SDK yields here too, gathering its sub-requests' policies.
+    for _ in range(_YIELDS):
+        time.sleep(0)
+    response: Any = table._client.send_request(request, stream=True)
+    response.read()
+    if response.status_code == 413:
+        raise sdk_errors._decode_error(
+            response,
+            error_message="The transaction request was too large",
+            error_type=sdk_errors.RequestTooLargeError,
+        )
+    if response.status_code != 202:
+        decoded = sdk_errors._decode_error(response)  # the SDK's own reading of a refusal
+        sdk_errors._validate_tablename_error(decoded, table.table_name)
+        raise decoded
+    return batch_wire.results(batch_wire.parse(response.content, response.headers.get("Content-Type", "")))
