@@ -514,24 +514,22 @@ class _Triage:
 
 def _starts_a_new_instance(messages: list[ReceivedMessage]) -> bool:
     """Whether ``messages`` start an instance that has no history, as far as can be known
-    without reading it: a client's start (no parent) of Generation 0, which the client sends
-    only when it found no Instances row (or drew a fresh id; the row is written after the
-    history is), received for the first time (a redelivered start may follow a crash after its
-    commit). A wrong guess only costs a conflict: the sentinel is inserted, never overwritten,
-    by a commit that read no history, and the messages come back to a normal episode."""
+    without reading it: one client's start (no parent) of Generation 0, which a client sends
+    only when it found no Instances row or drew a fresh id (a history never outlives its row:
+    workers write the row after the history, purges delete it last), and every message
+    received for the first time (a redelivered start may follow a crash after its commit).
+    A wrong guess costs a conflict: a commit that read no history inserts the sentinel, never
+    overwrites it, and the messages come back to an episode that reads the history."""
     starts = [
-        m for m in messages if m.message is not None and isinstance(m.message.event, ev.ExecutionStarted)
+        event
+        for m in messages
+        if m.message is not None and isinstance(event := m.message.event, ev.ExecutionStarted)
     ]
     return (
         len(starts) == 1
+        and starts[0].parent_instance is None
+        and starts[0].generation == 0
         and all(m.dequeue_count <= 1 for m in messages)
-        and all(
-            isinstance(e := m.message.event, ev.ExecutionStarted)
-            and e.parent_instance is None
-            and e.generation == 0
-            for m in starts
-            if m.message is not None
-        )
     )
 
 

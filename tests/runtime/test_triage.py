@@ -10,7 +10,7 @@ import itertools
 from datetime import timedelta
 
 from durablehub.engine import history as ev
-from durablehub.runtime.orchestrations import InstanceState, _triage
+from durablehub.runtime.orchestrations import InstanceState, _starts_a_new_instance, _triage
 from durablehub.taskhub import envelope
 from durablehub.taskhub.aio.queues import ReceivedMessage
 from durablehub.testing import history as h
@@ -169,3 +169,19 @@ def test_a_parent_rerun_that_drew_a_fresh_id_does_not_restart_the_finished_child
     )
     t = _triage(IID, _failed_child(first), [message(rerun, "f" * 32)], MAX_EARLY)
     assert t.new_start is None and len(t.delete) == 1
+
+
+def test_only_a_first_delivery_of_a_clients_generation_0_start_skips_the_history_read() -> None:
+    fresh = h.started("Counter", instance_id=IID, execution_id=NEXT, generation=0)
+    raised = message(h.event_raised("add", 1), None)
+    assert _starts_a_new_instance([message(fresh, NEXT), raised])
+    assert not _starts_a_new_instance([message(fresh, NEXT, dequeues=2)])  # may follow a commit
+    assert not _starts_a_new_instance(
+        [message(fresh, NEXT), message(h.event_raised("add", 1), None, dequeues=2)]
+    )
+    assert not _starts_a_new_instance([message(NEXT_START, NEXT)])  # Generation 1: a restart
+    child = h.started("Counter", instance_id=IID, execution_id=NEXT, parent_instance_id="p", generation=0)
+    assert not _starts_a_new_instance([message(child, NEXT)])  # a parent's call may be repeated
+    unknown = h.started("Counter", instance_id=IID, execution_id=NEXT)  # no Generation written
+    assert not _starts_a_new_instance([message(unknown, NEXT)])
+    assert not _starts_a_new_instance([raised])
