@@ -64,30 +64,31 @@ class IdlePoller:
 
     async def idle(self) -> None:
         """The queue was empty: wait (or until woken), then lengthen the next wait."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + self._delay
+        delay = self._delay
         self._delay = min(self._delay * 2, self._max)
-        self._woken = self._hurried = False
-        while not self._woken and (remaining := until - loop.time()) > 0:
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=remaining)
-            if self._hurried:
-                self._hurried = False
-                until = min(until, loop.time() + self._min)
-                self._delay = min(self._min * 2, self._max)
+        self._hurried = False
+        await self._wait(delay, hurry_shortens=True)
 
     async def _pause(self) -> None:
         """Wait the minimum interval (or until woken), leaving the back-off where it is; a
         hurry does not shorten it: it is the minimum already."""
+        await self._wait(self._min, hurry_shortens=False)
+        self._hurried = False
+
+    async def _wait(self, seconds: float, *, hurry_shortens: bool) -> None:
+        """Wait ``seconds`` or until woken; with ``hurry_shortens``, a hurry ends the wait
+        within the minimum interval and restarts the back-off from it."""
         loop = asyncio.get_running_loop()
-        until = loop.time() + self._min
+        until = loop.time() + seconds
         self._woken = False
         while not self._woken and (remaining := until - loop.time()) > 0:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=remaining)
-        self._hurried = False
+            if hurry_shortens and self._hurried:
+                self._hurried = False
+                until = min(until, loop.time() + self._min)
+                self._delay = min(self._min * 2, self._max)
 
     async def poll(
         self,
