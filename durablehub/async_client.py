@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -43,7 +44,9 @@ from durablehub.state import (
     PurgeResult,
 )
 from durablehub.taskhub.aio.hub import AsyncTaskHub
+from durablehub.taskhub.aio.queues import AsyncTaskHubQueue, EncodedMessage, SentMessage
 from durablehub.taskhub.names import unescape_partition_key
+from durablehub.taskhub.offload import async_both
 from durablehub.telemetry import tracing
 
 __all__ = ["AsyncDurableClient"]
@@ -168,25 +171,70 @@ class AsyncDurableClient:
             existing = None if fresh else await hub.instances.get(request.instance_id, resolve_blobs=False)
             plan = core.plan_start(request, existing, trace_context=span.context)
             span.set_attribute(tracing.EXECUTION_ID, plan.execution_id)
-            sent = await queue.send(plan.message, visible_after=plan.visible_after)
-            input_url = hub.large_messages.url(sent.blob_name) if sent.blob_name else None
+            message = await queue.encode(plan.message)
+            input_url = hub.large_messages.url(message.blob_name) if message.blob_name else None
             row = core.pending_row(plan, task_hub=hub.names.hub, input_url=input_url)
-            try:
-                if plan.replace_etag is None:
-                    await hub.instances.insert(row)
-                else:
-                    await hub.instances.replace(row, etag=plan.replace_etag)
+            sent, failure = await self._write_start(hub, queue, plan, message, row, fresh=fresh)
+            if failure is None:
                 if plan.visible_after is None:
                     self._sent_to(plan.instance_id)
                 return plan.instance_id
-            except HttpResponseError as exc:
-                if not core.is_lost_race(exc):
-                    raise
+            if not core.is_lost_race(failure):
+                raise failure
             current = await hub.instances.get(request.instance_id, resolve_blobs=False)
             if core.started_by_us(plan, current):
                 return plan.instance_id  # a worker took the message up before our insert
             await queue.delete_sent(sent)  # another start won: withdraw ours, then decide again
         raise core.start_gave_up(request)
+
+    async def _write_start(
+        self,
+        hub: AsyncTaskHub,
+        queue: AsyncTaskHubQueue,
+        plan: core.StartPlan,
+        message: EncodedMessage,
+        row: dict[str, Any],
+        *,
+        fresh: bool,
+    ) -> tuple[SentMessage, HttpResponseError | None]:
+        """Send the start message, then insert (or replace) the Pending row, as
+        DurableTask.AzureStorage orders them. The message is sent; the row's failure, if any, is
+        returned (a lost race is the caller's to settle).
+
+        A uuid4 this client just drew names no instance, so nothing can conflict with its row:
+        both writes go at once, one round trip instead of two (unless the message goes to a
+        blob the row points at: that blob is written first). If the send fails, the row that
+        went in beside it is withdrawn (a worker that got the message anyway writes the row
+        again) and the send's error raised."""
+        send = functools.partial(queue.send, message, visible_after=plan.visible_after)
+        if not fresh or message.blob_name is not None:
+            sent = await send()
+            try:
+                if plan.replace_etag is None:
+                    await hub.instances.insert(row)
+                else:
+                    await hub.instances.replace(row, etag=plan.replace_etag)
+            except HttpResponseError as exc:
+                return sent, exc
+            return sent, None
+        sent_or_error, written = await async_both(send, functools.partial(hub.instances.insert, row))
+        if isinstance(sent_or_error, Exception):
+            if not isinstance(written, Exception):
+                await self._withdraw_pending_row(hub, plan.instance_id, etag=written)
+            raise sent_or_error
+        if isinstance(written, HttpResponseError):
+            return sent_or_error, written
+        if isinstance(written, Exception):
+            raise written
+        return sent_or_error, None
+
+    async def _withdraw_pending_row(self, hub: AsyncTaskHub, instance_id: str, *, etag: str) -> None:
+        try:
+            await hub.instances.delete(instance_id, etag=etag)
+        except Exception:  # the row stays Pending: the caller learns the start failed
+            _LOG.warning(
+                "could not withdraw the Pending row of %r after its start failed", instance_id, exc_info=True
+            )
 
     async def get_orchestration_state(
         self, instance_id: str, *, fetch_payloads: bool = True

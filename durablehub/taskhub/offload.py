@@ -6,7 +6,8 @@ adapters run such work on a small pool of their own (not the loop's default exec
 user code can fill); below it, a thread hop costs more than the work. The sync adapters,
 generated from the async ones, call ``offload``, which runs the work in place.
 
-``async_bounded_map`` (``bounded_map`` in the sync twins) runs I/O a few at a time.
+``async_bounded_map`` (``bounded_map`` in the sync twins) runs I/O a few at a time, and
+``async_both`` (``both``) two requests at once.
 """
 
 from __future__ import annotations
@@ -47,6 +48,33 @@ async def async_offload(fn: Callable[P, T], size: int, *args: P.args, **kwargs: 
     if size < THRESHOLD:
         return fn(*args, **kwargs)
     return await async_in_thread(fn, *args, **kwargs)
+
+
+def both(first: Callable[[], A], second: Callable[[], T]) -> tuple[A | Exception, T | Exception]:
+    """``first()`` and ``second()`` at once, ``first`` on a thread (the sync twin of
+    ``async_both``); each result, or the exception it raised."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_attempt, first)
+        other = _attempt(second)
+        return pending.result(), other
+
+
+def _attempt(fn: Callable[[], T]) -> T | Exception:
+    try:
+        return fn()
+    except Exception as exc:
+        return exc
+
+
+async def async_both(
+    first: Callable[[], Awaitable[A]], second: Callable[[], Awaitable[T]]
+) -> tuple[A | Exception, T | Exception]:
+    """``await first()`` and ``await second()`` at once; each result, or the exception it raised."""
+    one, other = await asyncio.gather(first(), second(), return_exceptions=True)
+    for result in (one, other):
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # a cancellation, not a failed write
+    return one, other  # type: ignore[return-value]
 
 
 def bounded_map(fn: Callable[[A], T], items: Sequence[A], *, limit: int) -> list[T | Exception]:

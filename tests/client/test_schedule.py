@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 import durablehub as dh
 from durablehub.app import App
@@ -23,8 +25,10 @@ from durablehub.errors import (
 from durablehub.models import OrchestrationStatus
 from durablehub.settings import TaskHubSettings
 from durablehub.state import OrchestrationIdReusePolicy
-from durablehub.taskhub import envelope, rows, wire
+from durablehub.taskhub import rows, wire
 from durablehub.taskhub.hub import TaskHub
+from durablehub.taskhub.instances_table import InstancesTable
+from durablehub.taskhub.queues import EncodedMessage, TaskHubQueue
 from tests.client.simulate import (
     checkpoint_row,
     clear_queue,
@@ -318,7 +322,7 @@ def test_losing_the_insert_race_to_another_start_withdraws_our_message(
         name="Job",
     )
 
-    def send_then_lose(message: envelope.MessageData, **kwargs: Any) -> Any:
+    def send_then_lose(message: EncodedMessage, **kwargs: Any) -> Any:
         sent = real_send(message, **kwargs)
         hub.instances.insert(rows.pending_instance_row(task_hub=hub.names.hub, started=rival))
         return sent
@@ -336,9 +340,9 @@ def test_a_worker_that_checkpoints_before_our_insert_means_the_start_succeeded(
     queue = hub.control_queue_for("fast")
     real_send = queue.send
 
-    def send_then_worker_runs(message: envelope.MessageData, **kwargs: Any) -> Any:
+    def send_then_worker_runs(message: EncodedMessage, **kwargs: Any) -> Any:
         sent = real_send(message, **kwargs)
-        started = message.event
+        started = message.message.event
         assert isinstance(started, ev.ExecutionStarted)
         hub.instances.upsert_merge(
             rows.checkpoint_instance_row(
@@ -440,3 +444,54 @@ def test_a_start_with_a_generated_id_writes_without_reading_first(
     client.schedule_new_orchestration("Job", instance_id="given")
     assert hub.counter.reset() == {"table.query": 1, "queue.send": 1, "table.insert": 1}
     assert client.get_orchestration_state(iid) is not None
+
+
+def test_a_start_with_a_generated_id_sends_its_message_and_inserts_its_row_at_once(
+    client: DurableClient, settings: TaskHubSettings, hub: TaskHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing can conflict with a uuid4 just drawn, so the two writes need not wait for each
+    other: a start call costs one round trip, not two (a caller's own id still goes in order)."""
+    client.schedule_new_orchestration("Job", instance_id="first")  # the client opens the hub
+    inserting = threading.Event()
+    overlapped: list[bool] = []
+    real_send, real_insert = TaskHubQueue.send, InstancesTable.insert
+
+    def send(self: TaskHubQueue, *args: Any, **kwargs: Any) -> Any:
+        overlapped.append(inserting.wait(timeout=5))  # in order, the insert would start after us
+        return real_send(self, *args, **kwargs)
+
+    def insert(self: InstancesTable, row: dict[str, Any]) -> str:
+        inserting.set()
+        return real_insert(self, row)
+
+    monkeypatch.setattr(TaskHubQueue, "send", send)
+    monkeypatch.setattr(InstancesTable, "insert", insert)
+    iid = client.schedule_new_orchestration("Job", input=1)
+    assert overlapped == [True]
+    assert client.get_orchestration_state(iid).runtime_status is Status.PENDING  # type: ignore[union-attr]
+    assert message_count(settings, settings.names.control_queue_for(iid)) == 1
+
+
+def test_a_generated_id_whose_message_cannot_be_sent_leaves_no_pending_row(
+    client: DurableClient, settings: TaskHubSettings, hub: TaskHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row went in beside the failed send: it is withdrawn, and the send's error raised."""
+    client.schedule_new_orchestration("Job", instance_id="first")
+    inserted = threading.Event()
+    real_insert = InstancesTable.insert
+
+    def send(self: TaskHubQueue, *args: Any, **kwargs: Any) -> Any:
+        inserted.wait(timeout=5)
+        raise ServiceRequestError("the queue is unreachable")
+
+    def insert(self: InstancesTable, row: dict[str, Any]) -> str:
+        try:
+            return real_insert(self, row)
+        finally:
+            inserted.set()
+
+    monkeypatch.setattr(TaskHubQueue, "send", send)
+    monkeypatch.setattr(InstancesTable, "insert", insert)
+    with pytest.raises(ServiceRequestError, match="unreachable"):
+        client.schedule_new_orchestration("Job", input=1)
+    assert [r["PartitionKey"] for r in hub.instances.query("RowKey eq ''")] == ["first"]

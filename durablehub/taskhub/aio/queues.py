@@ -47,6 +47,16 @@ class ReceivedMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedMessage:
+    """A message ready to go (``encode``): its body, and the blob the body goes to when it is
+    too large for a queue message (known before sending, so a row can point at it)."""
+
+    message: envelope.MessageData
+    body: str
+    blob_name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SentMessage:
     """What ``send`` enqueued: enough to withdraw it again (``delete_sent``)."""
 
@@ -104,18 +114,26 @@ class AsyncTaskHubQueue:
         peeked = await self._queue.peek_messages(max_messages=1)
         return peeked[0].inserted_on if peeked else None
 
+    async def encode(self, message: envelope.MessageData) -> EncodedMessage:
+        """``message`` as it will be sent, without sending it."""
+        body = await async_offload(envelope.encode, envelope.approximate_size(message), message)
+        blob_name = envelope.large_message_blob_name(message) if envelope.needs_offload(body) else None
+        return EncodedMessage(message=message, body=body, blob_name=blob_name)
+
     async def send(
-        self, message: envelope.MessageData, *, visible_after: timedelta | None = None
+        self, message: envelope.MessageData | EncodedMessage, *, visible_after: timedelta | None = None
     ) -> SentMessage:
-        """Enqueue ``message``, invisible for ``visible_after`` (a timer), never expiring."""
-        sent, _body, blob_name = await self._put(message, visible_after)
+        """Enqueue ``message`` (or what ``encode`` made of it), invisible for ``visible_after``
+        (a timer), never expiring."""
+        encoded = message if isinstance(message, EncodedMessage) else await self.encode(message)
+        sent, _body, blob_name = await self._put(encoded, visible_after)
         return SentMessage(message_id=sent.id, pop_receipt=sent.pop_receipt, blob_name=blob_name)
 
     async def send_held(self, message: envelope.MessageData, *, hold: timedelta) -> ReceivedMessage:
         """Enqueue ``message`` invisible for ``hold`` and return it as if this process had
         received it, so a local consumer skips the receive. Renew or delete it with the
         returned receipt; if this process dies, every reader sees it once ``hold`` ends."""
-        sent, body, blob_name = await self._put(message, hold)
+        sent, body, blob_name = await self._put(await self.encode(message), hold)
         return ReceivedMessage(
             message_id=sent.id,
             pop_receipt=sent.pop_receipt,
@@ -127,12 +145,10 @@ class AsyncTaskHubQueue:
         )
 
     async def _put(
-        self, message: envelope.MessageData, visible_after: timedelta | None
+        self, encoded: EncodedMessage, visible_after: timedelta | None
     ) -> tuple[Any, str, str | None]:
-        body = await async_offload(envelope.encode, envelope.approximate_size(message), message)
-        blob_name = None
-        if envelope.needs_offload(body):
-            blob_name = envelope.large_message_blob_name(message)
+        body, blob_name = encoded.body, encoded.blob_name
+        if blob_name is not None:
             await self._blobs.upload(blob_name, body)
             body = envelope.encode(envelope.wrapper_for(blob_name))
         sent = await self._queue.send_message(
