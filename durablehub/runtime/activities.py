@@ -60,6 +60,7 @@ class ActivityRunner:
         self._stopping = False
         self._held: set[asyncio.Task[None]] = set()  # work items held: waiting for a slot or running
         self._reserved = 0  # slots promised to work items being sent to us already held
+        self._reporting = 0  # held work items whose code has run: their answers are on the way
         self._room = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller(options.min_poll_interval_seconds, options.max_poll_interval_seconds)
@@ -76,7 +77,7 @@ class ActivityRunner:
     def reserve_slot(self) -> bool:
         """Promise a free slot to a work item about to be handed over (``take``), so that
         concurrent senders do not all count the same slot; undo with ``release_slot``."""
-        if self._stopping or len(self._held) + self._reserved >= self._capacity:
+        if self._stopping or len(self._held) - self._reporting + self._reserved >= self._capacity:
             return False
         self._reserved += 1
         return True
@@ -181,7 +182,24 @@ class ActivityRunner:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-        self.tracker.activity_finished(scheduled, target, response, time.monotonic() - began)
+        self._reporting += 1  # the code has run: its slot is free for the next handover
+        try:
+            await self._answer(holder, scheduled, target, response, time.monotonic() - began)
+        finally:
+            self._reporting -= 1
+
+    async def _answer(
+        self,
+        holder: dict[str, ReceivedMessage],
+        scheduled: ev.TaskScheduled,
+        target: ev.OrchestrationInstance,
+        response: ev.HistoryEvent,
+        seconds: float,
+    ) -> None:
+        """Report the activity's result to its orchestration, then delete its work item."""
+        item = holder["item"]
+        assert item.message is not None
+        self.tracker.activity_finished(scheduled, target, response, seconds)
         message = envelope.MessageData(
             task_message=envelope.TaskMessage(event=response, orchestration_instance=target),
             episode=item.message.episode if item.message.episode is not None else -1,
