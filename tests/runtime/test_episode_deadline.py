@@ -14,7 +14,7 @@ from durablehub.taskhub.names import partition_index
 from tests.runtime.apps import app
 
 pytestmark = pytest.mark.azurite
-DEADLINE = 2.0
+DEADLINE = 4.0  # a three-step chain on a loaded machine finishes well within it
 
 
 def same_partition_id(instance_id: str, count: int, prefix: str) -> str:
@@ -33,11 +33,11 @@ def test_a_blocked_episode_fails_its_instance_and_the_partition_keeps_going(
         client.schedule_new_orchestration("blocks", input=60, instance_id=blocked)
         client.wait_for_orchestration_start(blocked, timeout=30)
         time.sleep(0.5)  # its second episode is now asleep in orchestrator code
-        started = time.monotonic()
         client.schedule_new_orchestration("chain", input=3, instance_id=neighbour)
         done = client.wait_for_orchestration_completion(neighbour, timeout=30)
         assert done.runtime_status == dh.OrchestrationStatus.COMPLETED and done.get_output() == 3
-        assert time.monotonic() - started < DEADLINE  # it did not wait for the blocked one
+        # It did not wait for the blocked episode to end: that one is still running.
+        assert client.get_orchestration_state(blocked).runtime_status is dh.OrchestrationStatus.RUNNING  # type: ignore[union-attr]
 
         state = client.wait_for_orchestration_completion(blocked, timeout=30)
         assert state.runtime_status == dh.OrchestrationStatus.FAILED
