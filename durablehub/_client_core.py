@@ -47,7 +47,7 @@ MAX_START_DELAY = timedelta(days=6)
 START_ATTEMPTS = 3
 POLL_FIRST_SECONDS = 0.05
 POLL_MAX_SECONDS = 1.0
-POLL_GROWTH = 0.25  # a wait's reads come at most this share of the time waited so far apart
+POLL_GROWTH = 0.125  # a wait's reads come at most this share of the instance's age apart
 DEFAULT_REUSE_POLICY = OrchestrationIdReusePolicy()
 # The reference's clients send as EmptySourceInstance: Sender {"InstanceId":"","ExecutionId":""}.
 CLIENT_SENDER = ev.OrchestrationInstance(instance_id="", execution_id="")
@@ -449,11 +449,12 @@ def is_complete(status: OrchestrationStatus | None) -> bool:
 
 
 class PollSchedule:
-    """The delays between the status reads of one wait: a quarter of the instance's age (from
+    """The delays between the status reads of one wait: an eighth of the instance's age (from
     its row's CreatedTime, at least the time waited), at least 50 ms and at most 1 s. A
-    completion is noticed at most 50 ms or 25% of the instance's age after it happens
+    completion is noticed at most 50 ms or 12.5% of the instance's age after it happens
     (doubling from 50 ms noticed it up to 100% late: 750 ms for a 400 ms orchestration), for
-    about 20 reads in an instance's first 4 s and one a second after that: a wait on an
+    15 reads in a 800 ms wait, about 30 in an instance's first 8 s and one a second after
+    that (a quarter of its age: 10 reads, and twice as late): a wait on an
     instance that has run a while costs a read a second from its start. Once the wait has
     seen the instance go from Pending to running, the time it was Pending counts a quarter:
     a start that waited for a backed-off poller (up to the workers' polling ceiling) makes its

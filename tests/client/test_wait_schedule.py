@@ -1,6 +1,6 @@
 """The status reads of ``wait_for_orchestration_*``: when they happen decides how late a
 completion is noticed, how many there are is what the wait costs. Checked on the schedule
-itself (``PollSchedule``, no clock): a completion is read at most 50 ms or a quarter of the
+itself (``PollSchedule``, no clock): a completion is read at most 50 ms or an eighth of the
 instance's age after it happens, its run timed from when the wait saw it start if it saw it
 Pending; an old instance and a long wait are read once a second."""
 
@@ -28,11 +28,11 @@ def wait(done: float, *, created: float = 0.0, running_from: float = 0.0) -> tup
         now += schedule.after(status, waited=now, age=now - created)
 
 
-def test_a_completion_is_noticed_within_a_quarter_of_the_instances_age() -> None:
+def test_a_completion_is_noticed_within_an_eighth_of_the_instances_age() -> None:
     for created in (0.0, -0.2, -3.0):
         for done in (i / 1000 for i in range(1, 60_000, 7)):
             reads, _ = wait(done, created=created)
-            assert reads[-1] - done <= max(0.05, 0.25 * (done - created)) + 1e-9, (created, done, reads[-1])
+            assert reads[-1] - done <= max(0.05, 0.125 * (done - created)) + 1e-9, (created, done, reads[-1])
 
 
 def test_a_long_wait_reads_once_a_second() -> None:
@@ -40,8 +40,8 @@ def test_a_long_wait_reads_once_a_second() -> None:
     delays = [b - a for a, b in zip(reads, reads[1:], strict=False)]
     assert all(0.05 - 1e-9 <= d <= 1.0 + 1e-9 for d in delays)
     assert all(abs(d - 1.0) < 1e-9 for d in delays[-500:])
-    # Its cost: about 20 reads to settle (the first 4 s), then one a second.
-    assert len(wait(60)[0]) <= 60 + 20
+    # Its cost: about 30 reads to settle (the first 8 s), then one a second.
+    assert len(wait(60)[0]) <= 60 + 30
 
 
 def test_an_instance_running_for_a_while_is_read_once_a_second() -> None:
@@ -61,7 +61,7 @@ def test_time_spent_pending_counts_a_quarter_once_the_wait_saw_the_instance_star
             if seen_running is not None and seen_running < done:
                 late = reads[-1] - done
                 counted = done - seen_running + 0.25 * seen_running
-                assert late <= max(0.05, 0.25 * counted) + 1e-9, (pending, ran, late)
+                assert late <= max(0.05, 0.125 * counted) + 1e-9, (pending, ran, late)
 
 
 def test_an_instance_that_waited_long_in_a_backlog_is_read_about_once_a_second() -> None:
