@@ -9,7 +9,10 @@ and starts come in bursts and sequences (a client starting one instance after an
 parent its children), the next one usually on another partition: the current wait ends
 within the minimum interval and the back-off starts again from there, instead of the next
 start waiting up to the ceiling on a partition that happened to be idle. It costs up to
-about 4 more receives per idle sibling and burst (backing off again), none while idle. And after a partial
+about 4 more receives per idle sibling and burst (backing off again), none while idle. A wait
+with at most four minimum intervals left is not shortened: it ends soon anyway, and under a
+steady stream of starts (each hurrying every sibling) cutting it would add a receive per
+start per sibling and pick nothing up sooner. And after a partial
 batch (fewer messages than asked for) the queue was just emptied, so the next receive waits
 the minimum interval instead of going at once; an immediate one mostly comes back empty, a
 request for nothing (under a trickle of messages, one per message). A full batch may have
@@ -26,6 +29,8 @@ from typing import TypeVar
 from durablehub.runtime.outage import StorageOutage
 
 T = TypeVar("T")
+# A hurry shortens only a wait with more than this many minimum intervals left (see above).
+_HURRY_ABOVE = 4
 
 
 class IdlePoller:
@@ -44,8 +49,8 @@ class IdlePoller:
         self._wakeup.set()
 
     def hurry(self) -> None:
-        """Work is likely on its way: poll within the minimum interval, then back off from it."""
-        self._delay = self._min
+        """Work is likely on its way: poll within the minimum interval, then back off from it
+        (unless the poller polls within four minimum intervals anyway)."""
         self._hurried = True
         self._wakeup.set()
 
@@ -65,7 +70,9 @@ class IdlePoller:
     async def idle(self) -> None:
         """The queue was empty: wait (or until woken), then lengthen the next wait."""
         delay = self._delay
-        self._delay = min(self._delay * 2, self._max)
+        if self._hurried and delay > _HURRY_ABOVE * self._min:  # hurried between two waits
+            delay = self._min
+        self._delay = min(delay * 2, self._max)
         self._hurried = False
         await self._wait(delay, hurry_shortens=True)
 
@@ -87,8 +94,9 @@ class IdlePoller:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=remaining)
             if hurry_shortens and self._hurried:
                 self._hurried = False
-                until = min(until, loop.time() + self._min)
-                self._delay = min(self._min * 2, self._max)
+                if until - loop.time() > _HURRY_ABOVE * self._min:
+                    until = loop.time() + self._min
+                    self._delay = min(self._min * 2, self._max)
 
     async def poll(
         self,

@@ -48,6 +48,28 @@ async def test_a_hurried_poller_ends_its_long_wait_and_backs_off_from_the_minimu
     assert poller.next_delay == 0.02  # the back-off starts again from the minimum
 
 
+async def test_a_hurry_leaves_a_poller_that_polls_soon_anyway_alone() -> None:
+    """Under a steady stream of starts every partition's poller is in a short wait already: a
+    hurry there would only add a receive (one per start per sibling), not pick anything up
+    sooner. A wait of at most four minimum intervals is left to run, its back-off kept."""
+    receives: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def empty() -> list[int]:
+        receives.append(loop.time())
+        return []
+
+    poller = IdlePoller(0.1, CEILING)
+    for _ in range(2):  # waits of 0.1 and 0.2 s: the next is 0.4 s, four minimum intervals
+        await poller.poll(empty, outage=StorageOutage(), what="receiving")
+    polling = asyncio.create_task(poller.poll(empty, outage=StorageOutage(), what="receiving"))
+    await asyncio.sleep(0.05)
+    poller.hurry()
+    await polling
+    assert loop.time() - receives[-1] >= 0.4 - 1e-3  # a sleep never ends early
+    assert poller.next_delay == 0.8  # backing off on
+
+
 def backed_off(worker: Worker, settings: TaskHubSettings, partitions: list[int]) -> None:
     """Those partitions' pollers wait the ceiling (600 s) from their next empty receive on."""
     loop, processors = worker._loop, worker._processors  # noqa: SLF001 - the pollers under test
