@@ -218,7 +218,8 @@ class AsyncHistoryTable:
         """The rows of every partition from ``low`` to ``high`` (escaped instance ids, both
         included), in the service's order, one page at a time to ``take_page(rows, last)``,
         which returns False to stop reading (``durablehub._history_ranges``)."""
-        pages = self._table.query_entities(
+        # The pager has the continuation token, although its stubs say a bare iterator.
+        pages: Any = self._table.query_entities(
             "PartitionKey ge @low and PartitionKey le @high",
             parameters={"low": low, "high": high},
             select=list(select),
