@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from threading import Lock
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+P = TypeVar("P")
 Progress = Callable[[int, int], None]  # (done, total), called after each item
 
 
@@ -70,3 +71,90 @@ def for_each(
         return []
     with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="durablehub-bulk") as pool:
         return list(pool.map(one, items))
+
+
+async def async_for_each_grouped(
+    groups: Sequence[Sequence[T]],
+    prepare: Callable[[Sequence[T]], Awaitable[P]],
+    operation: Callable[[T, P], Awaitable[R]],
+    *,
+    limit: int,
+    progress: Progress | None = None,
+) -> list[R]:
+    """``operation(item, prepare(group))`` on every item, at most ``limit`` at once; results in
+    order. A group is prepared while the one before it is being worked on, so the workers are
+    not left idle between groups; at most two groups are held at a time."""
+    semaphore = asyncio.Semaphore(limit)
+    total = sum(len(group) for group in groups)
+    results: list[R | None] = [None] * total
+    done = 0
+
+    async def one(index: int, item: T, prepared: P) -> None:
+        nonlocal done
+        async with semaphore:
+            results[index] = await operation(item, prepared)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        async with asyncio.TaskGroup() as group_tasks:
+            start = 0
+            older: list[asyncio.Task[None]] = []
+            previous: list[asyncio.Task[None]] = []
+            for group in groups:
+                if older:  # at most two groups held: queued behind each other
+                    await asyncio.wait(older)
+                prepared = await prepare(group)
+                tasks = [
+                    group_tasks.create_task(one(start + offset, item, prepared))
+                    for offset, item in enumerate(group)
+                ]
+                older, previous = previous, tasks
+                start += len(group)
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return results  # type: ignore[return-value]  # every slot was filled
+
+
+def for_each_grouped(
+    groups: Sequence[Sequence[T]],
+    prepare: Callable[[Sequence[T]], P],
+    operation: Callable[[T, P], R],
+    *,
+    limit: int,
+    progress: Progress | None = None,
+) -> list[R]:
+    """The same on threads: this thread prepares the next group while the pool works."""
+    lock = Lock()
+    total = sum(len(group) for group in groups)
+    done = 0
+
+    def one(item: T, prepared: P) -> R:
+        nonlocal done
+        result = operation(item, prepared)
+        with lock:
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return result
+
+    if not total:
+        return []
+    futures: list[Future[R]] = []
+    with ThreadPoolExecutor(max_workers=min(limit, total), thread_name_prefix="durablehub-bulk") as pool:
+        try:
+            older: list[Future[R]] = []
+            previous: list[Future[R]] = []
+            for group in groups:
+                for future in older:  # at most two groups held: queued behind each other
+                    future.result()  # a failure stops the rest
+                prepared = prepare(group)
+                tasks = [pool.submit(one, item, prepared) for item in group]
+                older, previous = previous, tasks
+                futures += tasks
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any
@@ -22,8 +22,9 @@ from azure.core.exceptions import HttpResponseError, ResourceModifiedError
 
 from durablehub import _client_core as core
 from durablehub import _entity_client_core as entity_core
+from durablehub import _history_ranges as ranges
 from durablehub import _management_core as mgmt
-from durablehub._bulk import async_for_each
+from durablehub._bulk import async_for_each, async_for_each_grouped
 from durablehub.engine import history as ev
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.metadata import (
@@ -496,17 +497,21 @@ class AsyncDurableClient:
         *,
         recursive: bool,
         blob_folders: frozenset[str] | None = None,
+        history: Sequence[Any] | None = None,
     ) -> PurgeResult:
         """Purge an instance found finished in ``row``, unless it changes meanwhile: its
         history only if not written since the row (then under the sentinel's guard), its blobs
         only if older than the row, and the row only if unchanged -- a restart, a rewind or a
         new start in between is left alone (and the result says the purge is incomplete).
         ``blob_folders``: the large-message folders listed after ``row`` was read (a purge by
-        filter lists them once); sub-orchestrations, read later, list their own blobs."""
+        filter lists them once); sub-orchestrations, read later, list their own blobs.
+        ``history``: the instance's History rows listed after ``row`` was read, with the
+        columns of ``_history_ranges.history_select`` (a purge by filter lists them by ranges)."""
         hub = await self._open()
         deleted, complete = 0, True
         if recursive:
-            for child in mgmt.child_instance_ids(await hub.history.list_rows(instance_id)):
+            rows = history if history is not None else await hub.history.list_rows(instance_id)
+            for child in mgmt.child_instance_ids(rows):
                 child_row = await hub.instances.get(child, resolve_blobs=False)
                 if child_row is None:
                     continue
@@ -521,7 +526,7 @@ class AsyncDurableClient:
                 complete = complete and result.is_complete
         # The row goes last: while it exists, the purge can be run again.
         try:
-            await hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"))
+            await hub.history.delete_instance(instance_id, found_at=row.get("_timestamp"), listed=history)
             await hub.large_messages.delete_instance_blobs(
                 instance_id, written_before=row.get("_timestamp"), folders=blob_folders
             )
@@ -579,12 +584,34 @@ class AsyncDurableClient:
             await hub.large_messages.instance_folders(max_pages=max(1, len(found) // 10)) if found else None
         )
 
-        async def purge_one(row: dict[str, Any]) -> PurgeResult:
-            iid = unescape_partition_key(row["PartitionKey"])
-            return await self._purge(iid, row, recursive=recursive, blob_folders=folders)
+        # Their histories a range of instances at a time (durablehub._history_ranges), the
+        # next range listed while the one before is being deleted.
+        by_key = {row["PartitionKey"]: row for row in found}
+        select = ranges.history_select(recursive=recursive)
 
-        results = await async_for_each(
-            found, purge_one, limit=self.settings.bulk_concurrency, progress=progress
+        async def list_range(keys: Sequence[str]) -> dict[str, list[Any]]:
+            listing = ranges.RangeListing(keys)
+            await hub.history.list_key_range(
+                listing.low,
+                listing.high,
+                select=select,
+                page_size=ranges.PAGE_SIZE,
+                take_page=listing.add_page,
+            )
+            return listing.listed()
+
+        async def purge_one(key: str, histories: dict[str, list[Any]]) -> PurgeResult:
+            iid = unescape_partition_key(key)
+            return await self._purge(
+                iid, by_key[key], recursive=recursive, blob_folders=folders, history=histories.get(key)
+            )
+
+        results = await async_for_each_grouped(
+            ranges.groups(by_key),
+            list_range,
+            purge_one,
+            limit=self.settings.bulk_concurrency,
+            progress=progress,
         )
         return PurgeResult(
             sum(r.deleted_instance_count for r in results), all(r.is_complete for r in results)

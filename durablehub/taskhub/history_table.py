@@ -10,7 +10,7 @@ its transaction fails with 409/412 and becomes CheckpointConflictError.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,6 +28,11 @@ from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
 MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
 MAX_BATCH_ESTIMATE_BYTES = 3 * 1024 * 1024  # the reference's estimate; the hard limit is 4 MiB
+# What a guarded delete needs of each row: its key, and the sentinel's Timestamp (and ETag).
+DELETE_SELECT = ("PartitionKey", "RowKey", "Timestamp")
+
+
+_RELISTS = 4  # lists of one instance's rows while another purge keeps deleting them
 
 
 def _is_lost_race(exc: HttpResponseError) -> bool:
@@ -202,7 +207,33 @@ class HistoryTable:
         params = {"pk": escape_partition_key(instance_id)}
         return [dict(e) for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
 
-    def delete_instance(self, instance_id: str, *, found_at: datetime | None = None) -> int:
+    def list_key_range(
+        self,
+        low: str,
+        high: str,
+        *,
+        select: Sequence[str],
+        page_size: int,
+        take_page: Callable[[list[Any], bool], bool],
+    ) -> None:
+        """The rows of every partition from ``low`` to ``high`` (escaped instance ids, both
+        included), in the service's order, one page at a time to ``take_page(rows, last)``,
+        which returns False to stop reading (``durablehub._history_ranges``)."""
+        # The pager has the continuation token, although its stubs say a bare iterator.
+        pages: Any = self._table.query_entities(
+            "PartitionKey ge @low and PartitionKey le @high",
+            parameters={"low": low, "high": high},
+            select=list(select),
+            results_per_page=page_size,
+        ).by_page()
+        for page in pages:
+            found = [e for e in page]
+            if not take_page(found, not pages.continuation_token) or not pages.continuation_token:
+                return
+
+    def delete_instance(
+        self, instance_id: str, *, found_at: datetime | None = None, listed: Sequence[Any] | None = None
+    ) -> int:
         """Delete every row of one instance, oldest first; return the count.
 
         Guarded by the sentinel as a commit is: each transaction of up to 99 deletes also
@@ -214,17 +245,39 @@ class HistoryTable:
         restarted, rewound or signalled before its rows were listed) stops it before anything
         is deleted.
 
+        ``listed``: the instance's rows as a query with ``DELETE_SELECT`` returned them (a
+        purge by filter lists many instances in one range query); its own query otherwise.
+
         Raises:
             CheckpointConflictError: the instance was written since its rows were listed, or
                 since ``found_at``.
         """
+        for _ in range(_RELISTS):
+            try:
+                return self._delete_listed(
+                    instance_id,
+                    listed if listed is not None else self._list_to_delete(instance_id),
+                    found_at,
+                )
+            except CheckpointConflictError as exc:
+                # A 404, not a conflict: rows were deleted since they were listed, by another
+                # purge of the same instance (a parent's recursive one, in a purge by filter
+                # that selects both). What is left is listed again.
+                if getattr(exc.__cause__, "status_code", None) != 404:
+                    raise
+                listed = None
+        raise CheckpointConflictError(instance_id)
+
+    def _list_to_delete(self, instance_id: str) -> list[Any]:
         params = {"pk": escape_partition_key(instance_id)}
-        listed = [
+        return [
             e
             for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters=params, select=["PartitionKey", "RowKey", "Timestamp"]
+                "PartitionKey eq @pk", parameters=params, select=list(DELETE_SELECT)
             )
         ]
+
+    def _delete_listed(self, instance_id: str, listed: Sequence[Any], found_at: datetime | None) -> int:
         sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)
         written = sentinel.metadata.get("timestamp") if sentinel is not None else None
         if found_at is not None and written is not None and written > found_at:

@@ -204,12 +204,13 @@ def test_purge_by_filter_works_on_several_instances_at_once_and_reports_progress
     assert all(client.get_orchestration_state(iid) is None for iid in ids)
 
 
-def test_purge_by_filter_costs_three_requests_an_instance(
+def test_purge_by_filter_costs_two_requests_an_instance(
     client: DurableClient, mgmt_settings: dh.TaskHubSettings
 ) -> None:
     """The query's rows carry what a guarded purge needs (ETag, ExecutionId, Timestamp): no
-    second read of each row. Per instance: list its history, delete it in one transaction,
-    delete its row (a transaction of one, which reports a 404). Blobs: one listing of the
+    second read of each row. One query lists the histories of the range of instances
+    (test_purge_by_filter_lists_histories_a_range_at_a_time); per instance: delete its history
+    in one transaction, delete its row (a plain DELETE with If-Match). Blobs: one listing of the
     container's instance folders for the whole purge, then a listing only for the instances
     that have one; a prefix neighbour outside the filter keeps its blobs."""
     from durablehub.taskhub.hub import TaskHub
@@ -226,7 +227,7 @@ def test_purge_by_filter_costs_three_requests_an_instance(
         assert bulk.purge_orchestrations_by(**window) == dh.PurgeResult(6)
         counts = hub.counter.reset()
     deleted_blobs = counts.pop("blob.delete")
-    assert counts == {"table.query": 1 + 6, "table.batch": 6 + 6, "blob.list": 1 + 2}, counts
+    assert counts == {"table.query": 1 + 1, "table.batch": 6, "table.delete": 6, "blob.list": 1 + 2}, counts
     assert deleted_blobs >= 2
     assert all(
         client.get_orchestration_state(iid) is None
@@ -235,3 +236,142 @@ def test_purge_by_filter_costs_three_requests_an_instance(
         for iid in ids
     )
     assert client.get_orchestration_state(neighbour) is not None and blobs_of(mgmt_settings, neighbour)
+
+
+def _start_all(client: DurableClient, plan: dict[str, tuple[str, object]]) -> None:
+    """Start every instance of ``plan`` (id: orchestrator, input) at once, wait for each."""
+    for iid, (name, value) in plan.items():
+        client.schedule_new_orchestration(name, input=value, instance_id=iid)
+    for iid, (name, _) in plan.items():
+        if name == "waits_for_event":
+            client.wait_for_orchestration_start(iid, timeout=30)
+        else:
+            state = client.wait_for_orchestration_completion(iid, timeout=60)
+            assert state.runtime_status is Status.COMPLETED, state
+
+
+def test_purge_by_filter_lists_histories_a_range_at_a_time(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings
+) -> None:
+    """One History query for a range of instances, not one per instance; an instance in the
+    range that the filter does not select (still running) keeps every row."""
+    from durablehub.taskhub.hub import TaskHub
+
+    tag = f"rng-{uuid.uuid4().hex[:6]}"
+    started = datetime.now(UTC)
+    ids = [f"{tag}-{i:02}" for i in range(12)]
+    outsider = f"{tag}-05x"  # sorts between -05 and -06
+    _start_all(
+        client,
+        {**{iid: ("echo_input", i) for i, iid in enumerate(ids)}, outsider: ("waits_for_event", "Never")},
+    )
+    outsider_rows = history_rows(mgmt_settings, outsider)
+    window = {"created_time_from": started, "created_time_to": datetime.now(UTC)}
+    with TaskHub(mgmt_settings) as hub, DurableClient(mgmt_settings, hub=hub) as bulk:
+        bulk.get_orchestration_state("nobody")  # opens the hub
+        hub.counter.reset()
+        result = bulk.purge_orchestrations_by(**window, runtime_status=[Status.COMPLETED])
+        counts = hub.counter.reset()
+    assert result == dh.PurgeResult(12)
+    # The Instances query, one History query for the range, and per instance two deletes.
+    assert (counts.get("table.query"), counts.get("table.batch"), counts.get("table.delete")) == (
+        2,
+        12,
+        12,
+    ), counts
+    assert all(
+        client.get_orchestration_state(iid) is None and not history_rows(mgmt_settings, iid) for iid in ids
+    )
+    state = client.get_orchestration_state(outsider)
+    assert state is not None and state.runtime_status is Status.RUNNING
+    assert history_rows(mgmt_settings, outsider) == outsider_rows
+    client.terminate_orchestration(outsider)
+
+
+def test_a_range_full_of_other_instances_is_given_up_for_one_query_each(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows a range query reads for instances outside the purge are bounded: once they
+    outgrow what it found, the range is given up and the rest are listed one by one."""
+    from durablehub import _history_ranges as ranges
+    from durablehub.taskhub.hub import TaskHub
+
+    monkeypatch.setattr(ranges, "PAGE_SIZE", 4)
+    monkeypatch.setattr(ranges, "WASTE_ALLOWANCE_ROWS", 0)
+    tag = f"gap-{uuid.uuid4().hex[:6]}"
+    started = datetime.now(UTC)
+    ids = [f"{tag}-{i}" for i in range(4)]
+    outsiders = [f"{tag}-0{c}" for c in "abc"]  # between -0 and -1, all running
+    _start_all(
+        client,
+        {**{iid: ("echo_input", 1) for iid in ids}, **{o: ("waits_for_event", "Never") for o in outsiders}},
+    )
+    kept = {o: history_rows(mgmt_settings, o) for o in outsiders}
+    in_range = sum(len(history_rows(mgmt_settings, iid)) for iid in ids) + sum(map(len, kept.values()))
+    window = {"created_time_from": started, "created_time_to": datetime.now(UTC)}
+    with TaskHub(mgmt_settings) as hub, DurableClient(mgmt_settings, hub=hub) as bulk:
+        bulk.get_orchestration_state("nobody")
+        hub.counter.reset()
+        result = bulk.purge_orchestrations_by(**window, runtime_status=[Status.COMPLETED])
+        counts = hub.counter.reset()
+    assert result == dh.PurgeResult(4)
+    # The Instances query, the range's pages until the outsiders' rows outgrow the rows found,
+    # and a query for each of the three instances past them: fewer than the range's pages.
+    assert 1 + 1 + 3 <= counts["table.query"] < 1 + 3 + -(-in_range // 4), (counts, in_range)
+    assert all(
+        client.get_orchestration_state(iid) is None and not history_rows(mgmt_settings, iid) for iid in ids
+    )
+    assert {o: history_rows(mgmt_settings, o) for o in outsiders} == kept
+    for o in outsiders:
+        client.terminate_orchestration(o)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_an_interrupted_recursive_purge_by_filter_is_finished_by_running_it_again(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings, monkeypatch: pytest.MonkeyPatch, flavour: str
+) -> None:
+    """Stopped part way (here by its progress callback), a purge by filter leaves instances
+    that a second run purges, sub-orchestrations included, every row gone."""
+    import asyncio
+
+    from durablehub import _history_ranges as ranges
+
+    monkeypatch.setattr(ranges, "INSTANCES_PER_RANGE", 3)  # several ranges
+    tag = f"stop-{flavour}-{uuid.uuid4().hex[:6]}"
+    started = datetime.now(UTC)
+    plan: dict[str, tuple[str, object]] = {f"{tag}-{i}": ("echo_input", i) for i in range(6)}
+    plan[f"{tag}-p"] = ("pipeline_parent", tag)
+    _start_all(client, plan)
+    ids = [*plan, f"{tag}-p-child"]
+    window = {"created_time_from": started, "created_time_to": datetime.now(UTC)}
+    settings = mgmt_settings.model_copy(update={"bulk_concurrency": 2})
+
+    def stop_after_three(done: int, total: int) -> None:
+        if done == 3:
+            raise _Interrupted
+
+    def purge(progress: object) -> dh.PurgeResult:
+        kwargs = {**window, "recursive": True, "progress": progress}
+        if flavour == "sync":
+            with DurableClient(settings) as bulk:
+                return bulk.purge_orchestrations_by(**kwargs)  # type: ignore[arg-type]
+
+        async def go() -> dh.PurgeResult:
+            async with dh.AsyncDurableClient(settings) as bulk:
+                return await bulk.purge_orchestrations_by(**kwargs)  # type: ignore[arg-type]
+
+        return asyncio.run(go())
+
+    with pytest.raises(_Interrupted):
+        purge(stop_after_three)
+    left = [iid for iid in ids if client.get_orchestration_state(iid) is not None]
+    assert 0 < len(left) < len(ids)
+    second = purge(None)
+    assert second.is_complete and second.deleted_instance_count == len(left)
+    assert all(
+        client.get_orchestration_state(iid) is None and not history_rows(mgmt_settings, iid) for iid in ids
+    )
