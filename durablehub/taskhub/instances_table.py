@@ -19,6 +19,7 @@ from durablehub.engine import history as ev
 from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
+from durablehub.taskhub.table_batch import RETRY_POST
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import bounded_map, offload
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
@@ -174,7 +175,7 @@ class InstancesTable:
 
     def insert(self, row: dict[str, Any]) -> str:
         """Insert a new row; ResourceExistsError if the instance already has one. Returns the ETag."""
-        result = self._table.create_entity(self._offload(dict(row)))
+        result = self._table.create_entity(self._offload(dict(row)), **RETRY_POST)
         return result["etag"]
 
     def replace(self, row: dict[str, Any], *, etag: str) -> str:

@@ -18,6 +18,7 @@ from durablehub.engine import history as ev
 from durablehub.taskhub import compression, envelope, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
+from durablehub.taskhub.aio.table_batch import RETRY_POST
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import async_bounded_map, async_offload
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
@@ -173,7 +174,7 @@ class AsyncInstancesTable:
 
     async def insert(self, row: dict[str, Any]) -> str:
         """Insert a new row; ResourceExistsError if the instance already has one. Returns the ETag."""
-        result = await self._table.create_entity(await self._offload(dict(row)))
+        result = await self._table.create_entity(await self._offload(dict(row)), **RETRY_POST)
         return result["etag"]
 
     async def replace(self, row: dict[str, Any], *, etag: str) -> str:

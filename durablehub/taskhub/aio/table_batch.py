@@ -18,6 +18,14 @@ from azure.data.tables.aio import TableClient
 
 from durablehub.taskhub import batch_wire
 
+# azure-core repeats a request that failed on the wire (a reset or dropped connection, a
+# timeout) only for the methods it deems safe, not POST. The task hub's POSTs are safe to repeat:
+# a transaction that took effect conflicts on its second run (the sentinel's ETag, rows already
+# inserted or deleted), an insert that did gets 409, and their callers settle both already.
+RETRY_POST: dict[str, Any] = {
+    "retry_on_methods": frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+}
+
 # Loop iterations before a transaction takes a connection: one reads the service's close, the
 # next runs the protocol's connection_lost, which takes the connection out of the pool.
 _YIELDS = 3
@@ -53,7 +61,7 @@ async def submit_transaction(
     # tables SDK yields here too, gathering its sub-requests' policies.
     for _ in range(_YIELDS):
         await asyncio.sleep(0)
-    response: Any = await table._client.send_request(request, stream=True)
+    response: Any = await table._client.send_request(request, stream=True, **RETRY_POST)
     await response.read()
     if response.status_code == 413:
         raise sdk_errors._decode_error(
