@@ -82,10 +82,7 @@ def bounded_map(fn: Callable[[A], T], items: Sequence[A], *, limit: int) -> list
     ``async_bounded_map``); each result in order, or the exception it raised."""
 
     def attempt(item: A) -> T | Exception:
-        try:
-            return fn(item)
-        except Exception as exc:
-            return exc
+        return _attempt(functools.partial(fn, item))
 
     if len(items) <= 1:
         return [attempt(item) for item in items]
