@@ -3,7 +3,8 @@
 Holds up to twice ``max_concurrent_activities`` work items: it receives (up to 32 in one
 request) only once no more than ``max_concurrent_activities`` are held, so each receive
 brings a full batch while the running ones keep every slot busy. Work items scheduled by
-this process while it has a free slot arrive already held (``take``), without a receive.
+this process arrive already held (``take``), without a receive, up to the same bound: the
+running ones and as many waiting for a slot.
 Each activity runs where user code runs (``durablehub.runtime.hosting``: in this process
 under ``activity_timeout_seconds``, or in a connected SDK worker) while its message's
 visibility is renewed (from the moment it is held), then TaskCompleted or TaskFailed goes
@@ -75,9 +76,10 @@ class ActivityRunner:
         self._poller.wake()
 
     def reserve_slot(self) -> bool:
-        """Promise a free slot to a work item about to be handed over (``take``), so that
-        concurrent senders do not all count the same slot; undo with ``release_slot``."""
-        if self._stopping or len(self._held) - self._reporting + self._reserved >= self._capacity:
+        """Promise room to a work item about to be handed over (``take``), so that concurrent
+        senders do not all count the same room; undo with ``release_slot``. The room is what a
+        receive keeps (twice the slots): past it, the next worker with a free slot should take it."""
+        if self._stopping or len(self._held) - self._reporting + self._reserved >= 2 * self._capacity:
             return False
         self._reserved += 1
         return True

@@ -57,3 +57,41 @@ async def test_an_activity_reporting_its_result_leaves_its_slot_to_the_next_hand
         code.close()
     assert reports == ["first"] and runner.executed == 1
     assert await async_hub.work_items.approximate_count() == 0  # its work item was deleted
+
+
+async def test_handovers_hold_as_many_work_items_as_a_receive_would(async_hub: AsyncTaskHub) -> None:
+    """A receive keeps up to twice ``max_concurrent_activities`` work items (the running ones
+    and one batch waiting for their slots); work items this process schedules are handed over
+    up to the same bound, rather than sent through the shared queue and received again."""
+    options = WorkerOptions(max_concurrent_activities=1)
+    release, both_reported = asyncio.Event(), asyncio.Event()
+    reports: list[str] = []
+
+    async def report(instance_id: str, message: envelope.MessageData) -> None:
+        reports.append(instance_id)
+        if len(reports) == 2:
+            both_reported.set()
+
+    code = InProcessCode(app, options)
+    runner = ActivityRunner(code, async_hub, options, report=report)
+    original = code.run_activity
+
+    async def blocked(scheduled: ev.TaskScheduled, target: ev.OrchestrationInstance) -> ev.HistoryEvent:
+        await release.wait()
+        return await original(scheduled, target)
+
+    code.run_activity = blocked  # type: ignore[method-assign]
+    try:
+        for name in ("running", "waiting"):
+            assert runner.reserve_slot(), name
+            held = await async_hub.work_items.send_held(work_item(name), hold=options.activity_visibility)
+            runner.release_slot()
+            assert runner.take(held)
+        assert not runner.reserve_slot()  # twice the capacity held: the next goes through the queue
+        release.set()
+        await asyncio.wait_for(both_reported.wait(), timeout=10)
+    finally:
+        release.set()
+        await runner.stop(drain_timeout=10)
+        code.close()
+    assert sorted(reports) == ["running", "waiting"]
