@@ -29,6 +29,11 @@ class WorkerOptions(BaseSettings):
     activity_visibility_seconds: int = Field(default=30, ge=5)
     min_poll_interval_seconds: float = Field(default=0.05, gt=0)
     max_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # For this long after a queue's last batch it is polled every min_poll_interval_seconds
+    # instead of backing off (polling.IdlePoller): a start from another process is picked up
+    # sooner under load, for up to 1/min_poll_interval_seconds receives a second per queue
+    # while messages keep coming. 0 (the default): back off at once, as the reference does.
+    fast_poll_seconds: float = Field(default=0.0, ge=0)
     orchestration_cache_size: int = Field(default=1000, ge=0)
     abandon_delay_seconds: int = Field(default=1, ge=0)
     max_early_message_dequeues: int = Field(default=20, ge=1)

@@ -113,3 +113,24 @@ def test_a_start_on_one_partition_hurries_the_workers_other_partitions(
         second_id = client.schedule_new_orchestration("chain", input=2, instance_id=second)
         state = client.wait_for_orchestration_completion(second_id, timeout=60)
         assert state.serialized_output == "1"
+
+
+def test_a_fast_poll_window_keeps_a_partition_that_received_a_start_at_the_minimum(
+    settings: TaskHubSettings, hub: TaskHub, client: DurableClient
+) -> None:
+    """``fast_poll_seconds``: after a start from another process, its partition goes on
+    polling every minimum interval (the next start there is picked up within it) while the
+    partitions that received nothing back off as before."""
+    started = on_partition("busy", 0, 4)
+    options = WorkerOptions(
+        min_poll_interval_seconds=0.05, max_poll_interval_seconds=CEILING, fast_poll_seconds=600
+    )
+    with Worker(app, settings, options=options) as worker:
+        worker._nearby.close()  # noqa: SLF001 - as if the client were in another process
+        client.wait_for_orchestration_completion(
+            client.schedule_new_orchestration("chain", input=1, instance_id=started), timeout=60
+        )
+        time.sleep(2)  # time for about five doublings of a back-off
+        pollers = [worker._processors[settings.names.control_queue(i)]._poller for i in (0, 1)]  # noqa: SLF001
+        assert pollers[0].next_delay == 0.05
+        assert pollers[1].next_delay > 0.05

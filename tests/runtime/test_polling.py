@@ -10,6 +10,8 @@ import asyncio
 from durablehub.runtime.outage import StorageOutage
 from durablehub.runtime.polling import IdlePoller
 
+CEILING = 600.0
+
 
 class Queue:
     """Hands out the batches given, and notes the loop's time of each receive."""
@@ -69,3 +71,33 @@ async def test_after_a_partial_batch_an_empty_queue_is_polled_again_soon() -> No
     await poll(poller, queue)
     await poll(poller, queue)
     assert 0.09 <= queue.received_at[2] - queue.received_at[1] < 4.0
+
+
+async def empty() -> list[int]:
+    return []
+
+
+async def test_a_fast_poll_window_keeps_a_busy_queue_at_the_minimum_interval() -> None:
+    """``fast_poll_seconds``: for that long after its last batch a queue is polled every
+    minimum interval, with no back-off (lower latency under load, more receives); after it,
+    the back-off doubles from the minimum as before."""
+    loop = asyncio.get_running_loop()
+    poller = IdlePoller(0.01, CEILING, fast=1.0)
+    await poll(poller, Queue([1]))
+    began = loop.time()
+    for _ in range(5):
+        await poller.poll(empty, outage=StorageOutage(), what="receiving")
+        assert poller.next_delay == 0.01
+    assert loop.time() - began < 1.0  # still inside the window (a guard: five 10 ms waits)
+    await asyncio.sleep(1.0 - (loop.time() - began))
+    await poller.poll(empty, outage=StorageOutage(), what="receiving")
+    await poller.poll(empty, outage=StorageOutage(), what="receiving")
+    assert poller.next_delay == 0.04  # the window has ended: backing off from the minimum
+
+
+async def test_without_a_fast_poll_window_an_empty_queue_backs_off_at_once() -> None:
+    poller = IdlePoller(0.01, CEILING)
+    await poll(poller, Queue([1]))
+    for _ in range(3):
+        await poller.poll(empty, outage=StorageOutage(), what="receiving")
+    assert poller.next_delay == 0.08
