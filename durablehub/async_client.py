@@ -185,6 +185,7 @@ class AsyncDurableClient:
             current = await hub.instances.get(request.instance_id, resolve_blobs=False)
             if core.started_by_us(plan, current):
                 return plan.instance_id  # a worker took the message up before our insert
+            assert sent is not None  # only a fresh id's start comes back without its message
             await queue.delete_sent(sent)  # another start won: withdraw ours, then decide again
         raise core.start_gave_up(request)
 
@@ -197,7 +198,7 @@ class AsyncDurableClient:
         row: dict[str, Any],
         *,
         fresh: bool,
-    ) -> tuple[SentMessage, HttpResponseError | None]:
+    ) -> tuple[SentMessage | None, HttpResponseError | None]:
         """Send the start message, then insert (or replace) the Pending row, as
         DurableTask.AzureStorage orders them. The message is sent; the row's failure, if any, is
         returned (a lost race is the caller's to settle).
@@ -205,8 +206,9 @@ class AsyncDurableClient:
         A uuid4 this client just drew names no instance, so nothing can conflict with its row:
         both writes go at once, one round trip instead of two (unless the message goes to a
         blob the row points at: that blob is written first). If the send fails, the row that
-        went in beside it is withdrawn (a worker that got the message anyway writes the row
-        again) and the send's error raised."""
+        went in beside it is withdrawn and the send's error raised -- unless the row changed
+        meanwhile: then a worker has run the start (the message went in and only the answer was
+        lost), the instance exists, and the start succeeded (with no message to return)."""
         send = functools.partial(queue.send, message, visible_after=plan.visible_after)
         if not fresh or message.blob_name is not None:
             sent = await send()
@@ -221,7 +223,8 @@ class AsyncDurableClient:
         sent_or_error, written = await async_both(send, functools.partial(hub.instances.insert, row))
         if isinstance(sent_or_error, Exception):
             if not isinstance(written, Exception):
-                await self._withdraw_pending_row(hub, plan.instance_id, etag=written)
+                if not await self._withdraw_pending_row(hub, plan.instance_id, etag=written):
+                    return None, None
             raise sent_or_error
         if isinstance(written, HttpResponseError):
             return sent_or_error, written
@@ -229,13 +232,18 @@ class AsyncDurableClient:
             raise written
         return sent_or_error, None
 
-    async def _withdraw_pending_row(self, hub: AsyncTaskHub, instance_id: str, *, etag: str) -> None:
+    async def _withdraw_pending_row(self, hub: AsyncTaskHub, instance_id: str, *, etag: str) -> bool:
+        """Delete the Pending row a failed start wrote; False if a worker has written the row
+        since (the start message got through after all)."""
         try:
             await hub.instances.delete(instance_id, etag=etag)
+        except ResourceModifiedError:
+            return False
         except Exception:  # the row stays Pending: the caller learns the start failed
             _LOG.warning(
                 "could not withdraw the Pending row of %r after its start failed", instance_id, exc_info=True
             )
+        return True
 
     async def get_orchestration_state(
         self, instance_id: str, *, fetch_payloads: bool = True

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 import durablehub as dh
 from durablehub.app import App
@@ -496,3 +496,46 @@ def test_a_generated_id_whose_message_cannot_be_sent_leaves_no_pending_row(
     with pytest.raises(ServiceRequestError, match="unreachable"):
         client.schedule_new_orchestration("Job", input=1)
     assert [r["PartitionKey"] for r in hub.instances.query("RowKey eq ''")] == ["first"]
+
+
+def test_a_send_that_failed_after_reaching_the_queue_is_a_start_once_a_worker_ran_it(
+    client: DurableClient,
+    settings: TaskHubSettings,
+    hub: TaskHub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A send's answer can be lost after the message went in. If a worker has run the start
+    by the time the client withdraws its Pending row (the row's ETag changed), the instance
+    exists: the start returns its id, rather than an error that invites a second start."""
+    inserted = threading.Event()
+    real_send, real_insert = TaskHubQueue.send, InstancesTable.insert
+
+    def send(self: TaskHubQueue, message: EncodedMessage, **kwargs: Any) -> Any:
+        inserted.wait(timeout=5)
+        real_send(self, message, **kwargs)
+        started = message.message.event
+        assert isinstance(started, ev.ExecutionStarted)
+        hub.instances.upsert_merge(  # a worker ran the start meanwhile
+            rows.checkpoint_instance_row(
+                task_hub=hub.names.hub,
+                instance_id=started.orchestration_instance.instance_id,
+                execution_id=started.orchestration_instance.execution_id or "",
+                new_events=[started],
+                custom_status=None,
+            )
+        )
+        raise ServiceResponseError("the connection was reset before the answer")
+
+    def insert(self: InstancesTable, row: dict[str, Any]) -> str:
+        try:
+            return real_insert(self, row)
+        finally:
+            inserted.set()
+
+    monkeypatch.setattr(TaskHubQueue, "send", send)
+    monkeypatch.setattr(InstancesTable, "insert", insert)
+    iid = client.schedule_new_orchestration("Job", input=1)
+    assert client.get_orchestration_state(iid).runtime_status is OrchestrationStatus.RUNNING  # type: ignore[union-attr]
+    assert sum(counts(settings).values()) == 1  # its start message, left for the worker
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
