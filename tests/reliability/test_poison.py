@@ -17,9 +17,10 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import durablehub as dh
 from durablehub.cli.main import app as cli_app
@@ -89,14 +90,23 @@ class Supervisor:
         self._process.wait(timeout=30)
 
 
-def poison_cli(settings: TaskHubSettings, *args: str, code: int = 0) -> str:
+def invoke(settings: TaskHubSettings, *args: str, code: int = 0) -> Result:
     env = {
         "AzureWebJobsStorage": settings.connection_string.get_secret_value(),
         "DURABLEHUB_TASK_HUB": settings.task_hub,
     }
     result = cli.invoke(cli_app, ["poison", *args], env=env)
     assert result.exit_code == code, result.output
-    return result.output
+    return result
+
+
+def poison_cli(settings: TaskHubSettings, *args: str, code: int = 0) -> str:
+    return invoke(settings, *args, code=code).output
+
+
+def poison_list(settings: TaskHubSettings) -> list[dict[str, Any]]:
+    """``poison list --json``, parsed from its stdout alone (notes go to stderr)."""
+    return json.loads(invoke(settings, "list", "--json").stdout)  # type: ignore[no-any-return]
 
 
 def test_an_activity_that_crashes_its_worker_fails_its_task_after_max_dequeues(
@@ -127,7 +137,7 @@ def test_an_activity_that_crashes_its_worker_fails_its_task_after_max_dequeues(
             assert f"(instance {iid!r}, TaskScheduled) from {settings.names.work_item_queue} to " in line
             assert "after 2 dequeues: dequeued 2 times without completing (max_dequeue_count=1)" in line
 
-            [entry] = json.loads(poison_cli(settings, "list", "--json"))
+            [entry] = poison_list(settings)
             assert entry["instanceId"] == iid and entry["eventType"] == "TaskScheduled"
             assert entry["originalQueue"] == settings.names.work_item_queue and entry["dequeueCount"] == 2
             assert entry["instanceWasTold"] is True
@@ -135,7 +145,7 @@ def test_an_activity_that_crashes_its_worker_fails_its_task_after_max_dequeues(
             # the way out; the message stays.
             out = poison_cli(settings, "requeue", entry["messageId"], code=1)
             assert f"fix the cause and rewind the instance (durablehub rewind {iid})" in out
-            assert len(json.loads(poison_cli(settings, "list", "--json"))) == 1
+            assert len(poison_list(settings)) == 1
 
             marker.unlink()  # the fix
             client.rewind_orchestration(iid, reason="fixed")
@@ -160,7 +170,7 @@ def test_an_orchestration_message_that_crashes_its_worker_waits_in_poison_until_
             while not entries:
                 assert time.monotonic() < deadline, workers.logs()
                 time.sleep(0.5)
-                entries = json.loads(poison_cli(settings, "list", "--json"))
+                entries = poison_list(settings)
             [entry] = entries
             assert workers.crashes == 1  # the first dequeue crashed; the second went to poison
             assert entry["instanceId"] == iid and entry["eventType"] == "ExecutionStarted"
@@ -179,7 +189,7 @@ def test_an_orchestration_message_that_crashes_its_worker_waits_in_poison_until_
             state = client.wait_for_orchestration_completion(iid, timeout=60)
             assert state.runtime_status == dh.OrchestrationStatus.COMPLETED, workers.logs()
             assert state.get_output() == "orchestration ran"
-            assert json.loads(poison_cli(settings, "list", "--json")) == []
+            assert poison_list(settings) == []
             assert workers.crashes == 1
     finally:
         workers.stop()

@@ -48,7 +48,11 @@ class PoisonListing:
 
     @property
     def more(self) -> int:
-        """About how many messages are in the queue beyond those peeked."""
+        """About how many messages are in the queue beyond those peeked. Only a full peek
+        leaves any out: one short of ``PEEK_LIMIT`` saw every visible message, and a higher
+        count (read after the peek) is a message that arrived meanwhile or one a requeue holds."""
+        if len(self.entries) < PEEK_LIMIT:
+            return 0
         return max(0, self.approximate_count - len(self.entries))
 
 
