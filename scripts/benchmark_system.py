@@ -71,6 +71,15 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def balanced(hub: TaskHub, partitions: int, owners: int) -> bool:
+    owned = Counter(s.lease.owner for s in hub.leases.list() if s.leased)
+    return (
+        sum(owned.values()) == partitions
+        and len(owned) == owners
+        and max(owned.values()) - min(owned.values()) <= 1
+    )
+
+
 @contextmanager
 def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: str) -> Iterator[None]:
     """``durablehub worker benchmark:app --processes COUNT`` on the benchmark's hub, stopped
@@ -92,9 +101,11 @@ def worker_processes(settings: dh.TaskHubSettings, count: int = 1, **options: st
         stderr=subprocess.DEVNULL,
     )
     try:
-        with TaskHub(settings) as hub:  # started once they own partitions
+        # Started once every partition is owned and the processes share them evenly: a
+        # partition still moving would hand its held messages back during a measurement.
+        with TaskHub(settings) as hub:
             deadline = time.monotonic() + 60
-            while len({s.lease.owner for s in hub.leases.list() if s.leased}) < count:
+            while not balanced(hub, settings.partition_count, count):
                 if time.monotonic() > deadline:
                     raise SystemExit("benchmark workers did not start")
                 time.sleep(0.2)
