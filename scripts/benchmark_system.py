@@ -11,6 +11,7 @@ defaults; and purge throughput. Machines are shared and noisy: read ratios besid
 from __future__ import annotations
 
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -207,7 +208,10 @@ def latency(
     began = time.perf_counter()
     for _ in range(runs):
         if pause:
-            time.sleep(pause)
+            # Plus up to a second at random: a start arrives at any point of an idle poller's
+            # wait, not in step with the runs before it (equal pauses picked up each start in
+            # about the same phase of the wait, 900-955 ms into the 1 s ceiling in three runs).
+            time.sleep(pause + random.uniform(0, 1))
         mark = log.mark()
         total, breakdown = chain_latency(client)
         counts = log.since(mark)
@@ -296,6 +300,32 @@ def fast_polling(settings: dh.TaskHubSettings, log: AzuriteRequestLog, runs: int
         label = f"the same, DURABLEHUB_FAST_POLL_SECONDS={FAST_POLL_SECONDS:g}"
         measured = latency(client, log, label, runs, loaded=True)
     steps_target("target, busy worker, fast polling", measured)
+
+
+SPARING_MIN_POLL_SECONDS = 0.5
+
+
+def sparing_polling(settings: dh.TaskHubSettings, log: AzuriteRequestLog, chains: int, runs: int) -> None:
+    """The other end of the trade-off: the chains at once and the busy chain on a worker whose
+    queues wait at least ``SPARING_MIN_POLL_SECONDS`` between receives. Starts that trickle in
+    share receives (fewer requests per orchestration), and each waits longer to be picked up."""
+    with (
+        worker_processes(settings, min_poll_interval_seconds=str(SPARING_MIN_POLL_SECONDS)),
+        dh.DurableClient(settings) as client,
+    ):
+        setting = f"DURABLEHUB_MIN_POLL_INTERVAL_SECONDS={SPARING_MIN_POLL_SECONDS:g}"
+        measure(
+            log,
+            f"{chains} chains at once, {setting}",
+            "orchestration",
+            chains,
+            lambda: wait_all(
+                client, [client.schedule_new_orchestration("chain", input=3) for _ in range(chains)]
+            ),
+        )
+        with background_load(settings):
+            measured = latency(client, log, "busy worker, the same", runs, loaded=True)
+    steps_target("target, busy worker, sparing polling", measured)
 
 
 def idle_cost(
@@ -428,6 +458,7 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
         if not latency_only:
             purge_throughput(log, client, settings, purges)
     fast_polling(settings, log, runs)
+    sparing_polling(settings, log, chains, runs)
     if latency_only:
         return
     print("\n  the same with `durablehub worker --processes 2`:")
