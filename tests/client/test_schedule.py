@@ -473,17 +473,10 @@ def test_a_start_with_a_generated_id_sends_its_message_and_inserts_its_row_at_on
     assert message_count(settings, queue) == 1 + (queue == settings.names.control_queue_for("first"))
 
 
-def test_a_generated_id_whose_message_cannot_be_sent_leaves_no_pending_row(
-    client: DurableClient, settings: TaskHubSettings, hub: TaskHub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The row went in beside the failed send: it is withdrawn, and the send's error raised."""
-    client.schedule_new_orchestration("Job", instance_id="first")
+def inserts_signalled(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once the client's Pending-row insert (sent beside the start message) is done."""
     inserted = threading.Event()
     real_insert = InstancesTable.insert
-
-    def send(self: TaskHubQueue, *args: Any, **kwargs: Any) -> Any:
-        inserted.wait(timeout=5)
-        raise ServiceRequestError("the queue is unreachable")
 
     def insert(self: InstancesTable, row: dict[str, Any]) -> str:
         try:
@@ -491,8 +484,22 @@ def test_a_generated_id_whose_message_cannot_be_sent_leaves_no_pending_row(
         finally:
             inserted.set()
 
-    monkeypatch.setattr(TaskHubQueue, "send", send)
     monkeypatch.setattr(InstancesTable, "insert", insert)
+    return inserted
+
+
+def test_a_generated_id_whose_message_cannot_be_sent_leaves_no_pending_row(
+    client: DurableClient, settings: TaskHubSettings, hub: TaskHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row went in beside the failed send: it is withdrawn, and the send's error raised."""
+    client.schedule_new_orchestration("Job", instance_id="first")
+    inserted = inserts_signalled(monkeypatch)
+
+    def send(self: TaskHubQueue, *args: Any, **kwargs: Any) -> Any:
+        inserted.wait(timeout=5)
+        raise ServiceRequestError("the queue is unreachable")
+
+    monkeypatch.setattr(TaskHubQueue, "send", send)
     with pytest.raises(ServiceRequestError, match="unreachable"):
         client.schedule_new_orchestration("Job", input=1)
     assert [r["PartitionKey"] for r in hub.instances.query("RowKey eq ''")] == ["first"]
@@ -508,8 +515,8 @@ def test_a_send_that_failed_after_reaching_the_queue_is_a_start_once_a_worker_ra
     """A send's answer can be lost after the message went in. If a worker has run the start
     by the time the client withdraws its Pending row (the row's ETag changed), the instance
     exists: the start returns its id, rather than an error that invites a second start."""
-    inserted = threading.Event()
-    real_send, real_insert = TaskHubQueue.send, InstancesTable.insert
+    inserted = inserts_signalled(monkeypatch)
+    real_send = TaskHubQueue.send
 
     def send(self: TaskHubQueue, message: EncodedMessage, **kwargs: Any) -> Any:
         inserted.wait(timeout=5)
@@ -527,14 +534,7 @@ def test_a_send_that_failed_after_reaching_the_queue_is_a_start_once_a_worker_ra
         )
         raise ServiceResponseError("the connection was reset before the answer")
 
-    def insert(self: InstancesTable, row: dict[str, Any]) -> str:
-        try:
-            return real_insert(self, row)
-        finally:
-            inserted.set()
-
     monkeypatch.setattr(TaskHubQueue, "send", send)
-    monkeypatch.setattr(InstancesTable, "insert", insert)
     iid = client.schedule_new_orchestration("Job", input=1)
     assert client.get_orchestration_state(iid).runtime_status is OrchestrationStatus.RUNNING  # type: ignore[union-attr]
     assert sum(counts(settings).values()) == 1  # its start message, left for the worker
