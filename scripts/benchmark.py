@@ -144,7 +144,8 @@ def main() -> None:
         choices=["all", "process", "system", "latency", "purge", "sidecar", "tracing"],
         default="all",
         help="in-process figures, whole-system (latency: only its fan-out, chains, latency and idle"
-        " cost with the default polling; purge: only its purge throughput), the sidecar beside a"
+        " cost with the default polling, and both ends of the polling trade-off; purge: only its"
+        " purge throughput), the sidecar beside a"
         " worker, the cost of tracing (runs last: it installs an OpenTelemetry SDK in this process), or all",
     )
     args = parser.parse_args()

@@ -5,7 +5,9 @@ every storage request of every process is counted from Azurite's own access log
 (``durablehub.testing.request_log``). Prints, per scenario, whole-system requests per unit;
 the latency of a three-activity chain as the client sees it, from a busy and from an idle
 worker, with its breakdown; the idle cost of a worker per hour beside DurableTask.AzureStorage's
-defaults; and purge throughput. Machines are shared and noisy: read ratios beside times.
+defaults; purge throughput; and both ends of the polling trade-off (the busy chain with
+``fast_poll_seconds``, the chains at once and the busy chain with a longer minimum poll
+interval). Machines are shared and noisy: read ratios beside times.
 """
 
 from __future__ import annotations
@@ -290,8 +292,9 @@ FAST_POLL_SECONDS = 2.0
 def fast_polling(settings: dh.TaskHubSettings, log: AzuriteRequestLog, runs: int) -> None:
     """The busy chain again on a worker with ``fast_poll_seconds`` set: a queue that brought a
     batch within that window is polled every ``min_poll_interval_seconds`` (50 ms) instead of
-    backing off, so under the background load every queue is: the best polling does for the
-    busy target, and the receives a second it costs (an idle worker's cost is unchanged)."""
+    backing off, so under the background load every queue is polled that often: the best
+    polling does for the busy target, and the receives a second it costs (an idle worker's cost
+    is unchanged)."""
     with (
         worker_processes(settings, fast_poll_seconds=str(FAST_POLL_SECONDS)),
         dh.DurableClient(settings) as client,
@@ -398,8 +401,8 @@ def run_purge(
 
 def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_only: bool = False) -> None:
     """The whole part; with ``latency_only`` (``--part latency``) the fan-out, the chains at
-    once, the latency of a chain and the idle cost with the default polling: what polling
-    changes, without the rest."""
+    once, the latency of a chain and the idle cost with the default polling, and both ends of
+    the polling trade-off: what polling changes, without the rest."""
     log = AzuriteRequestLog(log_path, settings.names)
     fan, chains, events, purges = (100, 20, 50, 200) if quick else (500, 100, 200, 2000)
     print(
