@@ -2,7 +2,7 @@
 
 Every message still goes through its queue, one message per task (the wire format is the
 reference's). But when this process consumes the target itself -- it owns the instance's
-partition, or its activity runner has a free slot -- the message is enqueued already
+partition, or its activity runner has room (``reserve_slot``) -- the message is enqueued already
 invisible (held for one visibility timeout) and handed over in memory with its receipt: the
 consumer skips a receive request and a poll interval, and if this process dies the message
 becomes visible to the next owner when the hold ends, like any message it had received.
