@@ -64,11 +64,7 @@ class ActivityRunner:
         self._reporting = 0  # held work items whose code has run: their answers are on the way
         self._room = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self._poller = IdlePoller(
-            options.min_poll_interval_seconds,
-            options.max_poll_interval_seconds,
-            fast=options.fast_poll_seconds,
-        )
+        self._poller = IdlePoller.of_worker(options)
         self.executed = 0
         self.tracker = Tracker(hub.settings.task_hub)
         self.unfinished = 0  # activities still running when a stop gave up waiting for them

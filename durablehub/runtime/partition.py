@@ -65,11 +65,7 @@ class ControlQueueProcessor:
         self._sessions: dict[str, asyncio.Task[None]] = {}
         self._settling: set[asyncio.Task[None]] = set()  # deletes of committed episodes' messages
         self._receipts = asyncio.Lock()  # renewals and deletes must not race on a pop receipt
-        self._poller = IdlePoller(
-            options.min_poll_interval_seconds,
-            options.max_poll_interval_seconds,
-            fast=options.fast_poll_seconds,
-        )
+        self._poller = IdlePoller.of_worker(options)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 

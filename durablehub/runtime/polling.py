@@ -32,6 +32,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import StorageOutage
 
 T = TypeVar("T")
@@ -50,6 +51,15 @@ class IdlePoller:
         self._after_partial = False  # the last receive emptied the queue: wait before the next
         self._woken = False
         self._hurried = False
+
+    @classmethod
+    def of_worker(cls, options: WorkerOptions) -> IdlePoller:
+        """The poller of one of a worker's queues, with its polling options."""
+        return cls(
+            options.min_poll_interval_seconds,
+            options.max_poll_interval_seconds,
+            fast=options.fast_poll_seconds,
+        )
 
     def wake(self) -> None:
         """Work was just sent: end the current wait."""
