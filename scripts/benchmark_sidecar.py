@@ -121,16 +121,17 @@ def run(settings: dh.TaskHubSettings, log_path: Any, *, quick: bool) -> None:
     remote = settings.model_copy(update={"task_hub": "BenchSidecar"})
     with sidecar_process(remote) as address:
         orchestrators, activities = sdk_app()
-        w = sdk_worker.TaskHubGrpcWorker(host_address=address)
-        for name in ("durabletask-worker", "durabletask-client"):  # a line per work item otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
+        # The SDK logs a line per work item at INFO, on a logger of its own unless given one.
+        quiet = logging.getLogger("benchmark.durabletask")
+        quiet.setLevel(logging.WARNING)
+        w = sdk_worker.TaskHubGrpcWorker(host_address=address, logger=quiet)
         for fn in orchestrators.values():
             w.add_orchestrator(fn)
         for fn in activities.values():
             w.add_activity(fn)
         w.start()
         try:
-            c = sdk_client.TaskHubGrpcClient(host_address=address)
+            c = sdk_client.TaskHubGrpcClient(host_address=address, logger=quiet)
             rates["sidecar"] = _workloads(
                 log,
                 "durabletask-python on the sidecar",
