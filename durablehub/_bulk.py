@@ -80,18 +80,24 @@ async def async_for_each_grouped(
     *,
     limit: int,
     progress: Progress | None = None,
-) -> list[R]:
+    stop: Callable[[], bool] | None = None,
+) -> list[R | None]:
     """``operation(item, prepare(group))`` on every item, at most ``limit`` at once; results in
     order. A group is prepared while the one before it is being worked on, so the workers are
-    not left idle between groups; at most two groups are held at a time."""
+    not left idle between groups; at most two groups are held at a time. Once ``stop()`` is
+    true (a purge's timeout), no item starts and no group is prepared: their results are None;
+    items under way finish."""
     semaphore = asyncio.Semaphore(limit)
     total = sum(len(group) for group in groups)
     results: list[R | None] = [None] * total
     done = 0
+    stopped = stop or (lambda: False)
 
     async def one(index: int, item: T, prepared: P) -> None:
         nonlocal done
         async with semaphore:
+            if stopped():
+                return
             results[index] = await operation(item, prepared)
         done += 1
         if progress is not None:
@@ -105,6 +111,8 @@ async def async_for_each_grouped(
             for group in groups:
                 if older:  # at most two groups held: queued behind each other
                     await asyncio.wait(older)
+                if stopped():
+                    break
                 prepared = await prepare(group)
                 tasks = [
                     group_tasks.create_task(one(start + offset, item, prepared))
@@ -114,7 +122,7 @@ async def async_for_each_grouped(
                 start += len(group)
     except ExceptionGroup as failures:
         raise failures.exceptions[0] from None
-    return results  # type: ignore[return-value]  # every slot was filled
+    return results
 
 
 def for_each_grouped(
@@ -124,14 +132,18 @@ def for_each_grouped(
     *,
     limit: int,
     progress: Progress | None = None,
-) -> list[R]:
+    stop: Callable[[], bool] | None = None,
+) -> list[R | None]:
     """The same on threads: this thread prepares the next group while the pool works."""
     lock = Lock()
     total = sum(len(group) for group in groups)
     done = 0
+    stopped = stop or (lambda: False)
 
-    def one(item: T, prepared: P) -> R:
+    def one(item: T, prepared: P) -> R | None:
         nonlocal done
+        if stopped():
+            return None
         result = operation(item, prepared)
         with lock:
             done += 1
@@ -141,19 +153,22 @@ def for_each_grouped(
 
     if not total:
         return []
-    futures: list[Future[R]] = []
+    futures: list[Future[R | None]] = []
     with ThreadPoolExecutor(max_workers=min(limit, total), thread_name_prefix="durablehub-bulk") as pool:
         try:
-            older: list[Future[R]] = []
-            previous: list[Future[R]] = []
+            older: list[Future[R | None]] = []
+            previous: list[Future[R | None]] = []
             for group in groups:
                 for future in older:  # at most two groups held: queued behind each other
                     future.result()  # a failure stops the rest
+                if stopped():
+                    break
                 prepared = prepare(group)
                 tasks = [pool.submit(one, item, prepared) for item in group]
                 older, previous = previous, tasks
                 futures += tasks
-            return [future.result() for future in futures]
+            results = [future.result() for future in futures]
+            return results + [None] * (total - len(results))
         except BaseException:
             for future in futures:
                 future.cancel()

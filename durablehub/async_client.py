@@ -553,15 +553,26 @@ class AsyncDurableClient:
         runtime_status: Collection[OrchestrationStatus] | None = None,
         recursive: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        timeout: float | timedelta | None = None,
     ) -> PurgeResult:
         """Purge every finished instance created in the range and in one of ``runtime_status``
         (by default: Completed, Failed, Terminated, Canceled), ``settings.bulk_concurrency`` at
         once; ``progress(done, total)`` after each. Interrupted, running it again finishes it.
 
+        ``timeout`` (DurableTask.Core's ``PurgeInstanceFilter.Timeout``): after that long no
+        further instance is started (those under way finish) and the result says
+        ``is_complete=False``; running it again goes on with the rest.
+
         Raises:
-            ValueError: ``runtime_status`` names a live status.
+            ValueError: ``runtime_status`` names a live status, or ``timeout`` is negative.
         """
         statuses = mgmt.purge_statuses(runtime_status)
+        seconds = core.check_timeout(timeout)
+        deadline = None if seconds is None else monotonic() + seconds
+
+        def out_of_time() -> bool:
+            return deadline is not None and monotonic() >= deadline
+
         query = OrchestrationQuery(
             created_time_from=created_time_from,
             created_time_to=created_time_to,
@@ -583,6 +594,8 @@ class AsyncDurableClient:
                 resolve_blobs=False,
             )
             found.extend(page)
+            if found and out_of_time():
+                return PurgeResult(0, False)
             if not token:
                 break
 
@@ -620,9 +633,12 @@ class AsyncDurableClient:
             purge_one,
             limit=self.settings.bulk_concurrency,
             progress=progress,
+            stop=out_of_time,
         )
+        finished = [r for r in results if r is not None]
         return PurgeResult(
-            sum(r.deleted_instance_count for r in results), all(r.is_complete for r in results)
+            sum(r.deleted_instance_count for r in finished),
+            len(finished) == len(results) and all(r.is_complete for r in finished),
         )
 
     async def query_orchestrations(self, query: OrchestrationQuery | None = None) -> OrchestrationStatePage:

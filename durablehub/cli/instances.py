@@ -330,6 +330,14 @@ def purge(
     created_from: FromOption = None,
     created_to: ToOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Purge by filter without asking.")] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Purge by filter: start no instance after this long (run it again for the rest).",
+        ),
+    ] = None,
     task_hub: TaskHubOption = None,
     connection_string: ConnectionOption = None,
     partitions: PartitionsOption = None,
@@ -339,7 +347,7 @@ def purge(
     from durablehub.errors import OrchestrationNotFoundError
 
     if instance_id is not None:
-        if statuses or created_from or created_to:
+        if statuses or created_from or created_to or timeout is not None:
             raise fail("give an instance id or filters, not both")
 
         def purge_one(client: Any) -> Any:
@@ -364,13 +372,18 @@ def purge(
                 created_time_to=created_to,
                 runtime_status=runtime_status,
                 progress=None if as_json else _progress("purge"),  # JSON is for scripts
+                timeout=timeout,
             ),
         )
     count = result.deleted_instance_count
     if as_json:
         typer.echo(json.dumps({"instancesDeleted": count, "isComplete": result.is_complete}))
     else:
-        typer.echo(f"purged {count} instance{'s' if count != 1 else ''}")
+        left = ""
+        if not result.is_complete:
+            why = "the timeout ran out, or " if timeout is not None else ""
+            left = f"; not all: {why}an instance was written to while being purged. Run it again to finish"
+        typer.echo(f"purged {count} instance{'s' if count != 1 else ''}{left}")
 
 
 def _progress(verb: str, every: int = 100) -> Callable[[int, int], None]:

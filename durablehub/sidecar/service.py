@@ -318,6 +318,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 created_time_to=tr.to_datetime(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
                 runtime_status=[s for s in statuses if s.is_terminal] or None,
                 recursive=request.recursive,
+                timeout=f.timeout.ToTimedelta() if f.HasField("timeout") else None,
             )
 
         result = await _answer(context, purge())

@@ -99,6 +99,15 @@ def test_events_and_management(env: dict[str, str]) -> None:
     assert purged["instancesDeleted"] >= 1
     cli(env, "start", "hello_cities", "--id", f"{iid}-again")
     wait_status(env, f"{iid}-again", "Completed")
+    cut = cli(env, "purge", "--status", "Completed", "--yes", "--timeout", "0")
+    assert "purged 0 instances; not all: the timeout ran out" in cut and "Run it again" in cut
+    assert json.loads(cli(env, "purge", "--status", "Completed", "--yes", "--timeout", "0", "--json")) == {
+        "instancesDeleted": 0,
+        "isComplete": False,
+    }
+    assert "must be a number of seconds >= 0" in cli(
+        env, "purge", "-s", "Completed", "-y", "--timeout", "-1", code=1
+    )
     shown = cli(env, "purge", "--status", "Completed", "--yes")
     assert "purge: 1 of 1 instances done" in shown and "purged 1 instance" in shown
 

@@ -126,3 +126,39 @@ def test_grouped_bulk_work_stops_at_the_first_failure(flavour: str) -> None:
 
             asyncio.run(_bulk.async_for_each_grouped(groups, prepare, item, limit=1))
     assert 5 not in done and 6 not in done
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_grouped_bulk_work_starts_nothing_once_told_to_stop(flavour: str) -> None:
+    """A purge's timeout: items not started when ``stop()`` turns true are left (None), and
+    groups after that are not even listed."""
+    groups = [[1, 2], [3, 4], [5, 6]]
+    prepared: list[int] = []
+    done: list[int] = []
+
+    def on_item(value: int) -> int:
+        done.append(value)
+        return value
+
+    def stop() -> bool:
+        return 2 in done
+
+    if flavour == "sync":
+
+        def prepare_sync(group: Sequence[int]) -> None:
+            prepared.append(group[0])
+
+        results = _bulk.for_each_grouped(groups, prepare_sync, lambda v, _: on_item(v), limit=1, stop=stop)
+    else:
+
+        async def prepare(group: Sequence[int]) -> None:
+            prepared.append(group[0])
+
+        async def item(value: int, _: None) -> int:
+            await asyncio.sleep(0)
+            return on_item(value)
+
+        results = asyncio.run(_bulk.async_for_each_grouped(groups, prepare, item, limit=1, stop=stop))
+    assert results == [1, 2, None, None, None, None]
+    assert done == [1, 2]
+    assert prepared == [1, 3]  # the group after the stop was never listed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,35 @@ def test_purge_by_filter_takes_only_matching_finished_instances(client: DurableC
     assert all(client.get_orchestration_state(iid) is None for iid in done)
     assert client.get_orchestration_state(live) is not None
     client.terminate_orchestration(live)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_purge_by_filter_out_of_time_stops_and_says_so_and_running_it_again_finishes(
+    client: DurableClient, mgmt_settings: dh.TaskHubSettings, flavour: str
+) -> None:
+    """DurableTask.Core's PurgeInstanceFilter.Timeout: no instance is started after it, and the
+    result is incomplete. A timeout of 0 has run out before the first instance."""
+    before = datetime.now(UTC)
+    done = [run(client, "echo_input", i, f"tmo-{uuid.uuid4().hex[:6]}").instance_id for i in range(3)]
+    window = {"created_time_from": before, "created_time_to": datetime.now(UTC)}
+
+    def purge(**options: object) -> dh.PurgeResult:
+        if flavour == "sync":
+            return client.purge_orchestrations_by(**window, **options)  # type: ignore[arg-type]
+
+        async def go() -> dh.PurgeResult:
+            async with dh.AsyncDurableClient(mgmt_settings) as bulk:
+                return await bulk.purge_orchestrations_by(**window, **options)  # type: ignore[arg-type]
+
+        return asyncio.run(go())
+
+    with pytest.raises(ValueError, match="timeout"):
+        purge(timeout=-1)
+    assert purge(timeout=0) == dh.PurgeResult(0, False)
+    assert all(client.get_orchestration_state(iid) is not None for iid in done)
+    again = purge(timeout=timedelta(minutes=5))
+    assert again.deleted_instance_count >= 3 and again.is_complete  # others' instances may go too
+    assert all(client.get_orchestration_state(iid) is None for iid in done)
 
 
 def test_queries_filter_and_page(client: DurableClient) -> None:

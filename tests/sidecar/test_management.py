@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from datetime import timedelta
 
+import pytest
 from durabletask import client as dt_client
 from durabletask import task
 
@@ -144,3 +147,21 @@ def test_rewind_reruns_what_failed_and_keeps_the_rest(
     with DurableClient(settings) as client:  # rows are kept: the failure is a "Rewound:" row now
         reasons = [getattr(e, "reason", None) for e in client.get_orchestration_history(iid)]
         assert "Rewound: TaskFailed" in reasons and "Rewound: ExecutionCompleted" in reasons
+
+
+def test_a_purge_by_filter_with_a_timeout_stops_there_and_says_it_is_incomplete(
+    sdk_worker: SdkWorkerFactory, sdk_client: dt_client.TaskHubGrpcClient
+) -> None:
+    """PurgeInstanceFilter.timeout (sent by durabletask-python from 1.12): a microsecond runs
+    out before the first instance is purged; isComplete says so, and a second call finishes."""
+    if "timeout" not in inspect.signature(sdk_client.purge_orchestrations_by).parameters:
+        pytest.skip("this durabletask SDK sends no purge timeout")
+    _run(sdk_worker)
+    for n in range(2):
+        _finish(sdk_client, sdk_client.schedule_new_orchestration(parent, input=n, instance_id=f"t{n}"))
+    cut = sdk_client.purge_orchestrations_by(runtime_status=[COMPLETED], timeout=timedelta(microseconds=1))
+    assert (cut.deleted_instance_count, cut.is_complete) == (0, False)
+    assert sdk_client.get_orchestration_state("t0") is not None
+    rest = sdk_client.purge_orchestrations_by(runtime_status=[COMPLETED], timeout=timedelta(minutes=5))
+    assert (rest.deleted_instance_count, rest.is_complete) == (4, True)
+    assert sdk_client.get_all_orchestration_states() == []
