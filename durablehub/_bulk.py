@@ -30,47 +30,25 @@ async def async_for_each(
 ) -> list[R]:
     """``operation`` on every item, at most ``limit`` at once; results in order. The first
     failure cancels the rest and is raised as itself (what finished stays done)."""
-    semaphore = asyncio.Semaphore(limit)
-    results: list[R | None] = [None] * len(items)
-    done = 0
 
-    async def one(index: int, item: T) -> None:
-        nonlocal done
-        async with semaphore:
-            results[index] = await operation(item)
-        done += 1
-        if progress is not None:
-            progress(done, len(items))
+    async def nothing(_: Sequence[T]) -> None:
+        return None
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for index, item in enumerate(items):
-                group.create_task(one(index, item))
-    except ExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    return results  # type: ignore[return-value]  # every slot was filled
+    async def one(item: T, _: None) -> R:
+        return await operation(item)
+
+    results = await async_for_each_grouped([items], nothing, one, limit=limit, progress=progress)
+    return results  # type: ignore[return-value]  # no stop: every slot was filled
 
 
 def for_each(
     items: Sequence[T], operation: Callable[[T], R], *, limit: int, progress: Progress | None = None
 ) -> list[R]:
     """The same on threads, for the sync client (its storage clients are thread-safe)."""
-    lock = Lock()
-    done = 0
-
-    def one(item: T) -> R:
-        nonlocal done
-        result = operation(item)
-        with lock:
-            done += 1
-            if progress is not None:
-                progress(done, len(items))
-        return result
-
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="durablehub-bulk") as pool:
-        return list(pool.map(one, items))
+    results = for_each_grouped(
+        [items], lambda _: None, lambda item, _: operation(item), limit=limit, progress=progress
+    )
+    return results  # type: ignore[return-value]  # no stop: every slot was filled
 
 
 async def async_for_each_grouped(
