@@ -5,7 +5,8 @@ every storage request of every process is counted from Azurite's own access log
 (``durablehub.testing.request_log``). Prints, per scenario, whole-system requests per unit;
 the latency of a three-activity chain as the client sees it, from a busy and from an idle
 worker, with its breakdown; the idle cost of a worker per hour beside DurableTask.AzureStorage's
-defaults; purge throughput; and both ends of the polling trade-off (the busy chain with
+defaults, and of a hub that serves one chain a minute; purge throughput; W1 and W2 with two
+worker processes (CPU by process); and both ends of the polling trade-off (the busy chain with
 ``fast_poll_seconds``, the chains at once and the busy chain with a longer minimum poll
 interval). Machines are shared and noisy: read ratios beside times.
 """
@@ -131,6 +132,7 @@ def measure(log: AzuriteRequestLog, label: str, unit: str, count: int, run: Call
     """Run a scenario; print its rate, requests per unit (all processes) and CPU; return the rate."""
     mark = log.mark()
     cpu_before, client_before = workers_cpu(), time.process_time()
+    pids_before = [cpu_seconds(pid) for pid in WORKER_PIDS]
     started = time.perf_counter()
     run()
     elapsed = time.perf_counter() - started
@@ -138,13 +140,16 @@ def measure(log: AzuriteRequestLog, label: str, unit: str, count: int, run: Call
     counts = log.since(mark)
     total = sum(counts.values())
     worker_cpu, client_cpu = workers_cpu() - cpu_before, time.process_time() - client_before
+    split = [cpu_seconds(pid) - before for pid, before in zip(WORKER_PIDS, pids_before, strict=True)]
     print(
         f"  {label:<44} {count / elapsed:>9,.1f} {unit}/s  {total / count:6.2f} requests/{unit}"
         f" (all processes, {elapsed:.2f} s)"
     )
+    by_process = " + ".join(f"{c / count * 1000:.1f}" for c in split)
     print(
-        f"  {'':<44} CPU per {unit}: workers {worker_cpu / count * 1000:.1f} ms,"
-        f" client {client_cpu / count * 1000:.1f} ms"
+        f"  {'':<44} CPU per {unit}: workers {worker_cpu / count * 1000:.1f} ms"
+        + (f" ({by_process} ms by process)" if len(split) > 1 else "")
+        + f", client {client_cpu / count * 1000:.1f} ms"
     )
     print(f"  {'':<44} " + top(counts, count))
     return count / elapsed
@@ -351,6 +356,27 @@ def idle_cost(
     return per_hour
 
 
+def trickle_cost(
+    log: AzuriteRequestLog, client: dh.DurableClient, minutes: int, label: str, idle: float
+) -> None:
+    """Requests per hour of a hub that serves one three-activity chain a minute: every storage
+    request of every process over whole minutes, each one a chain started and waited for by
+    the client, then the worker left idle until the next minute (its pollers back off again)."""
+    mark = log.mark()
+    began = time.perf_counter()
+    for n in range(minutes):
+        wait_all(client, [client.schedule_new_orchestration("chain", input=3)])
+        time.sleep(max(0.0, began + (n + 1) * 60 - time.perf_counter()))
+    seconds = time.perf_counter() - began
+    counts = log.since(mark)
+    per_hour = sum(counts.values()) * HOUR / seconds
+    print(
+        f"  {label:<44} {per_hour:>9,.0f} requests/h  ({(per_hour - idle) / 60:.0f} requests per chain"
+        f" above the idle worker's {idle:,.0f}/h; {minutes} minutes)"
+    )
+    print(f"  {'':<44} " + ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6)))
+
+
 def purge_throughput(
     log: AzuriteRequestLog,
     client: dh.DurableClient,
@@ -456,9 +482,10 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
         steps_target("the same, chains one after another", sequence)
         ceiling_target("target, idle worker", idle, dh.WorkerOptions().max_poll_interval_seconds)
 
-        idle_cost(log, 30 if quick else 120, settings.partition_count, "idle worker, default polling")
+        idle = idle_cost(log, 30 if quick else 120, settings.partition_count, "idle worker, default polling")
 
         if not latency_only:
+            trickle_cost(log, client, 1 if quick else 3, "one chain a minute, default polling", idle)
             purge_throughput(log, client, settings, purges)
     fast_polling(settings, log, runs)
     sparing_polling(settings, log, chains, runs)
@@ -491,11 +518,12 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
         "balance_interval_seconds": "10",
         "lease_duration_seconds": "30",
     }
-    with worker_processes(settings, **reference):
-        idle_cost(
+    with worker_processes(settings, **reference), dh.DurableClient(settings) as client:
+        idle = idle_cost(
             log,
             60 if quick else 300,
             settings.partition_count,
             "idle worker, the reference's settings",
             ceiling=30,
         )
+        trickle_cost(log, client, 1 if quick else 3, "one chain a minute, the reference's settings", idle)
