@@ -372,7 +372,7 @@ def trickle_cost(
     per_hour = sum(counts.values()) * HOUR / seconds
     print(
         f"  {label:<44} {per_hour:>9,.0f} requests/h  ({(per_hour - idle) / 60:.0f} requests per chain"
-        f" above the idle worker's {idle:,.0f}/h; {minutes} minutes)"
+        f" above the idle worker's {idle:,.0f}/h; {minutes} minute{'s' if minutes != 1 else ''})"
     )
     print(f"  {'':<44} " + ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6)))
 
