@@ -152,7 +152,7 @@ def test_rewind_reruns_what_failed_and_keeps_the_rest(
 def test_a_purge_by_filter_with_a_timeout_stops_there_and_says_it_is_incomplete(
     sdk_worker: SdkWorkerFactory, sdk_client: dt_client.TaskHubGrpcClient
 ) -> None:
-    """PurgeInstanceFilter.timeout (sent by durabletask-python from 1.12): a microsecond runs
+    """PurgeInstanceFilter.timeout (sent by durabletask-python from 1.10): a microsecond runs
     out before the first instance is purged; isComplete says so, and a second call finishes."""
     if "timeout" not in inspect.signature(sdk_client.purge_orchestrations_by).parameters:
         pytest.skip("this durabletask SDK sends no purge timeout")
