@@ -64,10 +64,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def workers_cpu() -> float:
-    return sum(cpu_seconds(pid) for pid in WORKER_PIDS)
-
-
 def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -131,16 +127,15 @@ def top(counts: Counter[str], unit: int, n: int = 6) -> str:
 def measure(log: AzuriteRequestLog, label: str, unit: str, count: int, run: Callable[[], None]) -> float:
     """Run a scenario; print its rate, requests per unit (all processes) and CPU; return the rate."""
     mark = log.mark()
-    cpu_before, client_before = workers_cpu(), time.process_time()
-    pids_before = [cpu_seconds(pid) for pid in WORKER_PIDS]
+    workers_before, client_before = [cpu_seconds(pid) for pid in WORKER_PIDS], time.process_time()
     started = time.perf_counter()
     run()
     elapsed = time.perf_counter() - started
     time.sleep(0.5)  # deletes settling after the last episode belong to this scenario
     counts = log.since(mark)
     total = sum(counts.values())
-    worker_cpu, client_cpu = workers_cpu() - cpu_before, time.process_time() - client_before
-    split = [cpu_seconds(pid) - before for pid, before in zip(WORKER_PIDS, pids_before, strict=True)]
+    split = [cpu_seconds(pid) - before for pid, before in zip(WORKER_PIDS, workers_before, strict=True)]
+    worker_cpu, client_cpu = sum(split), time.process_time() - client_before
     print(
         f"  {label:<44} {count / elapsed:>9,.1f} {unit}/s  {total / count:6.2f} requests/{unit}"
         f" (all processes, {elapsed:.2f} s)"
@@ -336,6 +331,11 @@ def sparing_polling(settings: dh.TaskHubSettings, log: AzuriteRequestLog, chains
     steps_target("target, busy worker, sparing polling", measured)
 
 
+def by_operation_per_hour(counts: Counter[str], seconds: float) -> str:
+    """The most frequent operations of a window of ``seconds``, as requests per hour."""
+    return ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6))
+
+
 def idle_cost(
     log: AzuriteRequestLog, seconds: float, partitions: int, label: str, *, ceiling: float = 1.0
 ) -> float:
@@ -352,7 +352,7 @@ def idle_cost(
         f"  {label:<44} {per_hour:>9,.0f} requests/h  ({per_hour / dtas:.2f} x DurableTask.AzureStorage's"
         f" defaults: {dtas:,.0f}/h)"
     )
-    print(f"  {'':<44} " + ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6)))
+    print(f"  {'':<44} " + by_operation_per_hour(counts, seconds))
     return per_hour
 
 
@@ -374,7 +374,7 @@ def trickle_cost(
         f"  {label:<44} {per_hour:>9,.0f} requests/h  ({(per_hour - idle) / 60:.0f} requests per chain"
         f" above the idle worker's {idle:,.0f}/h; {minutes} minute{'s' if minutes != 1 else ''})"
     )
-    print(f"  {'':<44} " + ", ".join(f"{op} {n * HOUR / seconds:,.0f}/h" for op, n in counts.most_common(6)))
+    print(f"  {'':<44} " + by_operation_per_hour(counts, seconds))
 
 
 def purge_throughput(
@@ -482,10 +482,12 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
         steps_target("the same, chains one after another", sequence)
         ceiling_target("target, idle worker", idle, dh.WorkerOptions().max_poll_interval_seconds)
 
-        idle = idle_cost(log, 30 if quick else 120, settings.partition_count, "idle worker, default polling")
+        idle_per_hour = idle_cost(
+            log, 30 if quick else 120, settings.partition_count, "idle worker, default polling"
+        )
 
         if not latency_only:
-            trickle_cost(log, client, 1 if quick else 3, "one chain a minute, default polling", idle)
+            trickle_cost(log, client, 1 if quick else 3, "one chain a minute, default polling", idle_per_hour)
             purge_throughput(log, client, settings, purges)
     fast_polling(settings, log, runs)
     sparing_polling(settings, log, chains, runs)
@@ -519,11 +521,12 @@ def run(settings: dh.TaskHubSettings, log_path: Path, *, quick: bool, latency_on
         "lease_duration_seconds": "30",
     }
     with worker_processes(settings, **reference), dh.DurableClient(settings) as client:
-        idle = idle_cost(
+        idle_per_hour = idle_cost(
             log,
             60 if quick else 300,
             settings.partition_count,
             "idle worker, the reference's settings",
             ceiling=30,
         )
-        trickle_cost(log, client, 1 if quick else 3, "one chain a minute, the reference's settings", idle)
+        label = "one chain a minute, the reference's settings"
+        trickle_cost(log, client, 1 if quick else 3, label, idle_per_hour)
