@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run the whole test suite against a private Azurite that the fixtures start and stop, after
-# the static checks: the generated sync twins, ruff (lint and format) and mypy.
+# the static checks: no binaries tracked by git, the generated sync twins (and ruff's list of
+# them), ruff (lint and format) and mypy.
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/taskhub -k lease (add -n 0 to
 # run in this one process, as a debugger needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/python scripts/check_tree.py
 .venv/bin/python scripts/unasync.py --check
 .venv/bin/ruff check durablehub tests scripts
 .venv/bin/ruff format --check durablehub tests scripts

@@ -3,7 +3,10 @@
 ``durablehub/taskhub/aio/*.py`` is the source of ``durablehub/taskhub/<same name>.py``, and
 ``durablehub/async_client.py`` of ``durablehub/client.py``: each is written from its source by
 a handful of textual substitutions. ``--check`` exits 1 if a generated
-file is out of date (a test runs it), so the twins cannot drift.
+file is out of date (a test runs it), so the twins cannot drift. The generated files are
+linted and formatted through their sources: this script also writes ruff's ``extend-exclude``
+list in ``pyproject.toml`` from the same pairs, and ``--check`` verifies it, so that list
+cannot drift either.
 
     python scripts/unasync.py          # regenerate
     python scripts/unasync.py --check  # verify
@@ -45,6 +48,16 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
 ]
 
 
+def ruff_excludes(pyproject: str) -> str:
+    """``pyproject`` with ruff's ``extend-exclude`` listing exactly the generated files."""
+    generated = sorted(target.relative_to(ROOT).as_posix() for _, target in pairs())
+    listing = "extend-exclude = [\n" + "".join(f'    "{name}",\n' for name in generated) + "]"
+    block = re.compile(r"^extend-exclude = \[\n(?:    \"[^\"\n]*\",\n)*\]", flags=re.MULTILINE)
+    if len(block.findall(pyproject)) != 1:
+        raise SystemExit("pyproject.toml: expected one extend-exclude list under [tool.ruff]")
+    return block.sub(listing, pyproject)
+
+
 def header(source: Path) -> str:
     return f"# Generated from {source.relative_to(ROOT)} by scripts/unasync.py: edit that file instead.\n"
 
@@ -65,6 +78,13 @@ def main(argv: list[str]) -> int:
             stale.append(str(target.relative_to(ROOT)))
             if not check:
                 target.write_text(expected)
+    pyproject = ROOT / "pyproject.toml"
+    current_toml = pyproject.read_text()
+    expected_toml = ruff_excludes(current_toml)
+    if current_toml != expected_toml:
+        stale.append("pyproject.toml (ruff's extend-exclude)")
+        if not check:
+            pyproject.write_text(expected_toml)
     if check and stale:
         print("out of date (run python scripts/unasync.py):", *stale, sep="\n  ")
         return 1

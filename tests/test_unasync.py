@@ -43,3 +43,17 @@ def test_sync_and_async_adapters_have_the_same_methods() -> None:
             }
 
         assert public(sync_cls) == public(async_cls), sync_cls.__name__
+
+
+def test_ruff_excludes_exactly_the_generated_files() -> None:
+    """The exclude list is written from the generator's pairs: a missing or stale entry fails."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import unasync
+    finally:
+        sys.path.pop(0)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert unasync.ruff_excludes(pyproject) == pyproject
+    dropped = pyproject.replace('    "durablehub/taskhub/table_batch.py",\n', "")
+    assert dropped != pyproject
+    assert unasync.ruff_excludes(dropped) == pyproject
