@@ -72,7 +72,7 @@ def register(pages: APIRouter, http: HttpSettings) -> None:
             http,
             "entities.html",
             entities=page.items,
-            prefix=prefix,
+            name_prefix=prefix,  # not 'prefix': that is the dashboard's base path in every template
             with_state=with_state,
             page_sizes=views.PAGE_SIZES,
             size=int(size_text),

@@ -79,7 +79,7 @@ def render(
 ) -> HTMLResponse:
     """``template`` with ``values`` and what every page needs (hub, auth, CSRF token, ...)."""
     token, new_token = session.csrf_token(request)
-    context = {
+    shared = {
         "prefix": base(request),
         "hub": request.app.state.durablehub.settings.task_hub,
         "auth": http.auth,
@@ -87,10 +87,12 @@ def render(
         "signed_in": http.auth == "key" and session.is_signed_in(request, http),
         "csrf_field": session.CSRF_FIELD,
         "csrf": token,
-        "error": None,
-        "notice": None,
-        **values,
     }
+    if clash := shared.keys() & values.keys():
+        # A page value named like one of these would silently replace it in base.html (a name
+        # filter passed as 'prefix' once made every link and stylesheet of a page dead).
+        raise TypeError(f"template values {sorted(clash)} are reserved for every page")
+    context = {**shared, "error": None, "notice": None, **values}
     html = environment().get_template(template).render(context)
     response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
     if new_token:

@@ -2,10 +2,11 @@
 
 One bar per activity call, sub-orchestration, timer and received event, from the moment the
 orchestrator scheduled it (its ``TaskScheduled``, ``SubOrchestrationInstanceCreated``,
-``TimerCreated``) to its answer (matched by ``TaskScheduledId`` / ``TimerId``), or to now while
-it is outstanding. Retries show as further bars of the same name, numbered, after the failed
-attempt and its retry timer. History does not record when an orchestrator started waiting for
-an event, only when the event arrived: a received event is a mark at its arrival.
+``TimerCreated``) to its answer (matched by ``TaskScheduledId`` / ``TimerId``; a timer's is its
+fire time), or to now while it is outstanding. Retries show as further bars of the same name,
+numbered, after the failed attempt and its retry timer. History does not record when an
+orchestrator started waiting for an event, only when the event arrived: a received event is a
+mark at its arrival.
 
 The SVG is drawn on the server (``templates/_timeline.html``): the page needs no charting
 library, works without JavaScript, and every label goes through the template's escaping.
@@ -87,7 +88,9 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
         elif isinstance(event, ev.TimerFired):
             bar = open_timers.pop(event.timer_id, None)
             if bar is not None:
-                bar.end, bar.state = event.timestamp, "fired"
+                # Its fire time, not its timestamp: a TimerFired is stamped when the episode that
+                # created the timer wrote it (as DTFx does), so the timestamp is its creation's.
+                bar.end, bar.state = max(event.fire_at, bar.start), "fired"
         elif isinstance(event, ev.EventRaised):
             bars.append(
                 Bar(
@@ -101,7 +104,7 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
             )
     _number_attempts(bars)
     start = min((e.timestamp for e in events), default=now)  # ExecutionStarted may precede the first row
-    last = max((e.timestamp for e in events), default=now)
+    last = max((_ends_at(e) for e in events), default=now)
     end = max(now, last) if live else last
     if not live:
         for bar in bars:
@@ -109,6 +112,11 @@ def build(events: Sequence[ev.HistoryEvent], now: datetime, *, live: bool) -> Ti
                 bar.end, bar.state = end, "unfinished"
     hidden = max(0, len(bars) - MAX_BARS)
     return Timeline(bars[:MAX_BARS], start, max(end, start + timedelta(milliseconds=1)), hidden)
+
+
+def _ends_at(event: ev.HistoryEvent) -> datetime:
+    """When an event's moment is over: a fired timer's fire time, else its timestamp."""
+    return max(event.timestamp, event.fire_at) if isinstance(event, ev.TimerFired) else event.timestamp
 
 
 def _number_attempts(bars: list[Bar]) -> None:

@@ -294,7 +294,9 @@ def _row(event: ev.HistoryEvent, origins: Mapping[int, ev.HistoryEvent]) -> Hist
         origin = origins.get(event.timer_id)
     if origin is not None:
         fields["scheduled"] = origin.timestamp
-        fields["duration"] = duration(origin.timestamp, event.timestamp)
+        # A timer lasts until it fires: its TimerFired is stamped at the timer's creation.
+        ended = event.fire_at if isinstance(event, ev.TimerFired) else event.timestamp
+        fields["duration"] = duration(origin.timestamp, max(ended, origin.timestamp))
         fields["name"] = getattr(origin, "name", "") or ""
         fields["event_id"] = origin.event_id
         if isinstance(origin, ev.SubOrchestrationInstanceCreated):
