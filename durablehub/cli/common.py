@@ -69,7 +69,14 @@ MetricsPortOption = Annotated[
         help="Serve Prometheus metrics at /metrics on this port (needs pip install 'durablehub[otel]').",
     ),
 ]
-MetricsHostOption = Annotated[str, typer.Option("--metrics-host", help="Interface of the metrics endpoint.")]
+MetricsHostOption = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        help="Interface of the metrics endpoint (it has no authentication: 0.0.0.0 opens it to every "
+        "machine that reaches this one).",
+    ),
+]
 
 
 def start_metrics(port: int | None, host: str, settings: Any) -> None:

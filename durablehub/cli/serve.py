@@ -8,6 +8,7 @@ import typer
 
 from durablehub.cli.common import (
     ConnectionOption,
+    MetricsHostOption,
     MetricsPortOption,
     PartitionsOption,
     TaskHubOption,
@@ -61,6 +62,7 @@ def serve(
     partitions: PartitionsOption = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "info",
     metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     read_only: Annotated[
         bool,
         typer.Option(
@@ -89,7 +91,8 @@ def serve(
     configure_logging(log_level)
     user_app = import_app(worker_app) if worker_app else None
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
-    start_metrics(metrics_port, host, settings)  # on the API's interface
+    # Loopback unless told, whatever --host is: /metrics has no authentication.
+    start_metrics(metrics_port, metrics_host, settings)
     with storage_errors():
         http_settings = HttpSettings(**({"read_only": True} if read_only else {}))
         check_exposure(host, http_settings)
