@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from durablehub.dashboard.pages import FRAGMENT_HEADER, PREFIX, base
 from durablehub.dashboard.routes import SignInRequired, create_router
+from durablehub.dashboard.session import RevokedSessions
 from durablehub.http.payloads import KEY_QUERY_PARAMETER
 from durablehub.http.settings import HttpSettings
 
@@ -39,5 +40,6 @@ def install_dashboard(app: FastAPI, http: HttpSettings) -> None:
         target = request.url.path + (f"?{query}" if query else "")
         return RedirectResponse(f"{base(request)}/login?{urlencode({'next': target})}", status_code=303)
 
+    app.state.dashboard_sessions = RevokedSessions()  # sign-outs in this process
     app.add_exception_handler(SignInRequired, sign_in)
     app.include_router(create_router(http))

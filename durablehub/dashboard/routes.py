@@ -95,6 +95,10 @@ class SignInRequired(Exception):
     """A dashboard request without a valid session (``auth=key``)."""
 
 
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _safe_next(value: str | None, request: Request) -> str:
     """Where to go after signing in: a dashboard path of this server, nothing else."""
     home = f"{base(request)}/"
@@ -153,9 +157,27 @@ def create_router(http: HttpSettings) -> APIRouter:
                 next=target,
                 error="the form has expired or came from another site: sign in again",
             )
-        if not form.get("key") or not session.key_matches(form.get("key"), http):
-            error = "the key is not valid" if form.get("key") else "a key is required"
-            return render(request, http, "login.html", status_code=401, next=target, error=error)
+        if not form.get("key"):
+            return render(
+                request, http, "login.html", status_code=401, next=target, error="a key is required"
+            )
+        attempts, client = context(request).key_attempts, _client_address(request)
+        if (wait := attempts.retry_after(client)) is not None:
+            held_back = render(
+                request,
+                http,
+                "login.html",
+                status_code=429,
+                next=target,
+                error=f"too many wrong keys from this client: try again in {wait} s",
+            )
+            held_back.headers["Retry-After"] = str(wait)
+            return held_back
+        if not session.key_matches(form.get("key"), http):
+            attempts.failed(client)
+            return render(
+                request, http, "login.html", status_code=401, next=target, error="the key is not valid"
+            )
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
         session.set_session(response, request, http)
         return response
@@ -166,7 +188,7 @@ def create_router(http: HttpSettings) -> APIRouter:
         if refusal := forged(request, form):
             return refusal
         response = RedirectResponse(f"{base(request)}/login", status_code=303)
-        session.clear_session(response, request)
+        session.sign_out(response, request, http)
         return response
 
     # ------------------------------------------------------------------ instance list

@@ -2,9 +2,16 @@
 
 With ``auth=key`` the key is typed once into the login form. The browser then keeps a session
 cookie (HttpOnly, so page scripts cannot read it; SameSite=Strict, so other sites' pages do not
-send it; Path=/dashboard) whose value is derived from the key by HMAC with an expiry, not the key
-itself: a copied cookie is useless after its expiry, and changing the key ends every session.
-No server-side state, so several server processes with one key accept each other's sessions.
+send it; Path=/dashboard) whose value is an expiry and a random session id signed with the key
+by HMAC, not the key itself: a copied cookie is useless after its expiry, and changing the key
+ends every session. Several server processes with one key accept each other's sessions.
+
+Signing out revokes the session: its id is kept (``RevokedSessions``) until the session would
+have expired, so a copy of the cookie no longer works either. That list is the one server-side
+state, held by the process that served the sign-out: other processes behind the same balancer
+accept the copy until its expiry (changing the key ends it everywhere). It is bounded: only
+validly signed sessions enter it, and when ``MAX_REVOKED`` are held every session this process
+issued before then is refused (everyone signs in again) rather than one being forgotten.
 
 Forms carry a token equal to a second random cookie (the "double submit" pattern): a page of
 another site can make a browser post a form but can neither read nor set that cookie, so it
@@ -28,30 +35,66 @@ SESSION_COOKIE = "durablehub_session"
 CSRF_COOKIE = "durablehub_csrf"
 CSRF_FIELD = "csrf"
 SESSION_SECONDS = 12 * 3600
-_SESSION_PURPOSE = b"durablehub dashboard session v1:"
+MAX_REVOKED = 10_000
+_SESSION_PURPOSE = b"durablehub dashboard session v2:"
 
 
-def _signature(key: str, expires: int) -> str:
-    message = _SESSION_PURPOSE + str(expires).encode()
+def _signature(key: str, expires: int, session_id: str) -> str:
+    message = _SESSION_PURPOSE + f"{expires}.{session_id}".encode()
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def new_session(key: str, *, now: float | None = None) -> str:
-    """A session value for the key: ``<expiry epoch>.<HMAC-SHA256(key, purpose + expiry)>``."""
+    """A session value for the key: ``<expiry epoch>.<random id>.<HMAC-SHA256(key, expiry, id)>``."""
     expires = int(now if now is not None else time.time()) + SESSION_SECONDS
-    return f"{expires}.{_signature(key, expires)}"
+    session_id = secrets.token_urlsafe(16)
+    return f"{expires}.{session_id}.{_signature(key, expires, session_id)}"
 
 
-def session_valid(value: str | None, key: str, *, now: float | None = None) -> bool:
-    if not value:
-        return False
-    expires_text, _, signature = value.partition(".")
-    if not expires_text.isdigit() or len(expires_text) > 12:
-        return False
+def _signed(value: str | None, key: str, now: float | None) -> tuple[int, str] | None:
+    """The expiry and id of a validly signed, unexpired session value, else None."""
+    if not value or value.count(".") != 2:
+        return None
+    expires_text, session_id, signature = value.split(".")
+    if not expires_text.isdigit() or len(expires_text) > 12 or not 16 <= len(session_id) <= 64:
+        return None
     expires = int(expires_text)
     if expires < (now if now is not None else time.time()):
-        return False
-    return hmac.compare_digest(signature.encode(), _signature(key, expires).encode())
+        return None
+    if not hmac.compare_digest(signature.encode(), _signature(key, expires, session_id).encode()):
+        return None
+    return expires, session_id
+
+
+class RevokedSessions:
+    """The sessions signed out of in this process, each until it would have expired."""
+
+    def __init__(self, max_size: int = MAX_REVOKED) -> None:
+        self.max_size = max_size
+        self._expiries: dict[str, int] = {}
+        self._not_issued_before = 0  # after an overflow: every older session is refused
+
+    def revoke(self, value: str | None, key: str, *, now: float | None = None) -> None:
+        signed = _signed(value, key, now)
+        if signed is None:
+            return  # nothing valid to revoke: junk never takes room
+        at = int(now if now is not None else time.time())
+        self._expiries = {sid: exp for sid, exp in self._expiries.items() if exp >= at}
+        if len(self._expiries) >= self.max_size:
+            self._expiries.clear()
+            self._not_issued_before = at
+        expires, session_id = signed
+        self._expiries[session_id] = expires
+
+    def revoked(self, expires: int, session_id: str) -> bool:
+        return session_id in self._expiries or expires - SESSION_SECONDS < self._not_issued_before
+
+
+def session_valid(
+    value: str | None, key: str, *, now: float | None = None, revoked: RevokedSessions | None = None
+) -> bool:
+    signed = _signed(value, key, now)
+    return signed is not None and (revoked is None or not revoked.revoked(*signed))
 
 
 def key_matches(supplied: str, settings: HttpSettings) -> bool:
@@ -65,7 +108,25 @@ def is_signed_in(request: Request, settings: HttpSettings) -> bool:
     if settings.auth != "key":
         return True
     assert settings.key is not None
-    return session_valid(request.cookies.get(SESSION_COOKIE), settings.key.get_secret_value())
+    return session_valid(
+        request.cookies.get(SESSION_COOKIE),
+        settings.key.get_secret_value(),
+        revoked=revoked_sessions(request),
+    )
+
+
+def revoked_sessions(request: Request) -> RevokedSessions:
+    """This app's list (``install_dashboard`` puts it on the app's state)."""
+    revoked = request.app.state.dashboard_sessions
+    assert isinstance(revoked, RevokedSessions)
+    return revoked
+
+
+def sign_out(response: Response, request: Request, settings: HttpSettings) -> None:
+    """Revoke the request's session, if it has a valid one, and clear the cookie."""
+    if settings.auth == "key" and settings.key is not None:
+        revoked_sessions(request).revoke(request.cookies.get(SESSION_COOKIE), settings.key.get_secret_value())
+    response.delete_cookie(SESSION_COOKIE, path=cookie_path(request), httponly=True, samesite="strict")
 
 
 def cookie_path(request: Request) -> str:
@@ -90,10 +151,6 @@ def set_session(response: Response, request: Request, settings: HttpSettings) ->
         samesite="strict",
         secure=_secure(request, settings),
     )
-
-
-def clear_session(response: Response, request: Request) -> None:
-    response.delete_cookie(SESSION_COOKIE, path=cookie_path(request), httponly=True, samesite="strict")
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:

@@ -109,7 +109,7 @@ def create_app(
     if http_settings.auth == "none":
         app.add_middleware(LoopbackOnly)
     app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
-    auth = authentication(http_settings)
+    auth = authentication(http_settings, attempts=context.key_attempts)
     dependencies = [Depends(auth)] if auth is not None else []
     app.include_router(router, dependencies=dependencies)
     if http_settings.dashboard:
@@ -119,7 +119,10 @@ def create_app(
     async def openapi() -> JSONResponse:
         if app.openapi_schema is None:
             app.openapi_schema = _describe(
-                app, authenticated=auth is not None, authorized=http_settings.auth == "entra"
+                app,
+                authenticated=auth is not None,
+                authorized=http_settings.auth == "entra",
+                limited=http_settings.auth == "key",
             )
         return JSONResponse(app.openapi_schema)
 
@@ -137,8 +140,8 @@ def _install_dashboard(app: FastAPI, http_settings: HttpSettings) -> None:
     install_dashboard(app, http_settings)
 
 
-def _describe(app: FastAPI, *, authenticated: bool, authorized: bool) -> dict[str, Any]:
-    """FastAPI's description, with the codes this API answers: 400 (not 422), 401, 403."""
+def _describe(app: FastAPI, *, authenticated: bool, authorized: bool, limited: bool) -> dict[str, Any]:
+    """FastAPI's description, with the codes this API answers: 400 (not 422), 401, 403, 429."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for operations in schema["paths"].values():
@@ -153,6 +156,11 @@ def _describe(app: FastAPI, *, authenticated: bool, authorized: bool) -> dict[st
                 responses["401"] = {"description": "No credentials, or wrong ones", **error}
             if authorized:
                 responses["403"] = {"description": "A valid token without a required role or scope", **error}
+            if limited:
+                responses["429"] = {
+                    "description": "Too many wrong keys from this client (Retry-After)",
+                    **error,
+                }
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)

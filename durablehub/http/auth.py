@@ -1,5 +1,6 @@
 """Who may call the management API: a key (as Functions' system key) or an Entra ID token
-with a configured role or scope (``principal``).
+with a configured role or scope (``principal``). Wrong keys are rate-limited per client
+(``attempts``).
 
 Each mode is a FastAPI dependency built from ``HttpSettings``; declaring it through FastAPI's
 security classes also puts the scheme in the OpenAPI description. Failures are 401 (403 for a
@@ -14,9 +15,10 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Security
+from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
+from durablehub.http.attempts import FailedKeyAttempts
 from durablehub.http.payloads import KEY_QUERY_PARAMETER
 from durablehub.http.principal import principal_dependency
 from durablehub.http.settings import HttpSettings
@@ -27,10 +29,13 @@ KEY_HEADER = "x-functions-key"
 AuthDependency = Callable[..., Awaitable[object]]
 
 
-def authentication(settings: HttpSettings) -> AuthDependency | None:
-    """The dependency every management route declares, or None when auth is off."""
+def authentication(
+    settings: HttpSettings, *, attempts: FailedKeyAttempts | None = None
+) -> AuthDependency | None:
+    """The dependency every management route declares, or None when auth is off. ``attempts``
+    counts wrong keys per client (shared with the dashboard's login form); by default its own."""
     if settings.auth == "key":
-        return _key_dependency(settings)
+        return _key_dependency(settings, attempts or FailedKeyAttempts(settings.key_failures_per_minute))
     if settings.auth == "entra":
         return principal_dependency(
             EntraTokenValidator(settings),
@@ -41,13 +46,14 @@ def authentication(settings: HttpSettings) -> AuthDependency | None:
     return None
 
 
-def _key_dependency(settings: HttpSettings) -> AuthDependency:
+def _key_dependency(settings: HttpSettings, attempts: FailedKeyAttempts) -> AuthDependency:
     assert settings.key is not None  # HttpSettings refuses auth=key without one
     expected = settings.key.get_secret_value().encode()
     query = APIKeyQuery(name=KEY_QUERY_PARAMETER, auto_error=False, scheme_name="code")
     header = APIKeyHeader(name=KEY_HEADER, auto_error=False, scheme_name="functionsKey")
 
     async def require_key(
+        request: Request,
         code: Annotated[str | None, Security(query)] = None,
         header_key: Annotated[str | None, Security(header)] = None,
     ) -> None:
@@ -58,7 +64,10 @@ def _key_dependency(settings: HttpSettings) -> AuthDependency:
                 f"'{KEY_HEADER}' header",
                 scheme="FunctionsKey",
             )
+        client = request.client.host if request.client else None
+        attempts.check(client)  # 429 while this client has used up its wrong keys
         if not hmac.compare_digest(supplied.encode(), expected):  # constant time
+            attempts.failed(client)
             raise unauthorized("the key is not valid", scheme="FunctionsKey")
 
     return require_key

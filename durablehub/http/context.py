@@ -11,6 +11,7 @@ import asyncio
 
 from durablehub.app import App
 from durablehub.async_client import AsyncDurableClient
+from durablehub.http.attempts import FailedKeyAttempts
 from durablehub.http.settings import HttpSettings
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -28,6 +29,8 @@ class ManagementContext:
         self.settings = settings
         self.http = http
         self.app = app
+        # Wrong keys per client, shared by the API's key check and the dashboard's login form.
+        self.key_attempts = FailedKeyAttempts(http.key_failures_per_minute)
         self._client = client
         self._owns_client = client is None
         self._hub: AsyncTaskHub | None = None

@@ -71,6 +71,12 @@ class HttpSettings(BaseSettings):
         default=False,
         description="Accept any principal of the tenant with a token for the audience (no role or scope)",
     )
+    key_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong keys a client may send in a minute (API and dashboard login); after "
+        "that its keys are answered 429 with Retry-After",
+    )
     read_only: bool = Field(
         default=False,
         description="Refuse every request that would change the hub (the dashboard hides its actions)",

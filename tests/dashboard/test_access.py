@@ -163,3 +163,51 @@ async def test_cookies_are_secure_behind_an_https_base_url() -> None:
         )
         assert signed_in.status_code == 303
         assert all("; secure" in c.lower() for c in signed_in.headers.get_list("set-cookie"))
+
+
+@pytest.mark.azurite
+async def test_signing_out_ends_the_session_for_a_copy_of_its_cookie(durable: AsyncDurableClient) -> None:
+    async with dashboard_client(durable) as http:
+        assert (await sign_in(http)).status_code == 303
+        copied = http.cookies.get(session.SESSION_COOKIE)
+        assert copied and (await http.get("/dashboard/")).status_code == 200
+        out = await http.post("/dashboard/logout", data={"csrf": csrf(http)})
+        assert out.status_code == 303 and session.SESSION_COOKIE not in http.cookies
+        # A browser that kept the cookie (or anyone who copied it) is signed out too.
+        replayed = await http.get("/dashboard/", headers={"cookie": f"{session.SESSION_COOKIE}={copied}"})
+        assert replayed.status_code == 303 and "/dashboard/login" in replayed.headers["location"]
+        assert (await sign_in(http)).status_code == 303  # signing in again gives a new session
+        assert (await http.get("/dashboard/")).status_code == 200
+
+
+async def test_wrong_keys_on_the_login_form_are_rate_limited_per_client() -> None:
+    app = create_app(OFFLINE, HttpSettings(key=KEY, allowed_hosts=["testserver"]))
+
+    def browser_at(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    async with browser_at("198.51.100.7") as guesser, browser_at("198.51.100.8") as owner:
+        codes = [(await sign_in(guesser, f"guess-{i:04d}-0123456789")).status_code for i in range(100)]
+        limited = codes.index(429) if 429 in codes else len(codes)
+        assert set(codes[:limited]) == {401} and set(codes[limited:]) == {429}, codes
+        assert limited <= 20, codes
+        refused = await sign_in(guesser)
+        assert refused.status_code == 429 and "too many wrong keys" in refused.text
+        assert 0 < int(refused.headers["Retry-After"]) <= 60
+        assert session.SESSION_COOKIE not in guesser.cookies
+        assert (await sign_in(owner)).status_code == 303
+
+
+def test_the_revocation_list_is_bounded_and_never_forgets_a_revoked_session() -> None:
+    revoked = session.RevokedSessions(max_size=2)
+    first, second, third = (session.new_session(KEY, now=1000) for _ in range(3))
+    revoked.revoke("junk.value.x", KEY, now=1000)  # not validly signed: takes no room
+    revoked.revoke(first, KEY, now=1000)
+    revoked.revoke(second, KEY, now=1000)
+    assert not session.session_valid(first, KEY, now=1000, revoked=revoked)
+    assert session.session_valid(third, KEY, now=1000, revoked=revoked)
+    revoked.revoke(session.new_session(KEY, now=1000), KEY, now=1001)  # full: older sessions all end
+    for value in (first, second, third):
+        assert not session.session_valid(value, KEY, now=1001, revoked=revoked)
+    assert session.session_valid(session.new_session(KEY, now=1001), KEY, now=1001, revoked=revoked)

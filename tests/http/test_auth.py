@@ -157,3 +157,31 @@ def test_tenant_defaults() -> None:
     )
     assert settings.issuer == "https://login.microsoftonline.com/contoso/v2.0"
     assert settings.jwks_url == "https://login.microsoftonline.com/contoso/discovery/v2.0/keys"
+
+
+async def test_wrong_keys_are_rate_limited_per_client() -> None:
+    """100 wrong keys in a row from one address: 429 with Retry-After after the limit, even for
+    the right key from that address; the right key from another address is unaffected."""
+    app = create_app(OFFLINE, HttpSettings(key=KEY))
+
+    def caller(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+
+    async with caller("192.0.2.7") as guesser, caller("192.0.2.8") as owner:
+        answers = [
+            await guesser.get(OPENAPI_PATH, headers={"x-functions-key": f"guess-{i:04d}-0123456789"})
+            for i in range(100)
+        ]
+        codes = [a.status_code for a in answers]
+        limited = codes.index(429) if 429 in codes else len(codes)
+        assert set(codes[:limited]) == {401} and set(codes[limited:]) == {429}, codes
+        assert limited <= 20, codes
+        refusal = answers[-1]
+        assert 0 < int(refusal.headers["Retry-After"]) <= 60
+        assert "too many wrong keys" in refusal.json()["error"]
+        by_query = await guesser.get(f"{OPENAPI_PATH}?code={KEY}")
+        assert by_query.status_code == 429  # a guess that happens to be right tells it nothing
+        assert (await owner.get(OPENAPI_PATH, headers={"x-functions-key": KEY})).status_code == 200
+        mistake = await owner.get(OPENAPI_PATH, headers={"x-functions-key": "wrong-0123456789"})
+        assert mistake.status_code == 401
