@@ -83,7 +83,8 @@ def render(
         "prefix": base(request),
         "hub": request.app.state.durablehub.settings.task_hub,
         "auth": http.auth,
-        "read_only": http.read_only,
+        # The server's setting, or an Entra ID token with a read role only.
+        "read_only": http.read_only or not getattr(request.state, "may_write", True),
         "signed_in": http.auth == "key" and session.is_signed_in(request, http),
         "csrf_field": session.CSRF_FIELD,
         "csrf": token,

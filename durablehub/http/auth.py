@@ -42,6 +42,8 @@ def authentication(
             roles=settings.entra_roles,
             scopes=settings.entra_scopes,
             client_ids=settings.entra_client_ids,
+            read_roles=settings.entra_read_roles,
+            read_scopes=settings.entra_read_scopes,
         )
     return None
 

@@ -3,7 +3,8 @@
 ``require_principal`` is the one FastAPI dependency for it, used by the management API (with
 the roles and scopes of ``HttpSettings``) and by an application's own routes (a starter that
 must know who places an order). A token that is not valid is a 401; a valid token without a
-required role or scope, or from a client application that is not allowed, is a 403.
+required role or scope, or from a client application that is not allowed, is a 403. The
+management API also has read-only roles and scopes: they pass GET requests only.
 """
 
 # No "from __future__ import annotations": FastAPI reads the closure's Annotated parameters,
@@ -18,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from durablehub.errors import ConfigurationError
+from durablehub.http.guards import SAFE_METHODS
 from durablehub.http.settings import HttpSettings
 from durablehub.http.tokens import EntraTokenValidator, unauthorized
 
@@ -110,11 +112,24 @@ def principal_dependency(
     roles: Collection[str],
     scopes: Collection[str],
     client_ids: Collection[str],
+    read_roles: Collection[str] = (),
+    read_scopes: Collection[str] = (),
 ) -> PrincipalDependency:
     """The dependency itself, without the check that some role or scope is required (the
-    management API may be told to accept any principal)."""
+    management API may be told to accept any principal: no role or scope at all).
+
+    ``roles`` and ``scopes`` grant every request; ``read_roles`` and ``read_scopes`` only reads
+    (GET, HEAD, OPTIONS). With read ones alone, nobody may change anything. Whether the caller
+    may change the hub is left in ``request.state.may_write`` (the dashboard hides its actions).
+    """
     roles, scopes, client_ids = frozenset(roles), frozenset(scopes), frozenset(client_ids)
+    readers, read_scopes = roles | frozenset(read_roles), scopes | frozenset(read_scopes)
+    anyone = not (readers or read_scopes)
     bearer = HTTPBearer(auto_error=False, scheme_name="entraId", bearerFormat="JWT")
+
+    def forbidden(reason: str) -> HTTPException:
+        challenge = 'Bearer error="insufficient_scope"'
+        return HTTPException(status_code=403, detail=reason, headers={"WWW-Authenticate": challenge})
 
     async def principal(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
@@ -124,11 +139,30 @@ def principal_dependency(
         # Fetching the JWKS is blocking I/O (urllib): keep it off the event loop.
         claims = await run_in_threadpool(validator.validate, credentials.credentials)
         caller = Principal.from_claims(claims)
-        reason = refusal(caller, roles=roles, scopes=scopes, client_ids=client_ids)
+        reason = refusal(caller, roles=readers, scopes=read_scopes, client_ids=client_ids)
         if reason is not None:
-            challenge = 'Bearer error="insufficient_scope"'
-            raise HTTPException(status_code=403, detail=reason, headers={"WWW-Authenticate": challenge})
+            raise forbidden(reason)
+        may_write = anyone or (
+            bool(roles or scopes) and refusal(caller, roles=roles, scopes=scopes, client_ids=()) is None
+        )
+        if request.method not in SAFE_METHODS and not may_write:
+            raise forbidden(_write_refusal(roles, scopes))
         request.state.principal = caller
+        request.state.may_write = may_write
         return caller
 
     return principal
+
+
+def _write_refusal(roles: Collection[str], scopes: Collection[str]) -> str:
+    if not roles and not scopes:
+        return (
+            "nobody may change the hub on this server: only read roles or scopes are configured "
+            "(DURABLEHUB_HTTP_ENTRA_READ_ROLES / _READ_SCOPES), no DURABLEHUB_HTTP_ENTRA_ROLES / _SCOPES"
+        )
+    wanted = "; ".join(
+        f"{kind}: {', '.join(sorted(names))}"
+        for kind, names in (("roles", roles), ("scopes", scopes))
+        if names
+    )
+    return f"the token may read the hub but not change it: that needs one of these ({wanted})"

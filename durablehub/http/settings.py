@@ -4,7 +4,9 @@ Read from ``DURABLEHUB_HTTP_*`` variables (or passed as field names). By default
 needs the key ``DURABLEHUB_HTTP_KEY``, sent as Functions clients send the system key: the
 ``code`` query parameter or the ``x-functions-key`` header. With ``DURABLEHUB_HTTP_AUTH=entra``
 Microsoft Entra ID bearer tokens are validated instead (issuer, audience, signature from the
-tenant's JWKS document, expiry) and must carry one of the configured app roles or scopes.
+tenant's JWKS document, expiry) and must carry one of the configured app roles or scopes: the
+``ENTRA_ROLES`` / ``ENTRA_SCOPES`` grant everything, ``ENTRA_READ_ROLES`` / ``ENTRA_READ_SCOPES``
+only reads (GET).
 ``none`` turns authentication off, for a loopback-only server.
 """
 
@@ -58,10 +60,19 @@ class HttpSettings(BaseSettings):
     entra_jwks_url: str | None = Field(default=None, description="Signing keys; by default the tenant's")
     entra_leeway_seconds: int = Field(default=60, ge=0, description="Clock skew allowed on exp/nbf/iat")
     entra_roles: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="App roles (the 'roles' claim) of which a token needs one"
+        default_factory=list,
+        description="App roles (the 'roles' claim) that grant every operation: reads and changes",
     )
     entra_scopes: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Delegated scopes (the 'scp' claim) of which a token needs one"
+        default_factory=list,
+        description="Delegated scopes (the 'scp' claim) that grant every operation: reads and changes",
+    )
+    entra_read_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="App roles that grant reads only (GET): status, lists, history, the dashboard's pages",
+    )
+    entra_read_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Delegated scopes that grant reads only (GET)"
     )
     entra_client_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -98,7 +109,15 @@ class HttpSettings(BaseSettings):
             )
             raise ConfigurationError(f"invalid HTTP settings: {problems}") from None
 
-    @field_validator("allowed_hosts", "entra_roles", "entra_scopes", "entra_client_ids", mode="before")
+    @field_validator(
+        "allowed_hosts",
+        "entra_roles",
+        "entra_scopes",
+        "entra_read_roles",
+        "entra_read_scopes",
+        "entra_client_ids",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         return (
@@ -134,7 +153,8 @@ class HttpSettings(BaseSettings):
                     "auth=entra needs DURABLEHUB_HTTP_ENTRA_TENANT_ID, or both "
                     "DURABLEHUB_HTTP_ENTRA_ISSUER and DURABLEHUB_HTTP_ENTRA_JWKS_URL"
                 )
-            if not (self.entra_roles or self.entra_scopes or self.entra_allow_any_principal):
+            granted = self.entra_roles or self.entra_scopes or self.entra_read_roles or self.entra_read_scopes
+            if not (granted or self.entra_allow_any_principal):
                 raise ValueError(
                     "auth=entra needs DURABLEHUB_HTTP_ENTRA_ROLES or DURABLEHUB_HTTP_ENTRA_SCOPES (an app "
                     "role or a scope a token must carry): without them any principal of the tenant "

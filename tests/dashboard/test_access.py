@@ -211,3 +211,36 @@ def test_the_revocation_list_is_bounded_and_never_forgets_a_revoked_session() ->
     for value in (first, second, third):
         assert not session.session_valid(value, KEY, now=1001, revoked=revoked)
     assert session.session_valid(session.new_session(KEY, now=1001), KEY, now=1001, revoked=revoked)
+
+
+@pytest.mark.azurite
+async def test_a_token_with_a_read_role_sees_the_dashboard_without_its_actions(
+    durable: AsyncDurableClient, jwks: JwksServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    settings = HttpSettings(
+        auth="entra",
+        entra_audience=AUDIENCE,
+        entra_issuer=ISSUER,
+        entra_jwks_url=jwks.url,
+        entra_roles=[ADMIN_ROLE],
+        entra_read_roles=["Hub.Reader"],
+        allowed_hosts=["testserver"],
+    )
+    iid = await durable.schedule_new_orchestration("approval", input=600)
+    app = create_app(http_settings=settings, client=durable)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        reader = bearer(token(signing_key, roles=["Hub.Reader"]))
+        page = await http.get(f"/dashboard/instances/{iid}", headers=reader)
+        assert page.status_code == 200 and 'id="actions"' not in page.text and "read-only" in page.text
+        await http.get("/dashboard/login")
+        refused = await http.post(
+            f"/dashboard/instances/{iid}/terminate", data={"csrf": csrf(http)}, headers=reader
+        )
+        assert refused.status_code == 403 and ADMIN_ROLE in refused.text
+        admin = await http.get(f"/dashboard/instances/{iid}", headers=bearer(token(signing_key)))
+        assert admin.status_code == 200 and 'id="actions"' in admin.text and "read-only" not in admin.text
+    state = await durable.get_orchestration_state(iid)
+    assert state is not None and not state.runtime_status.is_terminal
+    await durable.terminate_orchestration(iid)

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 
 from durablehub.errors import ConfigurationError
 from durablehub.http import OPENAPI_PATH, HttpSettings, Principal, create_app, require_principal
+from tests.http.conftest import API
 from tests.http.entra import ADMIN_ROLE, AUDIENCE, ISSUER, KID, JwksServer, bearer, new_key, token
 from tests.http.test_auth import OFFLINE
 
@@ -82,6 +83,50 @@ async def test_allowed_client_applications(jwks: JwksServer, signing_key: rsa.RS
         refused = await http.get(OPENAPI_PATH, headers=bearer(stranger))
         assert refused.status_code == 403 and "client application" in refused.json()["error"]
         assert (await http.get(OPENAPI_PATH, headers=bearer(token(signing_key)))).status_code == 403
+
+
+READER_ROLE = "Hub.Reader"
+
+
+async def test_a_read_role_reads_and_only_the_write_role_changes_the_hub(
+    jwks: JwksServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    settings = entra_settings(
+        jwks, entra_roles=[ADMIN_ROLE], entra_read_roles=[READER_ROLE], entra_read_scopes=["Hub.Read"]
+    )
+    async with client(create_app(OFFLINE, settings)) as http:
+        reader = bearer(token(signing_key, roles=[READER_ROLE]))
+        delegated_reader = bearer(token(signing_key, roles=None, scp="User.Read Hub.Read"))
+        admin = bearer(token(signing_key))
+        for who in (reader, delegated_reader, admin):
+            assert (await http.get(OPENAPI_PATH, headers=who)).status_code == 200
+        # A start naming another hub is refused by the route (400) only once the caller may write.
+        start = f"{API}/orchestrators/hello_cities?taskHub=AnotherHub"
+        for who in (reader, delegated_reader):
+            for method, url in (
+                ("POST", start),
+                ("POST", f"{API}/instances/x/terminate"),
+                ("DELETE", f"{API}/instances/x"),
+            ):
+                refused = await http.request(method, url, headers=who)
+                assert refused.status_code == 403, (method, url, refused.text)
+                assert ADMIN_ROLE in refused.json()["error"] and "change" in refused.json()["error"]
+        assert (await http.post(start, headers=admin)).status_code == 400
+        other = bearer(token(signing_key, roles=["Orders.Read"]))
+        assert (await http.get(OPENAPI_PATH, headers=other)).status_code == 403
+
+
+async def test_read_roles_alone_make_a_server_nobody_can_change(
+    jwks: JwksServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    settings = entra_settings(jwks, entra_read_roles=[READER_ROLE])
+    async with client(create_app(OFFLINE, settings)) as http:
+        for roles in ([READER_ROLE], [ADMIN_ROLE]):
+            who = bearer(token(signing_key, roles=roles))
+            assert (await http.post(f"{API}/instances/x/terminate", headers=who)).status_code == 403
+        assert (
+            await http.get(OPENAPI_PATH, headers=bearer(token(signing_key, roles=[READER_ROLE])))
+        ).status_code == 200
 
 
 def test_entra_needs_a_role_or_a_scope(monkeypatch: pytest.MonkeyPatch) -> None:
