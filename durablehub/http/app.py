@@ -23,7 +23,7 @@ from durablehub.errors import ConfigurationError
 from durablehub.http.auth import authentication
 from durablehub.http.context import ManagementContext
 from durablehub.http.errors import install_error_handlers
-from durablehub.http.guards import LoopbackOnly, ReadOnly, SameOriginWrites, TrustedHosts
+from durablehub.http.guards import LoopbackOnly, ReadOnly, RequestCredentials, SameOriginWrites, TrustedHosts
 from durablehub.http.limits import BodySizeLimit
 from durablehub.http.logs import install_access_log_redaction
 from durablehub.http.payloads import API_PREFIX
@@ -105,7 +105,12 @@ def create_app(
         app.add_middleware(ReadOnly, allowed=(f"{DASHBOARD}/login", f"{DASHBOARD}/logout"))
     # The dashboard's forms are URL-encoded; its routes check a CSRF token (dashboard.session).
     form_paths = (f"{DASHBOARD}/",) if http_settings.dashboard else ()
-    app.add_middleware(SameOriginWrites, base_url=http_settings.base_url, form_paths=form_paths)
+    app.add_middleware(
+        SameOriginWrites,
+        base_url=http_settings.base_url,
+        form_paths=form_paths,
+        credentials=request_credentials(http_settings),
+    )
     if http_settings.auth == "none":
         app.add_middleware(LoopbackOnly)
     app.add_middleware(TrustedHosts, hosts=http_settings.trusted_hosts)
@@ -127,6 +132,12 @@ def create_app(
         return JSONResponse(app.openapi_schema)
 
     return app
+
+
+def request_credentials(http_settings: HttpSettings) -> RequestCredentials:
+    """What lifts the content-type check of ``SameOriginWrites``: the credentials the API checks."""
+    key = http_settings.key.get_secret_value() if http_settings.auth == "key" and http_settings.key else None
+    return RequestCredentials(key=key, bearer=http_settings.auth == "entra")
 
 
 def _install_dashboard(app: FastAPI, http_settings: HttpSettings) -> None:

@@ -1,5 +1,9 @@
 """Client errors → HTTP status codes (python-sdks.md §5), with one JSON shape: ``{"error": ...}``.
 
+A 400 also carries the message as ``Message`` and ``ExceptionMessage``, the members of the
+Functions host's error bodies that Durable Functions' own clients read (azure-functions-durable
+1.x raises ``ExceptionMessage`` when a start is refused).
+
 OrchestrationNotFoundError → 404; OrchestrationStateError → 410 Gone when the instance has
 finished (Completed, Failed, Terminated, Canceled), 409 Conflict otherwise; a taken instance
 id → 409; a payload, id or parameter that cannot be used → 400, one over the hub's
@@ -28,7 +32,10 @@ FINISHED = frozenset(s.table_name for s in OrchestrationStatus if s.is_terminal)
 
 
 def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+    body = {"error": message}
+    if status_code == 400:
+        body |= {"Message": message, "ExceptionMessage": message}
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def state_error_status(exc: OrchestrationStateError) -> int:

@@ -13,16 +13,23 @@ Pure ASGI middlewares, installed by ``create_app`` (so an app that mounts it get
 
 from __future__ import annotations
 
+import hmac
+from urllib.parse import parse_qs
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from durablehub.http.auth import KEY_HEADER
 from durablehub.http.errors import error_response
 from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, is_loopback, untrusted_host
+from durablehub.http.payloads import KEY_QUERY_PARAMETER
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sec-Fetch-Site values of requests a page of another site did not make: the same origin, or
 # the user (address bar, bookmark).
 OWN_FETCHES = frozenset({"same-origin", "none"})
 FORM_TYPE = "application/x-www-form-urlencoded"
+# What a page of another site may send without a CORS preflight: the types an HTML form sends.
+BROWSER_FORM_TYPES = frozenset({FORM_TYPE, "multipart/form-data", "text/plain"})
 READ_ONLY_SETTING = "DURABLEHUB_HTTP_READ_ONLY"
 
 
@@ -72,27 +79,40 @@ class SameOriginWrites:
 
     A browser marks what a page sends: ``Sec-Fetch-Site`` (other than same-origin or none) and
     an ``Origin`` other than this server's are refused. Browsers that send neither are caught by
-    the content type: a form can only send form types or text/plain, while this API takes JSON
-    or no body. Under ``form_paths`` (the dashboard's own forms) URL-encoded forms are let
-    through to routes that check a CSRF token themselves; the Origin checks still apply.
+    the content type: a page of another site can send only the form types and text/plain
+    without asking first (a CORS preflight, which this server never grants), so those are
+    refused unless the request carries credentials no browser attaches by itself: the key
+    (``x-functions-key``, or ``code=`` equal to it) or a bearer token, as ``credentials`` says.
+    A browser's session cookie is not such a credential. Other types pass to the routes, which
+    take an empty body as no input and read any other as JSON (``routes.json_body``). Under
+    ``form_paths`` (the dashboard's own forms) URL-encoded forms are let through to routes that
+    check a CSRF token themselves; the Origin checks still apply.
     """
 
-    def __init__(self, app: ASGIApp, *, base_url: str | None, form_paths: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        base_url: str | None,
+        form_paths: tuple[str, ...] = (),
+        credentials: RequestCredentials | None = None,
+    ) -> None:
         self.app = app
         self.public_host = _netloc(base_url) if base_url else None
         self.form_paths = form_paths
+        self.credentials = credentials or RequestCredentials()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
             forms = any(route_path(scope).startswith(p) for p in self.form_paths)
-            problem = self._problem(dict(scope["headers"]), forms=forms)
+            problem = self._problem(dict(scope["headers"]), forms=forms, scope=scope)
             if problem is not None:
                 status, message = problem
                 await error_response(status, message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _problem(self, headers: dict[bytes, bytes], *, forms: bool) -> tuple[int, str] | None:
+    def _problem(self, headers: dict[bytes, bytes], *, forms: bool, scope: Scope) -> tuple[int, str] | None:
         site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
         if site and site not in OWN_FETCHES:
             return 403, f"cross-site requests cannot change anything here (Sec-Fetch-Site: {site})"
@@ -107,12 +127,38 @@ class SameOriginWrites:
             media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
             if forms and media_type == FORM_TYPE:
                 return None
-            if media_type != "application/json" and not media_type.endswith("+json"):
+            if media_type in BROWSER_FORM_TYPES and not self.credentials.carried(scope):
                 return 400, (
                     f"the request body must be JSON sent as application/json (or no body), got "
-                    f"content type {media_type!r}"
+                    f"content type {media_type!r}; another content type is read as JSON only from a "
+                    f"request that carries the key"
                 )
         return None
+
+
+class RequestCredentials:
+    """Whether a request carries credentials that a browser never attaches by itself: with
+    ``key``, the ``x-functions-key`` header or a ``code`` query parameter equal to the key;
+    with ``bearer``, an ``Authorization`` header. The routes' authentication still checks them
+    (a wrong header key is a 401 there); a cookie never counts."""
+
+    def __init__(self, *, key: str | None = None, bearer: bool = False) -> None:
+        self.key = key.encode() if key else None
+        self.bearer = bearer
+
+    def carried(self, scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        if self.bearer and headers.get(b"authorization", b"").strip():
+            return True
+        if self.key is None:
+            return False
+        if headers.get(KEY_HEADER.encode(), b"").strip():
+            return True  # a custom header: no page of another site can send it unasked
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        # A form's action URL can hold any code=: only the right key lifts the check.
+        return any(
+            hmac.compare_digest(code.encode(), self.key) for code in query.get(KEY_QUERY_PARAMETER, [])
+        )
 
 
 class ReadOnly:

@@ -62,17 +62,32 @@ def _context(request: Request) -> ManagementContext:
 
 
 async def _json_body(request: Request, what: str) -> Any:
-    """The request body as JSON (None when empty); 400 for a body that is not JSON."""
+    """The request body as JSON, as the Functions host reads it: an empty body is no input
+    (None), whatever its content type (1.x's client posts empty bodies as
+    application/octet-stream). A JSON body under another content type is read only from a
+    request that carried the key or a token (the routes' authentication has checked it by
+    now); without authentication it must be labelled JSON. 400 for a body that is not JSON."""
     body = await request.body()
     if not body.strip():
         return None
     media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise ValueError(f"{what} must be JSON sent as application/json, got content type {media_type!r}")
+    labelled_json = media_type == "application/json" or media_type.endswith("+json")
+    if not labelled_json and _context(request).http.auth == "none":
+        raise ValueError(
+            f"{what} must be JSON sent as application/json (or no body), got content type {media_type!r}"
+        )
     try:
         return json.loads(body)
     except ValueError:
-        raise ValueError(f"{what} is not valid JSON") from None
+        raise ValueError(
+            f"{what} must be JSON: the body (sent as {media_type!r}) is not valid JSON"
+        ) from None
+
+
+async def _ignored_body(request: Request) -> None:
+    """Routes that take no input ignore an empty or JSON body, and refuse any other (a form
+    posted to them was not meant for this API)."""
+    await _json_body(request, "the request body")
 
 
 def _statuses(text: str | None) -> list[OrchestrationStatus] | None:
@@ -103,6 +118,9 @@ TaskHubQuery = Annotated[
 WaitQuery = Annotated[
     float | None, Query(ge=0, le=600, description="Seconds to wait for completion before answering 202")
 ]
+VersionQuery = Annotated[
+    str | None, Query(description="The orchestration version (default: the server's default_version)")
+]
 
 
 @router.post(
@@ -121,11 +139,13 @@ async def start_orchestration(
     request: Request,
     function_name: str,
     timeout: WaitQuery = None,
+    version: VersionQuery = None,
     task_hub: TaskHubQuery = None,
 ) -> Response:
-    """The body is the input. 202 with the check-status body; with ``timeout``, the result if it
-    finishes in time (200, or 500 when it failed). 409 if the id is taken by a live instance."""
-    return await _start(request, function_name, None, timeout, task_hub)
+    """The body is the input (an empty body, whatever its content type: no input). 202 with the
+    check-status body; with ``timeout``, the result if it finishes in time (200, or 500 when
+    it failed). 409 if the id is taken by a live instance."""
+    return await _start(request, function_name, None, timeout, version, task_hub)
 
 
 @router.post(
@@ -145,14 +165,20 @@ async def start_orchestration_with_id(
     function_name: str,
     instance_id: str,
     timeout: WaitQuery = None,
+    version: VersionQuery = None,
     task_hub: TaskHubQuery = None,
 ) -> Response:
     """As ``POST orchestrators/{function_name}``, with the instance id chosen by the caller."""
-    return await _start(request, function_name, instance_id, timeout, task_hub)
+    return await _start(request, function_name, instance_id, timeout, version, task_hub)
 
 
 async def _start(
-    request: Request, name: str, instance_id: str | None, timeout: float | None, task_hub: str | None
+    request: Request,
+    name: str,
+    instance_id: str | None,
+    timeout: float | None,
+    version: str | None,
+    task_hub: str | None,
 ) -> Response:
     context = _context(request)
     _check_task_hub(context, task_hub)
@@ -160,7 +186,9 @@ async def _start(
     data = await _json_body(request, "the orchestration input")
     client = await context.client()
     with tracing.continuing(request.headers):  # an incoming traceparent is the parent
-        iid = await client.schedule_new_orchestration(name, input=data, instance_id=instance_id)
+        iid = await client.schedule_new_orchestration(
+            name, input=data, instance_id=instance_id, version=version or None
+        )
     if timeout:
         return await wait_for_completion_or_create_check_status_response(
             request, iid, client=client, timeout=timeout, http_settings=context.http
@@ -311,6 +339,7 @@ async def terminate(
     """202; 404; 410 if it has already finished."""
     context = _context(request)
     _check_task_hub(context, task_hub)
+    await _ignored_body(request)
     await (await context.client()).terminate_orchestration(instance_id, output=reason)
     return Response(status_code=202)
 
@@ -327,6 +356,7 @@ async def suspend(
     """202; 404; 410 if it has finished."""
     context = _context(request)
     _check_task_hub(context, task_hub)
+    await _ignored_body(request)
     await (await context.client()).suspend_orchestration(instance_id, reason=reason)
     return Response(status_code=202)
 
@@ -343,6 +373,7 @@ async def resume(
     """202; 404; 410 if it has finished."""
     context = _context(request)
     _check_task_hub(context, task_hub)
+    await _ignored_body(request)
     await (await context.client()).resume_orchestration(instance_id, reason=reason)
     return Response(status_code=202)
 
@@ -359,6 +390,7 @@ async def rewind(
     """202; 404; 410 if Completed, Terminated or Canceled; 409 if it has not failed yet."""
     context = _context(request)
     _check_task_hub(context, task_hub)
+    await _ignored_body(request)
     await (await context.client()).rewind_orchestration(instance_id, reason=reason)
     return Response(status_code=202)
 
@@ -379,6 +411,7 @@ async def restart(
     restarted (or, with ``restartWithNewInstanceId=true``, the new) instance; 404 unknown."""
     context = _context(request)
     _check_task_hub(context, task_hub)
+    await _ignored_body(request)
     client = await context.client()
     iid = await client.restart_orchestration(instance_id, restart_with_new_instance_id=new_id)
     return create_check_status_response(
