@@ -32,6 +32,7 @@ from azure.durable_functions.models.utils import http_utils
 from durablehub.async_client import AsyncDurableClient
 from durablehub.azurite import free_port
 from durablehub.dashboard.session import SESSION_COOKIE, new_session
+from durablehub.http import HttpSettings, create_app
 from durablehub.http.payloads import management_urls
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -386,3 +387,21 @@ async def test_1x_without_credentials_on_a_loopback_server_without_auth(
                 )
                 assert refused.status_code == 400, (content_type, refused.text)
                 assert "must be JSON sent as application/json" in refused.json()["error"]
+
+
+async def test_a_bearer_token_lifts_the_content_type_check_and_is_still_checked() -> None:
+    settings = HttpSettings(
+        auth="entra",
+        entra_audience="api://durablehub-test",
+        entra_issuer="https://issuer.example/",
+        entra_jwks_url="http://127.0.0.1:9/keys",
+        entra_roles=["Hub.Admin"],
+    )
+    app = create_app(TaskHubSettings(connection_string="UseDevelopmentStorage=true"), settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        url, plain = f"{API}/orchestrators/hello_cities", {"content-type": "text/plain"}
+        assert (await http.post(url, content=b'"x"', headers=plain)).status_code == 400
+        carried = await http.post(
+            url, content=b'"x"', headers={**plain, "Authorization": "Bearer not-a-token"}
+        )
+        assert carried.status_code == 401, carried.text  # past the content-type check, not past the token's
