@@ -19,12 +19,10 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from durablehub.http.attempts import FailedKeyAttempts
-from durablehub.http.payloads import KEY_QUERY_PARAMETER
+from durablehub.http.payloads import KEY_HEADER, KEY_QUERY_PARAMETER
 from durablehub.http.principal import principal_dependency
 from durablehub.http.settings import HttpSettings
 from durablehub.http.tokens import EntraTokenValidator, unauthorized
-
-KEY_HEADER = "x-functions-key"
 
 AuthDependency = Callable[..., Awaitable[object]]
 

@@ -18,10 +18,9 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from durablehub.http.auth import KEY_HEADER
 from durablehub.http.errors import error_response
 from durablehub.http.hosts import ALLOWED_HOSTS_SETTING, is_loopback, untrusted_host
-from durablehub.http.payloads import KEY_QUERY_PARAMETER
+from durablehub.http.payloads import KEY_HEADER, KEY_QUERY_PARAMETER
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Sec-Fetch-Site values of requests a page of another site did not make: the same origin, or

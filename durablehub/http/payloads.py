@@ -23,6 +23,7 @@ from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.state import OrchestrationState
 
 API_PREFIX = "/runtime/webhooks/durabletask"
+KEY_HEADER = "x-functions-key"  # the Functions host's key header
 KEY_QUERY_PARAMETER = "code"  # as Functions clients send its keys
 # Poll hints (seconds): DF's check-status response says 10, a running instance's status 5.
 CHECK_STATUS_RETRY_AFTER = 10
