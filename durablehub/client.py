@@ -113,12 +113,20 @@ class DurableClient:
     def _open(self, *, create: bool = False) -> TaskHub:
         """The hub, checked once; with ``create`` (a start or a signal), created if missing,
         as DurableTask.AzureStorage's clients do: a program may start its client before its
-        first worker. Read-only calls never create anything."""
+        first worker. Read-only calls never create anything: on a hub a worker is making
+        they answer as on an empty hub (and check again next time).
+
+        A hub found is not assumed whole (older durablehub and the C# provider write
+        ``taskhub.json`` first; a queue may be deleted under a running client): a write
+        that finds its queue or table missing makes it and is sent again (README, "The
+        task hub")."""
         if not self._hub_checked:
             try:
                 self._hub.open()  # TaskHubNotFoundError, PartitionCountMismatchError
-            except TaskHubNotFoundError:
+            except TaskHubNotFoundError as exc:
                 if not create:
+                    if exc.being_made:
+                        return self._hub
                     raise
                 self._hub.create()  # idempotent; agrees with a worker creating it meanwhile
             self._hub_checked = True

@@ -70,7 +70,13 @@ class StorageUnreachableError(ConfigurationError):
 
 
 class TaskHubNotFoundError(DurableHubError):
-    """The task hub's resources do not exist; create it with ``durablehub hub create``."""
+    """The task hub's resources do not exist; create it with ``durablehub hub create``.
+    ``being_made``: its lease container exists but not yet ``taskhub.json``, which a hub's
+    maker writes last (a worker is making it now)."""
+
+    def __init__(self, message: str, *, being_made: bool = False) -> None:
+        super().__init__(message)
+        self.being_made = being_made
 
 
 class CheckpointConflictError(DurableHubError):

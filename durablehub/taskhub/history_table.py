@@ -20,7 +20,7 @@ from azure.data.tables import TableEntity, TableTransactionError, TransactionOpe
 
 from durablehub.engine import history as ev
 from durablehub.errors import CheckpointConflictError
-from durablehub.taskhub import rows
+from durablehub.taskhub import on_demand, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.table_batch import submit_transaction
@@ -56,6 +56,7 @@ class HistoryTable:
         self._table = clients.table.get_table_client(names.history_table)
         self.table_name = names.history_table
         self._blobs = large_messages
+        self._resource = on_demand.table(names.history_table)  # missing: a hub not yet whole
 
     def create(self) -> None:
         try:
@@ -69,6 +70,15 @@ class HistoryTable:
         except ResourceNotFoundError:
             pass
 
+    def _query(self, filter: str, params: dict[str, Any], select: list[str] | None = None) -> list[Any]:
+        """Every row ``filter`` selects; none while the table does not exist."""
+        try:
+            return [e for e in self._table.query_entities(filter, parameters=params, select=select)]
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return []
+
     def load(self, instance_id: str, execution_id: str | None = None) -> rows.HistoryPage:
         """The current generation's events (or ``execution_id``'s) and the sentinel's ETag."""
         pk = escape_partition_key(instance_id)
@@ -79,7 +89,7 @@ class HistoryTable:
             # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
             query = "PartitionKey eq @pk and ( RowKey eq 'sentinel' or ExecutionId eq @eid )"
             params = {"pk": pk, "eid": execution_id}
-        raw = [entity for entity in self._table.query_entities(query, parameters=params)]
+        raw = self._query(query, params)
         generation = rows.select_generation(raw, execution_id)
         sentinel = generation.sentinel
         events = []
@@ -101,7 +111,7 @@ class HistoryTable:
         (the client reads a failed instance's ExecutionCompleted this way)."""
         query = "PartitionKey eq @pk and ExecutionId eq @eid and EventType eq @et"
         params = {"pk": escape_partition_key(instance_id), "eid": execution_id, "et": event_type.name}
-        found = [entity for entity in self._table.query_entities(query, parameters=params)]
+        found = self._query(query, params)
         found.sort(key=lambda row: row["RowKey"])
         return [rows.row_to_event(self._with_blobs_downloaded(row)) for row in found]
 
@@ -205,7 +215,7 @@ class HistoryTable:
     def list_rows(self, instance_id: str) -> list[dict[str, Any]]:
         """Every raw row of an instance, sentinel included (for tools and tests)."""
         params = {"pk": escape_partition_key(instance_id)}
-        return [dict(e) for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
+        return [dict(e) for e in self._query("PartitionKey eq @pk", params)]
 
     def list_key_range(
         self,
@@ -226,10 +236,15 @@ class HistoryTable:
             select=list(select),
             results_per_page=page_size,
         ).by_page()
-        for page in pages:
-            found = [e for e in page]
-            if not take_page(found, not pages.continuation_token) or not pages.continuation_token:
-                return
+        try:
+            for page in pages:
+                found = [e for e in page]
+                if not take_page(found, not pages.continuation_token) or not pages.continuation_token:
+                    return
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            take_page([], True)  # no table yet: no rows
 
     def delete_instance(
         self, instance_id: str, *, found_at: datetime | None = None, listed: Sequence[Any] | None = None
@@ -270,12 +285,7 @@ class HistoryTable:
 
     def _list_to_delete(self, instance_id: str) -> list[Any]:
         params = {"pk": escape_partition_key(instance_id)}
-        return [
-            e
-            for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters=params, select=list(DELETE_SELECT)
-            )
-        ]
+        return self._query("PartitionKey eq @pk", params, select=list(DELETE_SELECT))
 
     def _delete_listed(self, instance_id: str, listed: Sequence[Any], found_at: datetime | None) -> int:
         sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)

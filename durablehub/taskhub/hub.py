@@ -86,23 +86,37 @@ class TaskHub:
     def create(self) -> TaskHubInfo:
         """Create every resource that is missing; return the hub's ``taskhub.json``.
 
+        ``taskhub.json`` is written last, so that its presence means the hub is whole: a client
+        that finds it can write at once. A hub that has one already (made by older durablehub
+        or the C# provider, which write it first, or half deleted) gets what it lacks.
+
         Raises:
             PartitionCountMismatchError: the hub exists with another partition count.
         """
         info = self._first_contact()
-        if info is None:
-            # taskhub.json first and only if absent: of two creators at once (a client and a
-            # worker, say), one wins and the other reads its partition count, before any lease.
-            mine = TaskHubInfo(
-                task_hub_name=self.names.hub,
-                created_at=datetime.now(UTC),
-                partition_count=self.names.partition_count,
-            )
-            info = self.leases.create_task_hub_info(mine) or mine
-        if info.partition_count != self.names.partition_count:
-            raise PartitionCountMismatchError(
-                self.names.hub, info.partition_count, self.names.partition_count
-            )
+        if info is not None:
+            self._check_partition_count(info)
+            self._make_resources()
+            return info
+        self._make_resources()
+        mine = TaskHubInfo(
+            task_hub_name=self.names.hub,
+            created_at=datetime.now(UTC),
+            partition_count=self.names.partition_count,
+        )
+        # Only if absent: of two creators at once (a client and a worker, say), one wins and
+        # the other reads its partition count.
+        found = self.leases.create_task_hub_info(mine)
+        if found is None:
+            return mine
+        if found.partition_count < self.names.partition_count:
+            self._remove_partitions_beyond(found.partition_count)
+        self._check_partition_count(found)
+        return found
+
+    def _make_resources(self) -> None:
+        """Everything but ``taskhub.json``, each made only if missing. The lease container
+        first: while it exists without ``taskhub.json``, readers know the hub is being made."""
         self.leases.create(self.names.control_queues)
         self.history.create()
         self.instances.create()
@@ -110,25 +124,43 @@ class TaskHub:
         for queue in self.control_queues:
             queue.create()
         self.large_messages.create()
-        return info
+
+    def _remove_partitions_beyond(self, count: int) -> None:
+        """Remove the control queues and lease blobs this creator made for partitions the
+        hub, made with ``count`` partitions by another creator at the same time, does not have."""
+        extra = self.names.control_queues[count:]
+        self.leases.delete_leases(extra)
+        for queue in self.control_queues[count:]:
+            queue.delete()
+
+    def _check_partition_count(self, info: TaskHubInfo) -> None:
+        if info.partition_count != self.names.partition_count:
+            raise PartitionCountMismatchError(
+                self.names.hub, info.partition_count, self.names.partition_count
+            )
 
     def open(self) -> TaskHubInfo:
         """Check the hub exists with the configured partition count.
 
         Raises:
-            TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``.
+            TaskHubNotFoundError: no ``taskhub.json``; run ``durablehub hub create``. Its
+                ``being_made`` is True when the lease container exists (a worker is making it).
             PartitionCountMismatchError: it exists with another partition count.
         """
         info = self._first_contact()
         if info is None:
+            if self.leases.container_exists():  # a request only when the hub is not whole
+                raise TaskHubNotFoundError(
+                    f"task hub {self.names.hub!r} is being made (its container "
+                    f"{self.names.leases_container} exists, not yet its taskhub.json): a worker is "
+                    "making it, or was stopped while making it; 'durablehub hub create' finishes it",
+                    being_made=True,
+                )
             raise TaskHubNotFoundError(
                 f"task hub {self.names.hub!r} does not exist in this storage account "
                 f"(no {self.names.leases_container}/taskhub.json); create it with 'durablehub hub create'"
             )
-        if info.partition_count != self.names.partition_count:
-            raise PartitionCountMismatchError(
-                self.names.hub, info.partition_count, self.names.partition_count
-            )
+        self._check_partition_count(info)
         return info
 
     def _first_contact(self) -> TaskHubInfo | None:

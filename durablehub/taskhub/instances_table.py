@@ -7,6 +7,7 @@ large-message container and the column holds the blob's full URL, as the referen
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from typing import Any, cast
@@ -16,12 +17,13 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from durablehub.engine import history as ev
-from durablehub.taskhub import compression, envelope, rows
+from durablehub.taskhub import compression, envelope, on_demand, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.table_batch import RETRY_POST
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import bounded_map, offload
+from durablehub.taskhub.on_demand import made_on_demand
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
@@ -49,6 +51,9 @@ class InstancesTable:
         self.table_name = names.instances_table
         self._task_hub = names.hub
         self._blobs = large_messages
+        # An insert or upsert makes the table if it is missing (a hub not yet whole); reads
+        # find no rows. A write guarded by an ETag needs a row, so it makes nothing.
+        self._resource = on_demand.table(names.instances_table)
 
     def create(self) -> None:
         try:
@@ -146,9 +151,14 @@ class InstancesTable:
             filter, parameters=parameters, select=select, results_per_page=page_size
         ).by_page(continuation_token=cast(Any, service_token or None))
         entities: list[Any] = []
-        for page in pages:
-            entities = [entity for entity in page if after is None or entity["PartitionKey"] > after]
-            break
+        try:
+            for page in pages:
+                entities = [e for e in page if after is None or e["PartitionKey"] > after]
+                break
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return [], None  # no table yet: no instances
         if not resolve_blobs:
             return [self._row(e, resolve_blobs=False) for e in entities], pages.continuation_token
         found, cut = self._resolve_page(entities)
@@ -175,7 +185,8 @@ class InstancesTable:
 
     def insert(self, row: dict[str, Any]) -> str:
         """Insert a new row; ResourceExistsError if the instance already has one. Returns the ETag."""
-        result = self._table.create_entity(self._offload(dict(row)), **RETRY_POST)
+        insert = functools.partial(self._table.create_entity, self._offload(dict(row)), **RETRY_POST)
+        result = made_on_demand(self._resource, insert, self.create)
         return result["etag"]
 
     def replace(self, row: dict[str, Any], *, etag: str) -> str:
@@ -194,7 +205,10 @@ class InstancesTable:
 
     def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""
-        result = self._table.upsert_entity(self._offload(dict(row)), mode=UpdateMode.MERGE)
+        upsert = functools.partial(
+            self._table.upsert_entity, self._offload(dict(row)), mode=UpdateMode.MERGE
+        )
+        result = made_on_demand(self._resource, upsert, self.create)
         return result["etag"]
 
     def delete(self, instance_id: str, *, etag: str | None = None) -> bool:
@@ -231,4 +245,9 @@ class InstancesTable:
         pager = self._table.query_entities(
             filter, parameters=parameters, select=select, results_per_page=results_per_page
         )
-        return [dict(e) for e in pager]
+        try:
+            return [dict(e) for e in pager]
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return []

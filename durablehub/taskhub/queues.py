@@ -9,6 +9,7 @@ message never blocks the queue and the caller can quarantine it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -23,10 +24,11 @@ from azure.core.exceptions import (
 )
 
 from durablehub.errors import MalformedMessageError
-from durablehub.taskhub import envelope
+from durablehub.taskhub import envelope, on_demand
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.offload import offload
+from durablehub.taskhub.on_demand import made_on_demand
 
 _LOG = logging.getLogger("durablehub.taskhub")
 # Azure rejects a visibility delay of 7 days or more; longer timers are chained by the engine.
@@ -84,6 +86,7 @@ class TaskHubQueue:
         self.name = name
         self._queue = clients.queue.get_queue_client(name)
         self._blobs = large_messages
+        self._resource = on_demand.queue(name)
 
     def create(self) -> None:
         try:
@@ -152,10 +155,15 @@ class TaskHubQueue:
         if blob_name is not None:
             self._blobs.upload(blob_name, body)
             body = envelope.encode(envelope.wrapper_for(blob_name))
-        sent = self._queue.send_message(
-            body, visibility_timeout=_seconds(visible_after), time_to_live=-1
-        )
+        sent = self._send(body, visible_after)
         return sent, body, blob_name
+
+    def _send(self, body: str, visible_after: timedelta | None) -> Any:
+        """Send a body; a missing queue (a hub not yet whole, or deleted) is made first."""
+        send = functools.partial(
+            self._queue.send_message, body, visibility_timeout=_seconds(visible_after), time_to_live=-1
+        )
+        return made_on_demand(self._resource, send, self.create)
 
     def delete_sent(self, sent: SentMessage) -> bool:
         """Withdraw a message this process sent (and its blob); False if a reader holds it now."""
@@ -173,7 +181,7 @@ class TaskHubQueue:
 
     def send_raw(self, body: str, *, visible_after: timedelta | None = None) -> None:
         """Enqueue a body as is (to requeue a quarantined message, or in tests)."""
-        self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
+        self._send(body, visible_after)
 
     def receive(
         self, *, max_messages: int = 32, visibility_timeout: timedelta, max_dequeue_count: int | None = None

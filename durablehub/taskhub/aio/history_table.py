@@ -19,7 +19,7 @@ from azure.data.tables import TableEntity, TableTransactionError, TransactionOpe
 
 from durablehub.engine import history as ev
 from durablehub.errors import CheckpointConflictError
-from durablehub.taskhub import rows
+from durablehub.taskhub import on_demand, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.table_batch import submit_transaction
@@ -55,6 +55,7 @@ class AsyncHistoryTable:
         self._table = clients.table.get_table_client(names.history_table)
         self.table_name = names.history_table
         self._blobs = large_messages
+        self._resource = on_demand.table(names.history_table)  # missing: a hub not yet whole
 
     async def create(self) -> None:
         try:
@@ -68,6 +69,15 @@ class AsyncHistoryTable:
         except ResourceNotFoundError:
             pass
 
+    async def _query(self, filter: str, params: dict[str, Any], select: list[str] | None = None) -> list[Any]:
+        """Every row ``filter`` selects; none while the table does not exist."""
+        try:
+            return [e async for e in self._table.query_entities(filter, parameters=params, select=select)]
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return []
+
     async def load(self, instance_id: str, execution_id: str | None = None) -> rows.HistoryPage:
         """The current generation's events (or ``execution_id``'s) and the sentinel's ETag."""
         pk = escape_partition_key(instance_id)
@@ -78,7 +88,7 @@ class AsyncHistoryTable:
             # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
             query = "PartitionKey eq @pk and ( RowKey eq 'sentinel' or ExecutionId eq @eid )"
             params = {"pk": pk, "eid": execution_id}
-        raw = [entity async for entity in self._table.query_entities(query, parameters=params)]
+        raw = await self._query(query, params)
         generation = rows.select_generation(raw, execution_id)
         sentinel = generation.sentinel
         events = []
@@ -100,7 +110,7 @@ class AsyncHistoryTable:
         (the client reads a failed instance's ExecutionCompleted this way)."""
         query = "PartitionKey eq @pk and ExecutionId eq @eid and EventType eq @et"
         params = {"pk": escape_partition_key(instance_id), "eid": execution_id, "et": event_type.name}
-        found = [entity async for entity in self._table.query_entities(query, parameters=params)]
+        found = await self._query(query, params)
         found.sort(key=lambda row: row["RowKey"])
         return [rows.row_to_event(await self._with_blobs_downloaded(row)) for row in found]
 
@@ -204,7 +214,7 @@ class AsyncHistoryTable:
     async def list_rows(self, instance_id: str) -> list[dict[str, Any]]:
         """Every raw row of an instance, sentinel included (for tools and tests)."""
         params = {"pk": escape_partition_key(instance_id)}
-        return [dict(e) async for e in self._table.query_entities("PartitionKey eq @pk", parameters=params)]
+        return [dict(e) for e in await self._query("PartitionKey eq @pk", params)]
 
     async def list_key_range(
         self,
@@ -225,10 +235,15 @@ class AsyncHistoryTable:
             select=list(select),
             results_per_page=page_size,
         ).by_page()
-        async for page in pages:
-            found = [e async for e in page]
-            if not take_page(found, not pages.continuation_token) or not pages.continuation_token:
-                return
+        try:
+            async for page in pages:
+                found = [e async for e in page]
+                if not take_page(found, not pages.continuation_token) or not pages.continuation_token:
+                    return
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            take_page([], True)  # no table yet: no rows
 
     async def delete_instance(
         self, instance_id: str, *, found_at: datetime | None = None, listed: Sequence[Any] | None = None
@@ -269,12 +284,7 @@ class AsyncHistoryTable:
 
     async def _list_to_delete(self, instance_id: str) -> list[Any]:
         params = {"pk": escape_partition_key(instance_id)}
-        return [
-            e
-            async for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters=params, select=list(DELETE_SELECT)
-            )
-        ]
+        return await self._query("PartitionKey eq @pk", params, select=list(DELETE_SELECT))
 
     async def _delete_listed(self, instance_id: str, listed: Sequence[Any], found_at: datetime | None) -> int:
         sentinel = next((e for e in listed if e["RowKey"] == rows.SENTINEL_ROW_KEY), None)

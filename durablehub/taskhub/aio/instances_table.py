@@ -6,6 +6,7 @@ large-message container and the column holds the blob's full URL, as the referen
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from typing import Any, cast
@@ -15,12 +16,13 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from durablehub.engine import history as ev
-from durablehub.taskhub import compression, envelope, rows
+from durablehub.taskhub import compression, envelope, on_demand, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.table_batch import RETRY_POST
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import async_bounded_map, async_offload
+from durablehub.taskhub.on_demand import async_made_on_demand
 from durablehub.taskhub.records import InstanceRecord, InstanceUpdate
 
 _URL_COLUMNS = ("Input", "Output", "CustomStatus")
@@ -48,6 +50,9 @@ class AsyncInstancesTable:
         self.table_name = names.instances_table
         self._task_hub = names.hub
         self._blobs = large_messages
+        # An insert or upsert makes the table if it is missing (a hub not yet whole); reads
+        # find no rows. A write guarded by an ETag needs a row, so it makes nothing.
+        self._resource = on_demand.table(names.instances_table)
 
     async def create(self) -> None:
         try:
@@ -145,9 +150,14 @@ class AsyncInstancesTable:
             filter, parameters=parameters, select=select, results_per_page=page_size
         ).by_page(continuation_token=cast(Any, service_token or None))
         entities: list[Any] = []
-        async for page in pages:
-            entities = [entity async for entity in page if after is None or entity["PartitionKey"] > after]
-            break
+        try:
+            async for page in pages:
+                entities = [e async for e in page if after is None or e["PartitionKey"] > after]
+                break
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return [], None  # no table yet: no instances
         if not resolve_blobs:
             return [await self._row(e, resolve_blobs=False) for e in entities], pages.continuation_token
         found, cut = await self._resolve_page(entities)
@@ -174,7 +184,8 @@ class AsyncInstancesTable:
 
     async def insert(self, row: dict[str, Any]) -> str:
         """Insert a new row; ResourceExistsError if the instance already has one. Returns the ETag."""
-        result = await self._table.create_entity(await self._offload(dict(row)), **RETRY_POST)
+        insert = functools.partial(self._table.create_entity, await self._offload(dict(row)), **RETRY_POST)
+        result = await async_made_on_demand(self._resource, insert, self.create)
         return result["etag"]
 
     async def replace(self, row: dict[str, Any], *, etag: str) -> str:
@@ -193,7 +204,10 @@ class AsyncInstancesTable:
 
     async def upsert_merge(self, row: dict[str, Any]) -> str:
         """InsertOrMerge, what every checkpoint does."""
-        result = await self._table.upsert_entity(await self._offload(dict(row)), mode=UpdateMode.MERGE)
+        upsert = functools.partial(
+            self._table.upsert_entity, await self._offload(dict(row)), mode=UpdateMode.MERGE
+        )
+        result = await async_made_on_demand(self._resource, upsert, self.create)
         return result["etag"]
 
     async def delete(self, instance_id: str, *, etag: str | None = None) -> bool:
@@ -230,4 +244,9 @@ class AsyncInstancesTable:
         pager = self._table.query_entities(
             filter, parameters=parameters, select=select, results_per_page=results_per_page
         )
-        return [dict(e) async for e in pager]
+        try:
+            return [dict(e) async for e in pager]
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return []

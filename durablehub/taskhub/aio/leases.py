@@ -157,6 +157,17 @@ class AsyncPartitionLeaseStore:
         except ResourceNotFoundError:
             pass
 
+    async def container_exists(self) -> bool:
+        return bool(await self._container.exists())
+
+    async def delete_leases(self, partition_ids: list[str]) -> None:
+        """Delete the lease blobs of these partitions (those that exist)."""
+        for partition_id in partition_ids:
+            try:
+                await self._blob(partition_id).delete_blob()
+            except ResourceNotFoundError:
+                pass
+
     async def read_task_hub_info(self, **request_options: Any) -> TaskHubInfo | None:
         blob = self._container.get_blob_client(TaskHubNames.TASK_HUB_INFO_BLOB)
         try:

@@ -8,6 +8,7 @@ message never blocks the queue and the caller can quarantine it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -22,10 +23,11 @@ from azure.core.exceptions import (
 )
 
 from durablehub.errors import MalformedMessageError
-from durablehub.taskhub import envelope
+from durablehub.taskhub import envelope, on_demand
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.offload import async_offload
+from durablehub.taskhub.on_demand import async_made_on_demand
 
 _LOG = logging.getLogger("durablehub.taskhub")
 # Azure rejects a visibility delay of 7 days or more; longer timers are chained by the engine.
@@ -83,6 +85,7 @@ class AsyncTaskHubQueue:
         self.name = name
         self._queue = clients.queue.get_queue_client(name)
         self._blobs = large_messages
+        self._resource = on_demand.queue(name)
 
     async def create(self) -> None:
         try:
@@ -151,10 +154,15 @@ class AsyncTaskHubQueue:
         if blob_name is not None:
             await self._blobs.upload(blob_name, body)
             body = envelope.encode(envelope.wrapper_for(blob_name))
-        sent = await self._queue.send_message(
-            body, visibility_timeout=_seconds(visible_after), time_to_live=-1
-        )
+        sent = await self._send(body, visible_after)
         return sent, body, blob_name
+
+    async def _send(self, body: str, visible_after: timedelta | None) -> Any:
+        """Send a body; a missing queue (a hub not yet whole, or deleted) is made first."""
+        send = functools.partial(
+            self._queue.send_message, body, visibility_timeout=_seconds(visible_after), time_to_live=-1
+        )
+        return await async_made_on_demand(self._resource, send, self.create)
 
     async def delete_sent(self, sent: SentMessage) -> bool:
         """Withdraw a message this process sent (and its blob); False if a reader holds it now."""
@@ -172,7 +180,7 @@ class AsyncTaskHubQueue:
 
     async def send_raw(self, body: str, *, visible_after: timedelta | None = None) -> None:
         """Enqueue a body as is (to requeue a quarantined message, or in tests)."""
-        await self._queue.send_message(body, visibility_timeout=_seconds(visible_after), time_to_live=-1)
+        await self._send(body, visible_after)
 
     async def receive(
         self, *, max_messages: int = 32, visibility_timeout: timedelta, max_dequeue_count: int | None = None
