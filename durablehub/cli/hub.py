@@ -69,6 +69,7 @@ def hub_info(
         "leasesContainer": names.leases_container,
         "largeMessagesContainer": names.large_messages_container,
         "queueLengths": description.queue_lengths,
+        "missing": description.missing,
     }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -82,6 +83,11 @@ def hub_info(
     typer.echo("queues")
     for queue, length in description.queue_lengths.items():
         typer.echo(f"  {queue:<40} {length:>8} messages")
+    if description.missing:
+        typer.echo(
+            f"not made yet    {', '.join(description.missing)} "
+            "(a start makes what it needs; a worker or 'durablehub hub create', all of it)"
+        )
 
 
 @app.command("delete")

@@ -70,6 +70,18 @@ class HistoryTable:
         except ResourceNotFoundError:
             pass
 
+    def exists(self) -> bool:
+        """One request for at most one row's key (``durablehub hub info``)."""
+        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
+        try:
+            for _page in pages:
+                break
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return False
+        return True
+
     def _query(self, filter: str, params: dict[str, Any], select: list[str] | None = None) -> list[Any]:
         """Every row ``filter`` selects; none while the table does not exist."""
         try:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
 from durablehub.errors import (
     PartitionCountMismatchError,
@@ -42,6 +42,9 @@ class TaskHubDescription:
     info: TaskHubInfo
     names: TaskHubNames
     queue_lengths: dict[str, int]
+    # Queues, tables and containers not made yet (a hub being made, made by older code, or
+    # partly deleted): a start makes what it needs, a worker's start all of them.
+    missing: list[str]
 
 
 class TaskHub:
@@ -194,10 +197,23 @@ class TaskHub:
 
     def describe(self) -> TaskHubDescription:
         info = self.open()
-        lengths = {q.name: q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        lengths: dict[str, int] = {}
+        missing: list[str] = []
+        for queue in [*self.control_queues, self.work_items]:
+            try:
+                lengths[queue.name] = queue.approximate_count()
+            except ResourceNotFoundError:
+                missing.append(queue.name)
         if self.poison.exists():
             lengths[self.poison.name] = self.poison.approximate_count()
-        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
+        for name, store in (
+            (self.names.history_table, self.history),
+            (self.names.instances_table, self.instances),
+            (self.names.large_messages_container, self.large_messages),
+        ):
+            if not store.exists():
+                missing.append(name)
+        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths, missing=missing)
 
     def delete(self) -> None:
         """Delete every resource of the hub (idempotent). Its instances and history are gone."""

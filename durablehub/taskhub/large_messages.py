@@ -47,6 +47,9 @@ class LargeMessageStore:
         except ResourceNotFoundError:
             pass
 
+    def exists(self) -> bool:
+        return bool(self._container.exists())
+
     def url(self, blob_name: str) -> str:
         """Full URL of a blob, each path segment escaped (what the Instances table stores)."""
         return self._container.get_blob_client(blob_name).url

@@ -7,9 +7,13 @@ hub; no azure-core storage error reaches the caller."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from azure.core.exceptions import AzureError
 
@@ -148,3 +152,130 @@ def test_no_storage_error_escapes_a_half_made_hub(half_made: TaskHubSettings) ->
             except Exception:  # durablehub's own errors are answers
                 pass
     assert escaped == {}
+
+
+def test_create_writes_taskhub_json_last(settings: TaskHubSettings) -> None:
+    """While any queue, table or container is still being made, ``taskhub.json`` is absent, so
+    a client that finds it finds a whole hub."""
+    seen: list[tuple[str, bool]] = []
+    with TaskHub(settings) as hub:
+
+        def spy(name: str, make: Any) -> Any:
+            def made() -> None:
+                make()
+                seen.append((name, hub.leases.read_task_hub_info() is not None))
+
+            return made
+
+        hub.history.create = spy("History", hub.history.create)  # type: ignore[method-assign]
+        hub.instances.create = spy("Instances", hub.instances.create)  # type: ignore[method-assign]
+        hub.work_items.create = spy("workitems", hub.work_items.create)  # type: ignore[method-assign]
+        last = hub.control_queues[-1]
+        last.create = spy(last.name, last.create)  # type: ignore[method-assign]
+        hub.large_messages.create = spy("largemessages", hub.large_messages.create)  # type: ignore[method-assign]
+        try:
+            hub.create()
+            assert len(seen) == 5 and [name for name, present in seen if present] == []
+            assert hub.leases.read_task_hub_info() is not None
+        finally:
+            hub.delete()
+
+
+def test_reads_on_a_hub_being_made_answer_as_on_an_empty_hub(settings: TaskHubSettings) -> None:
+    """The lease container exists, ``taskhub.json`` not yet: a worker is making the hub."""
+    with TaskHub(settings) as hub:
+        hub.leases.create(settings.names.control_queues)
+        try:
+            with DurableClient(settings) as client:
+                assert client.get_orchestration_state("nobody") is None
+                assert client.query_orchestrations().items == []
+                with pytest.raises(OrchestrationNotFoundError):
+                    client.raise_orchestration_event("nobody", "Approval")
+                iid = client.schedule_new_orchestration("approval", input=5)  # makes the rest
+            assert hub.leases.read_task_hub_info() is not None and iid
+        finally:
+            hub.delete()
+
+
+def test_a_worker_finishes_a_half_made_hub_and_runs_what_was_sent(half_made: TaskHubSettings) -> None:
+    """A client's start, event and signal sent before any worker ran; the worker that comes
+    next makes the rest of the hub and runs them."""
+    from durablehub.worker import Worker
+    from tests.e2e.apps import app as e2e_app
+
+    with DurableClient(half_made) as client:
+        iid = client.schedule_new_orchestration("approval", input=60)
+        client.raise_orchestration_event(iid, "Approval", data="yes")
+        client.signal_entity(EntityInstanceId("account", "half"), "deposit", 7)
+        with Worker(e2e_app, half_made):
+            state = client.wait_for_orchestration_completion(iid, timeout=30)
+            assert state.runtime_status is OrchestrationStatus.COMPLETED, state
+            assert state.get_output() == {"approved": "yes"}
+            for _ in range(300):
+                entity = client.get_entity(EntityInstanceId("account", "half"))
+                if entity is not None:
+                    break
+                time.sleep(0.1)
+        assert entity is not None and entity.get_state() == 7
+
+
+async def test_two_creators_with_one_partition_count_at_once_both_find_the_hub_whole(
+    settings: TaskHubSettings,
+) -> None:
+    """Two workers starting together: both return a whole hub with one ``taskhub.json``
+    (this held before issue 22 too; the test keeps it so with ``taskhub.json`` written last)."""
+    async with AsyncTaskHub(settings) as a, AsyncTaskHub(settings) as b:
+        try:
+            first, second = await asyncio.gather(a.create(), b.create())
+            assert first == second
+            for queue in [*a.control_queues, a.work_items]:
+                assert await queue.exists(), queue.name
+            leases = await a.leases.list()
+            assert [lease.lease.partition_id for lease in leases] == a.names.control_queues
+            tables = [t.name async for t in a.clients.table.list_tables()]
+            assert {a.names.history_table, a.names.instances_table} <= set(tables)
+            containers = [c.name async for c in a.clients.blob.list_containers()]
+            assert a.names.large_messages_container in containers
+        finally:
+            await a.delete()
+
+
+async def test_the_http_api_on_a_half_made_hub(half_made: TaskHubSettings) -> None:
+    from durablehub.http import HttpSettings, create_app
+
+    async with AsyncDurableClient(half_made) as client:
+        app = create_app(
+            http_settings=HttpSettings(key="k" * 24, allowed_hosts=["testserver"]), client=client
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers={"x-functions-key": "k" * 24}
+        ) as http:
+            api = "/runtime/webhooks/durabletask"
+            assert (await http.get(f"{api}/instances/nobody")).status_code == 404
+            listed = await http.get(f"{api}/instances")
+            assert listed.status_code == 200 and listed.json() == []
+            started = await http.post(f"{api}/orchestrators/approval", json=5)
+            assert started.status_code == 202, started.text
+            iid = started.json()["id"]
+            raised = await http.post(f"{api}/instances/{iid}/raiseEvent/Approval", json=True)
+            assert raised.status_code == 202, raised.text
+
+
+def test_the_cli_on_a_half_made_hub(half_made: TaskHubSettings) -> None:
+    from typer.testing import CliRunner
+
+    from durablehub.cli.main import app
+
+    env = {
+        "AzureWebJobsStorage": half_made.connection_string.get_secret_value(),  # type: ignore[union-attr]
+        "DURABLEHUB_TASK_HUB": half_made.task_hub,
+    }
+    runner = CliRunner()
+    info = runner.invoke(app, ["hub", "info", "--json"], env=env)
+    assert info.exit_code == 0, info.output
+    assert "workitems" in " ".join(json.loads(info.output)["missing"])
+    started = runner.invoke(app, ["start", "approval", "--input", "5", "--id", "cli-1"], env=env)
+    assert started.exit_code == 0 and started.output.strip() == "cli-1", started.output
+    listed = runner.invoke(app, ["list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output

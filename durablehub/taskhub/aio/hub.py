@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
 from durablehub.errors import (
     PartitionCountMismatchError,
@@ -41,6 +41,9 @@ class TaskHubDescription:
     info: TaskHubInfo
     names: TaskHubNames
     queue_lengths: dict[str, int]
+    # Queues, tables and containers not made yet (a hub being made, made by older code, or
+    # partly deleted): a start makes what it needs, a worker's start all of them.
+    missing: list[str]
 
 
 class AsyncTaskHub:
@@ -193,10 +196,23 @@ class AsyncTaskHub:
 
     async def describe(self) -> TaskHubDescription:
         info = await self.open()
-        lengths = {q.name: await q.approximate_count() for q in [*self.control_queues, self.work_items]}
+        lengths: dict[str, int] = {}
+        missing: list[str] = []
+        for queue in [*self.control_queues, self.work_items]:
+            try:
+                lengths[queue.name] = await queue.approximate_count()
+            except ResourceNotFoundError:
+                missing.append(queue.name)
         if await self.poison.exists():
             lengths[self.poison.name] = await self.poison.approximate_count()
-        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths)
+        for name, store in (
+            (self.names.history_table, self.history),
+            (self.names.instances_table, self.instances),
+            (self.names.large_messages_container, self.large_messages),
+        ):
+            if not await store.exists():
+                missing.append(name)
+        return TaskHubDescription(info=info, names=self.names, queue_lengths=lengths, missing=missing)
 
     async def delete(self) -> None:
         """Delete every resource of the hub (idempotent). Its instances and history are gone."""

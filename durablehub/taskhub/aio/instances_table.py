@@ -66,6 +66,18 @@ class AsyncInstancesTable:
         except ResourceNotFoundError:
             pass
 
+    async def exists(self) -> bool:
+        """One request for at most one row's key (``durablehub hub info``)."""
+        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
+        try:
+            async for _page in pages:
+                break
+        except ResourceNotFoundError as exc:
+            if not self._resource.is_missing(exc):
+                raise
+            return False
+        return True
+
     async def get(self, instance_id: str, *, resolve_blobs: bool = True) -> dict[str, Any] | None:
         """The instance's row with large values downloaded, or None. ``etag`` is in ``["_etag"]``."""
         try:
