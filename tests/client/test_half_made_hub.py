@@ -279,3 +279,15 @@ def test_the_cli_on_a_half_made_hub(half_made: TaskHubSettings) -> None:
     assert started.exit_code == 0 and started.output.strip() == "cli-1", started.output
     listed = runner.invoke(app, ["list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
+
+
+def test_a_queue_that_cannot_be_made_again_says_so(half_made: TaskHubSettings) -> None:
+    """Azure Storage refuses to make a queue again for about 30 s after it was deleted (Azurite
+    does not): here its create is made to do nothing, and the start says what is wrong."""
+    from durablehub.errors import TaskHubNotFoundError
+
+    with TaskHub(half_made) as hub, DurableClient(half_made, hub=hub) as client:
+        queue = hub.control_queue_for("refused")
+        queue.create = lambda: None  # type: ignore[method-assign]
+        with pytest.raises(TaskHubNotFoundError, match=f"queue '{queue.name}'.*about 30 s"):
+            client.schedule_new_orchestration("approval", instance_id="refused")
