@@ -34,6 +34,7 @@ from durablehub.errors import (
 )
 from durablehub.instance_ids import check_instance_id as check_instance_id  # the clients call core.*
 from durablehub.instance_ids import check_new_instance_id as check_new_instance_id
+from durablehub.instance_ids import check_no_control
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.state import OrchestrationIdReusePolicy, OrchestrationState
 from durablehub.task import get_name
@@ -114,9 +115,12 @@ def prepare_start(
     name = get_name(orchestrator)
     if not name:
         raise ValueError("orchestrator name must be a non-empty string")
+    check_no_control(name, "orchestrator name")
     iid = uuid.uuid4().hex if instance_id is None else check_new_instance_id(instance_id)
     if version is not None and not isinstance(version, str):
         raise TypeError(f"version must be a string, got {type(version).__name__}")
+    if version:
+        check_no_control(version, "version")
     if reuse_id_policy is not None and not isinstance(reuse_id_policy, OrchestrationIdReusePolicy):
         raise TypeError(
             f"reuse_id_policy must be an OrchestrationIdReusePolicy, got {type(reuse_id_policy).__name__}"
@@ -257,6 +261,7 @@ def prepare_event(event_name: Any, data: Any, *, max_payload_bytes: int | None =
     read or written."""
     if not isinstance(event_name, str) or not event_name:
         raise ValueError(f"event_name must be a non-empty string, got {event_name!r}")
+    check_no_control(event_name, "event name")
     what = f"data of event {event_name!r}"
     encoded = check_size(JSON_CODEC.encode(data, what=what), what=what, max_bytes=max_payload_bytes)
     return PreparedEvent(name=event_name, input=encoded)

@@ -22,6 +22,7 @@ from durablehub.entities.messages import (
     scheduled_event_name,
 )
 from durablehub.entities.metadata import EntityMetadata, EntityQuery
+from durablehub.instance_ids import check_no_control
 from durablehub.models import OrchestrationStatus
 from durablehub.taskhub.envelope import MessageData, TaskMessage
 from durablehub.taskhub.names import escape_partition_key, unescape_partition_key
@@ -117,6 +118,7 @@ def signal_target(entity: Any, operation: Any) -> EntityInstanceId:
     target = EntityInstanceId.of(entity)
     if not isinstance(operation, str) or not operation:
         raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+    check_no_control(operation, "operation name")
     return target
 
 

@@ -18,11 +18,23 @@ def is_control(ch: str) -> bool:
     return code <= 0x1F or 0x7F <= code <= 0x9F
 
 
+def check_no_control(text: str, what: str) -> str:
+    """``text``, or ValueError naming ``what`` when it holds control characters: names and ids
+    are written into log lines, where a CR or LF would forge a line of its own."""
+    bad = sorted({repr(ch) for ch in text if is_control(ch)})
+    if bad:
+        raise ValueError(
+            f"{what} {text!r} contains {', '.join(bad)}; names and ids must not contain control characters"
+        )
+    return text
+
+
 def check_instance_id(instance_id: Any) -> str:
-    """An id to look up: any non-empty string (ids written by other clients may use any character)."""
+    """An id to look up: any non-empty string without control characters (no client of the
+    reference writes those; ids written by other clients may use any other character)."""
     if not isinstance(instance_id, str) or not instance_id:
         raise ValueError(f"instance_id must be a non-empty string, got {instance_id!r}")
-    return instance_id
+    return check_no_control(instance_id, "instance id")
 
 
 def check_new_instance_id(instance_id: Any) -> str:

@@ -13,6 +13,7 @@ from durablehub.app import App
 from durablehub.async_client import AsyncDurableClient
 from durablehub.http.attempts import FailedKeyAttempts
 from durablehub.http.settings import HttpSettings
+from durablehub.instance_ids import check_no_control
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.aio.hub import AsyncTaskHub
 
@@ -63,6 +64,7 @@ class ManagementContext:
 
     def check_orchestrator(self, name: str) -> None:
         """When this server runs the App's worker, refuse a name the App does not have."""
+        check_no_control(name, "orchestrator name")  # named as such, before "no orchestrator named"
         if self.app is not None and name not in self.app.orchestrator_names:
             known = ", ".join(self.app.orchestrator_names) or "none"
             raise ValueError(f"no orchestrator named {name!r} is registered (known: {known})")

@@ -65,16 +65,39 @@ def mask_secrets(text: str) -> str:
     return _HTTP_KEY.sub(r"\1=***", redact(text))
 
 
-class RedactingFormatter(logging.Formatter):
-    """Masks secrets in the line ``inner`` writes; the record itself is left as it was for
-    any other handler, and a secret in an argument or a traceback is caught alike."""
+# C0, DEL and C1 controls, and the two separators str.splitlines() also breaks lines at.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
 
-    def __init__(self, inner: logging.Formatter) -> None:
-        super().__init__()
-        self._inner = inner
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    return _SHORT_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as Python escapes (CR as ``\\r``): a name, an
+    id or an error message then cannot end a log line and start a forged one."""
+    return _CONTROL.sub(_escape, text)
+
+
+class TextFormatter(logging.Formatter):
+    """One record is one line starting at column 0, whatever its arguments hold: control
+    characters in it are escaped; a traceback or stack keeps its line breaks, but each of its
+    lines is indented, so none can pass for a record. Secrets are masked throughout. The record
+    itself is left as it was for any other handler."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_secrets(self._inner.format(record))
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        lines = [escape_controls(mask_secrets(self.formatMessage(record)))]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for block in (record.exc_text, self.formatStack(record.stack_info) if record.stack_info else None):
+            if block:
+                lines += ["  " + escape_controls(mask_secrets(line)) for line in block.split("\n")]
+        return "\n".join(lines)
 
 
 def json_formatter() -> logging.Formatter:
@@ -108,7 +131,7 @@ def configure_logging(
     if json_logs():
         formatter = json_formatter()
     else:
-        formatter = RedactingFormatter(logging.Formatter(TEXT_FORMAT.format(tag=tag)))
+        formatter = TextFormatter(TEXT_FORMAT.format(tag=tag))
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, _MARK, False)]
     if root.handlers and not ours and not force:
