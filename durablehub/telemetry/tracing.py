@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import traceback
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from opentelemetry.trace import (
 from durablehub.engine import history as ev
 from durablehub.models import OrchestrationStatus
 from durablehub.telemetry import trace_context as tc
+from durablehub.telemetry.logs import mask_secrets
 
 if TYPE_CHECKING:
     from durablehub.entities.messages import RequestMessage
@@ -166,10 +168,33 @@ def _emit(
 ) -> None:
     span = _start(name, kind=kind, parent=parent, attributes=attributes, start=start, span_id=span_id)
     if error is not None:
-        span.set_status(Status(StatusCode.ERROR, error))
+        span.set_status(_failed(error))
     elif ok is not None:
         span.set_status(Status(StatusCode.OK))
     span.end(end_time=_ns(max(start, end)))
+
+
+def _failed(description: str) -> Status:
+    """An error status: a failure's message may quote a connection string or a SAS URL, so
+    secrets are masked as in logs."""
+    return Status(StatusCode.ERROR, mask_secrets(description))
+
+
+@contextlib.contextmanager
+def _current(span: trace.Span) -> Iterator[None]:
+    """``span`` current within the block and ended after it; an exception that escapes is
+    recorded on it with secrets masked (the SDK's own recording quotes its message as is)."""
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            yield
+        except Exception as exc:
+            message = mask_secrets(str(exc))
+            stack = mask_secrets("".join(traceback.format_exception(exc)))
+            span.record_exception(
+                exc, attributes={"exception.message": message, "exception.stacktrace": stack}, escaped=True
+            )
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+            raise
 
 
 # ----------------------------------------------------------------------------- clients
@@ -218,7 +243,7 @@ def creating_orchestration(name: str, version: str | None, instance_id: str) -> 
         kind=SpanKind.PRODUCER,
         attributes={TYPE: "orchestration", NAME: name, INSTANCE_ID: instance_id, **_version(version)},
     )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _current(span):
         yield TraceHandle(span)
 
 
@@ -230,7 +255,7 @@ def raising_event(name: str, instance_id: str) -> Iterator[TraceHandle]:
         kind=SpanKind.PRODUCER,
         attributes={TYPE: "event", NAME: name, TARGET_INSTANCE_ID: instance_id},
     )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _current(span):
         yield TraceHandle(span)
 
 
@@ -245,7 +270,7 @@ def signaling_entity(instance_id: str, operation: str, scheduled: datetime | Non
             k: v for k, v in _entity_request_attributes(instance_id, True, scheduled).items() if v is not None
         },
     )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _current(span):
         yield TraceHandle(span)
 
 
@@ -549,14 +574,14 @@ def activity_span(scheduled: ev.TaskScheduled, instance_id: str) -> Iterator[tra
             **_version(scheduled.version),
         },
     )
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _current(span):
         yield span
 
 
 def activity_outcome(span: trace.Span | None, response: ev.HistoryEvent) -> None:
     """An activity that failed (its code raised) ends its server span with an error."""
     if span is not None and isinstance(response, ev.TaskFailed):
-        span.set_status(Status(StatusCode.ERROR, response.reason or "Unspecified task activity failure"))
+        span.set_status(_failed(response.reason or "Unspecified task activity failure"))
 
 
 @contextlib.contextmanager

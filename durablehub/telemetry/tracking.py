@@ -12,8 +12,9 @@ The fields go on the log record (``extra``): the JSON log format writes them as 
 Orchestration events are derived from an episode after it is committed (a conflict or a
 crash before the commit logs nothing; a redelivered episode may log again). As in Durable
 Functions, events of replayed work are off by default (``DURABLEHUB_TRACE_REPLAY_EVENTS=true``
-turns them on) and payloads (inputs, outputs, event data, error messages, reasons) are
-replaced by ``(Redacted N characters)`` unless ``DURABLEHUB_TRACE_PAYLOADS=true``.
+turns them on) and payloads (inputs, outputs, event data, termination reasons) are
+replaced by ``(Redacted N characters)`` unless ``DURABLEHUB_TRACE_PAYLOADS=true``; a failure
+carries its error type and message, secrets masked, as the extension's ``FunctionFailed`` does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from durablehub.engine import history as ev
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.telemetry import metrics
-from durablehub.telemetry.logs import TraceContextFilter
+from durablehub.telemetry.logs import TraceContextFilter, escape_controls, mask_secrets
 
 LOGGER_NAME = "durablehub.tracking"
 PAYLOADS_SETTING = "DURABLEHUB_TRACE_PAYLOADS"
@@ -79,12 +80,14 @@ class Tracker:
         return text if self.options.trace_payloads else f"(Redacted {len(text)} characters)"
 
     def failure(self, details: FailureDetails | None, reason: str | None = None) -> str:
-        """The error type, and its message only when payloads are traced (messages quote data)."""
+        """The error type and message, as Durable Functions' ``FunctionFailed`` carries its
+        reason: secrets masked (a message may quote a connection string or a SAS URL) and
+        control characters escaped (it goes into the line, for any handler)."""
         if details is None:
-            return self.payload(reason)
-        if self.options.trace_payloads:
-            return f"{details.error_type}: {details.message}"
-        return details.error_type
+            text = reason or "(no reason given)"
+        else:
+            text = f"{details.error_type}: {details.message}" if details.message else details.error_type
+        return escape_controls(mask_secrets(text))
 
     def emit(
         self,
@@ -114,13 +117,13 @@ class Tracker:
             "sequenceNumber": next(_sequence),
             **{k: v for k, v in fields.items() if v is not None},
         }
-        _LOG.log(
+        _LOG.log(  # escaped here too: an application's own handlers write this line as well
             level,
             "%s: Function '%s (%s)' %s. IsReplay: %s.",
-            instance_id,
-            function_name,
+            escape_controls(instance_id),
+            escape_controls(function_name),
             function_type,
-            message,
+            escape_controls(message),
             is_replay,
             extra=record,
         )
@@ -263,12 +266,13 @@ class Tracker:
         duration = _ms((end - started.timestamp).total_seconds()) if started.timestamp else None
         status = event.orchestration_status
         if status is OrchestrationStatus.FAILED:
+            reason = self.failure(event.failure_details, event.result)
             self.emit(
                 "FunctionFailed",
                 "Failed",
-                "failed with an error",
+                f"failed with an error. Reason: {reason}",
                 **common,
-                reason=self.failure(event.failure_details, event.result),
+                reason=reason,
                 errorType=event.failure_details.error_type if event.failure_details else None,
                 runtimeStatus="Failed",
                 duration=duration,
@@ -334,12 +338,13 @@ class Tracker:
         }
         if isinstance(response, ev.TaskFailed):
             details = response.failure_details
+            reason = self.failure(details, response.reason)
             self.emit(
                 "FunctionFailed",
                 "Failed",
-                "failed with an error",
+                f"failed with an error. Reason: {reason}",
                 **common,
-                reason=self.failure(details, response.reason),
+                reason=reason,
                 errorType=details.error_type if details else None,
                 level=logging.ERROR,
             )
@@ -374,12 +379,13 @@ class Tracker:
             "duration": _ms(seconds),
         }
         if failure is not None:
+            reason = self.failure(failure)
             self.emit(
                 "OperationFailed",
                 "Failed",
-                f"failed '{operation_name}' operation",
+                f"failed '{operation_name}' operation. Reason: {reason}",
                 **common,
-                reason=self.failure(failure),
+                reason=reason,
                 errorType=failure.error_type,
                 level=logging.ERROR,
             )
