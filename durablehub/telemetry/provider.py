@@ -7,8 +7,11 @@ global provider that exports over OTLP/HTTP in batches; otherwise it does nothin
 stays a no-op. The service name, resource attributes, sampler and exporter settings are the
 SDK's own (``OTEL_SERVICE_NAME``, ``OTEL_TRACES_SAMPLER``, ``OTEL_EXPORTER_OTLP_HEADERS``...).
 
-An application that embeds durablehub brings its own provider; it should give it
-``DurableIdGenerator`` so that spans whose ids the task hub fixed in advance get them.
+An application that embeds durablehub brings its own provider, made the ordinary way:
+before durablehub makes its tracer from an SDK ``TracerProvider``, it wraps the provider's id
+generator in ``DurableIdGenerator`` (``adopt_provider``), so that spans whose ids the task hub
+fixed in advance get them and every other id is the provider's own. ``opentelemetry-instrument``
+users may name it instead: ``OTEL_PYTHON_ID_GENERATOR=durablehub`` (an entry point).
 """
 
 from __future__ import annotations
@@ -46,6 +49,18 @@ class DurableIdGenerator(IdGenerator):
 
     def is_trace_id_random(self) -> bool:
         return bool(getattr(self._fallback, "is_trace_id_random", lambda: False)())
+
+
+def adopt_provider(provider: Any) -> bool:
+    """Give an SDK ``TracerProvider`` durablehub's id generator, wrapping the one it has; True
+    if its tracers made from now on give durablehub's spans their fixed ids. Any other
+    provider is left alone (durablehub then warns once, at the first span it cannot pin)."""
+    generator = getattr(provider, "id_generator", None)
+    if RandomIdGenerator is None or not isinstance(generator, IdGenerator):
+        return False
+    if not isinstance(generator, DurableIdGenerator):
+        provider.id_generator = DurableIdGenerator(fallback=generator)
+    return True
 
 
 def _exporter_configured() -> bool:

@@ -17,7 +17,8 @@ Only the OpenTelemetry *API* is used here: without an SDK every call is a no-op.
 Orchestration-side spans are emitted after the episode that records them is committed: a
 replay, a redelivered message or an episode that lost its commit emits nothing. A span whose
 id was fixed in the task hub before it ends gets that id through ``DurableIdGenerator``
-(``durablehub.telemetry.provider``), the SDK's extension point for ids.
+(``durablehub.telemetry.provider``), the SDK's extension point for ids, which durablehub
+installs on the SDK provider it finds, delegating to the provider's own generator.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("durablehub.telemetry")
-_TRACER = trace.get_tracer("durablehub")
+# durablehub's tracer and the provider it came from; made again when the global provider changes.
+_tracer_of: tuple[object, trace.Tracer] | None = None
 
 # The span id the next span started in this context must take (read by DurableIdGenerator).
 PINNED_SPAN_ID: ContextVar[int | None] = ContextVar("durablehub_pinned_span_id", default=None)
@@ -81,6 +83,26 @@ TARGET_INSTANCE_ID = "durabletask.event.target_instance_id"
 FIRE_AT = "durabletask.fire_at"
 OPERATION = "durabletask.task.operation"
 SCHEDULED_TIME = "durabletask.task.scheduled_time"
+
+
+def _tracer() -> trace.Tracer:
+    """durablehub's tracer from the global provider. The first time a provider is seen, an SDK
+    ``TracerProvider`` made without durablehub's id generator (the ordinary setup, a vendor's
+    one-call setup) is given one that delegates to its own, before the tracer is made: the
+    SDK hands a tracer the generator its provider has then."""
+    global _tracer_of
+    provider = trace.get_tracer_provider()
+    cached = _tracer_of
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    if isinstance(provider, ProxyTracerProvider):  # none set yet: a no-op until one is
+        return provider.get_tracer("durablehub")
+    from durablehub.telemetry.provider import adopt_provider
+
+    adopt_provider(provider)
+    tracer = provider.get_tracer("durablehub")
+    _tracer_of = (provider, tracer)
+    return tracer
 
 
 def tracing_enabled() -> bool:
@@ -132,7 +154,7 @@ def _start(
 ) -> trace.Span:
     token = PINNED_SPAN_ID.set(int(span_id, 16)) if span_id else None
     try:
-        span = _TRACER.start_span(
+        span = _tracer().start_span(
             name,
             context=_context(parent),
             kind=kind,
@@ -238,7 +260,7 @@ def creating_orchestration(name: str, version: str | None, instance_id: str) -> 
     if forwarded is not None:
         yield TraceHandle(None, forwarded)
         return
-    span = _TRACER.start_span(
+    span = _tracer().start_span(
         span_name("create_orchestration", name, version),
         kind=SpanKind.PRODUCER,
         attributes={TYPE: "orchestration", NAME: name, INSTANCE_ID: instance_id, **_version(version)},
@@ -250,7 +272,7 @@ def creating_orchestration(name: str, version: str | None, instance_id: str) -> 
 @contextlib.contextmanager
 def raising_event(name: str, instance_id: str) -> Iterator[TraceHandle]:
     """``orchestration_event:{name}`` (producer) of a client raising an event."""
-    span = _TRACER.start_span(
+    span = _tracer().start_span(
         span_name("orchestration_event", name),
         kind=SpanKind.PRODUCER,
         attributes={TYPE: "event", NAME: name, TARGET_INSTANCE_ID: instance_id},
@@ -263,7 +285,7 @@ def raising_event(name: str, instance_id: str) -> Iterator[TraceHandle]:
 def signaling_entity(instance_id: str, operation: str, scheduled: datetime | None) -> Iterator[TraceHandle]:
     """``entity:{name}:{operation}`` (producer) of a client signalling an entity, a child of
     the caller's current span; its context goes into the request message."""
-    span = _TRACER.start_span(
+    span = _tracer().start_span(
         entity_span_name(instance_id, operation),
         kind=SpanKind.PRODUCER,
         attributes={
