@@ -24,3 +24,16 @@ def test_the_readme_example_runs(address: str, capsys: pytest.CaptureFixture[str
     assert "localhost:4001" in code
     exec(compile(code.replace("localhost:4001", address), str(README), "exec"), {"__name__": "readme"})  # noqa: S102
     assert capsys.readouterr().out.strip() == '["Hello Tokyo!", "Hello London!"]'
+
+
+def test_the_readme_sidecar_has_a_hub_of_its_own() -> None:
+    """Durablehub workers on the SDK's hub would take its instances and fail them (they lack
+    the SDK's orchestrators): the sidecar example must not reuse the workers' hub."""
+    text = README.read_text()
+    start = text.index("## Using the Durable Task SDKs")
+    end = text.index("\n## ", start + 1)
+    section, elsewhere = text[start:end], text[:start] + text[end:]
+    hubs = set(re.findall(r"DURABLEHUB_TASK_HUB=(\w+)", section))
+    assert hubs, "the sidecar example names no hub"
+    shared = {hub for hub in hubs if re.search(rf"\b{hub}\b", elsewhere)}
+    assert not shared, f"the sidecar example uses the hub of other sections: {shared}"
