@@ -45,7 +45,10 @@ class Worker:
 
     ``app`` is an ``App``, run in this process, or any ``runtime.hosting.UserCode`` (the
     sidecar's connected SDK workers). ``versioning`` (``durablehub.versioning``) is checked
-    before every episode; without it, ``options`` (``DURABLEHUB_VERSION``, ...) give it."""
+    before every episode; without it, ``options`` (``DURABLEHUB_VERSION``, ...) give it.
+    ``standby=True`` starts with the hub open but no partition and no work item taken, until
+    ``activate_async``; ``standby_async`` gives them back (the sidecar, while no SDK worker is
+    connected to run their code)."""
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class Worker:
         counter: RequestCounter | None = None,
         storage_policies: Sequence[PolicyFactory] = (),
         versioning: VersioningOptions | None = None,
+        standby: bool = False,
     ) -> None:
         self.app = app
         self.storage_policies = list(storage_policies)  # e.g. durablehub.testing.faults
@@ -80,6 +84,11 @@ class Worker:
         self._nearby: nearby.Registration | None = None  # clients of this process wake partitions
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._standby = standby
+        self._switch = asyncio.Lock()  # activating, going to standby and stopping: one at a time
+        self._concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
+        self._drain_seconds = self.options.drain_timeout_seconds
+        self._activities_before = 0  # executed by the runners of earlier activations
 
     # ----------------------------------------------------------------------- async API
 
@@ -90,59 +99,103 @@ class Worker:
         except BaseException:
             await hub.close()
             raise
-        concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
-        delivery = self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
-        self._activities = ActivityRunner(self.code, hub, self.options, report=delivery.to_instance)
-        delivery.activities = self._activities
-        runner = self._orchestrations = OrchestrationRunner(self.code, hub, self.options, delivery=delivery)
-
-        async def acquired(partition_id: str) -> None:
-            self._forget(partition_id)  # what was cached before it last left is stale now
-            index = int(partition_id.rsplit("-", 1)[1])
-            processor = ControlQueueProcessor(
-                partition_id,
-                hub.control_queues[index],
-                hub,
-                runner,
-                self.options,
-                concurrency,
-                on_new_instance=self._hurry_others,
-            )
-            self._processors[partition_id] = processor
-            processor.start()
-
-        async def lost(partition_id: str) -> None:  # another worker may be processing it already
-            await self._stop_partition(partition_id, drain_timeout=1.0)
-
-        async def drain(partition_id: str) -> None:  # the lease is ours until this returns
-            await self._stop_partition(partition_id, drain_timeout=self.options.drain_timeout_seconds)
-
-        self._balancer = PartitionBalancer(
-            hub, self.options, self.worker_id, on_acquired=acquired, on_lost=lost, on_drain=drain
-        )
-        await self._balancer.balance()  # own partitions before returning: the first start is quick
-        self._balancer.start()
-        self._activities.start()
+        self._concurrency = asyncio.Semaphore(self.options.max_concurrent_orchestrations)
+        self._delivery = Delivery(hub, self.options, partition_of=self._processor_of)
+        self._orchestrations = OrchestrationRunner(self.code, hub, self.options, delivery=self._delivery)
         self._nearby = nearby.Registration(
             nearby.hub_key(self.settings), functools.partial(self._woken, asyncio.get_running_loop())
         )
-        _LOG.info("worker %s started on %s", self.worker_id, self.settings.describe())
+        if not self._standby:
+            await self.activate_async()
+        _LOG.info(
+            "worker %s started on %s%s",
+            self.worker_id,
+            self.settings.describe(),
+            " (standby: no partitions or work items until activated)" if self._standby else "",
+        )
+
+    async def activate_async(self) -> None:
+        """Take partitions and work items: balanced at once (free leases are owned when this
+        returns), then every ``balance_interval``. Nothing to do if already active."""
+        async with self._switch:
+            hub, delivery = self._hub, self._delivery
+            if self._balancer is not None or hub is None or delivery is None:
+                return
+            activities = self._activities = ActivityRunner(
+                self.code, hub, self.options, report=delivery.to_instance
+            )
+            delivery.activities = activities
+            balancer = self._balancer = PartitionBalancer(
+                hub,
+                self.options,
+                self.worker_id,
+                on_acquired=self._acquired,
+                on_lost=self._lost,
+                on_drain=self._drain,
+            )
+            await balancer.balance()  # own partitions before returning: the first start is quick
+            balancer.start()
+            activities.start()
+
+    async def standby_async(self, *, drain_timeout: float) -> None:
+        """Give partitions and work items back, as a stop does but within ``drain_timeout``,
+        and keep the hub open (clients, ``activate_async`` again). Nothing to do if in standby."""
+        async with self._switch:
+            balancer, self._balancer = self._balancer, None
+            activities, self._activities = self._activities, None
+            if self._delivery is not None:
+                self._delivery.activities = None
+            stopping = None
+            if activities is not None:  # at once, beside the partitions' drain
+                self._activities_before += activities.executed
+                stopping = asyncio.create_task(activities.stop(drain_timeout=drain_timeout))
+            self._drain_seconds = drain_timeout
+            try:
+                if balancer is not None:
+                    await balancer.stop()
+                if stopping is not None:
+                    await stopping
+            finally:
+                self._drain_seconds = self.options.drain_timeout_seconds
+
+    async def _acquired(self, partition_id: str) -> None:
+        assert self._hub is not None and self._orchestrations is not None
+        self._forget(partition_id)  # what was cached before it last left is stale now
+        index = int(partition_id.rsplit("-", 1)[1])
+        processor = ControlQueueProcessor(
+            partition_id,
+            self._hub.control_queues[index],
+            self._hub,
+            self._orchestrations,
+            self.options,
+            self._concurrency,
+            on_new_instance=self._hurry_others,
+        )
+        self._processors[partition_id] = processor
+        processor.start()
+
+    async def _lost(self, partition_id: str) -> None:  # another worker may be processing it already
+        await self._stop_partition(partition_id, drain_timeout=1.0)
+
+    async def _drain(self, partition_id: str) -> None:  # the lease is ours until this returns
+        await self._stop_partition(partition_id, drain_timeout=self._drain_seconds)
 
     async def stop_async(self) -> None:
         """Stop gracefully: drain and release every partition, so other workers take them over
         at once; meanwhile take no new work items and let running activities finish (at most
         ``activity_drain_timeout_seconds``), handing the ones not started back."""
-        activities = (
-            asyncio.create_task(
-                self._activities.stop(drain_timeout=self.options.activity_drain_timeout_seconds)
-            )
-            if self._activities is not None
-            else None
-        )  # at once: a work item started now would only delay the stop
-        if self._nearby is not None:
-            self._nearby.close()
-        if self._balancer is not None:
-            await self._balancer.stop()
+        async with self._switch:
+            activities = (
+                asyncio.create_task(
+                    self._activities.stop(drain_timeout=self.options.activity_drain_timeout_seconds)
+                )
+                if self._activities is not None
+                else None
+            )  # at once: a work item started now would only delay the stop
+            if self._nearby is not None:
+                self._nearby.close()
+            if self._balancer is not None:
+                await self._balancer.stop()
         await asyncio.gather(*(p.stop() for p in self._processors.values()))  # none left normally
         self._processors.clear()
         if activities is not None:
@@ -204,7 +257,7 @@ class Worker:
 
     @property
     def activities_executed(self) -> int:
-        return self._activities.executed if self._activities else 0
+        return self._activities_before + (self._activities.executed if self._activities else 0)
 
     @property
     def activities_unfinished(self) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,7 +23,11 @@ from durablehub.cli.common import (
     storage_errors,
     typer_app,
 )
+from durablehub.errors import ConfigurationError
 from durablehub.telemetry.logs import announce, configure_logging
+
+if TYPE_CHECKING:
+    from durablehub.sidecar.auth import TlsFiles
 
 app = typer_app()
 
@@ -38,6 +44,34 @@ def sidecar(
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
+    task_hubs: Annotated[
+        str | None,
+        typer.Option(
+            "--task-hubs",
+            help="Further hubs of the account served to calls whose 'taskhub' metadata names them "
+            "(comma-separated); any other name is refused.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="A file holding the bearer token every call must send (instead of "
+            "DURABLEHUB_SIDECAR_TOKEN).",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve TLS with this PEM certificate chain.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The PEM private key of --tls-cert.")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-client-ca", help="Mutual TLS: only clients with a certificate signed by this PEM CA."
+        ),
+    ] = None,
 ) -> None:
     """Serve TaskHubSidecarService (gRPC) for Microsoft's Durable Task SDKs on the task hub.
 
@@ -47,9 +81,13 @@ def sidecar(
     commits history and balances with other workers and sidecars. Served: the worker RPCs
     (orchestrator, activity and entity work items), starting, waiting for, raising events to,
     terminating, suspending, resuming, restarting, rewinding, purging and querying instances,
-    history export, and the entity RPCs; hub creation/deletion answer UNIMPLEMENTED. The
-    'taskhub' call metadata selects another hub of the account. Ctrl-C or SIGTERM stops it
-    gracefully.
+    history export, and the entity RPCs; hub creation/deletion answer UNIMPLEMENTED. Only the
+    hub (and --task-hubs) is served. Partitions are taken while an SDK worker is connected.
+
+    Beyond loopback it needs TLS (--tls-cert/--tls-key, --tls-client-ca for mutual TLS) or a
+    bearer token (DURABLEHUB_SIDECAR_TOKEN or --token-file) that every call must send as
+    'authorization: Bearer <token>' metadata; it refuses to start otherwise. Ctrl-C or SIGTERM
+    stops it gracefully.
     """
     try:
         from durablehub.sidecar import Sidecar
@@ -57,6 +95,10 @@ def sidecar(
         raise fail(f"{exc}") from None
 
     configure_logging(log_level)
+    with storage_errors():  # a ConfigurationError is one line and exit code 1
+        token = _token(token_file)
+        tls = _tls(tls_cert, tls_key, tls_client_ca)
+    extra_hubs = [name.strip() for name in (task_hubs or "").split(",") if name.strip()]
     settings = load_settings(task_hub, connection_string, partitions).model_copy(update={"retry_total": 3})
     start_metrics(metrics_port, metrics_host, settings)
 
@@ -70,10 +112,14 @@ def sidecar(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        async with Sidecar(settings, host=host, port=port) as running:
+        async with Sidecar(
+            settings, host=host, port=port, task_hubs=extra_hubs, token=token, tls=tls
+        ) as running:
+            hubs = ", ".join(repr(name) for name in running.task_hubs)
             announce(
-                f"sidecar {running.worker_id} serving task hub {settings.task_hub!r} on "
-                f"{host}:{running.port}; Ctrl-C stops it"
+                f"sidecar {running.worker_id} serving task hub {hubs} on {host}:{running.port} "
+                f"({running.security}); partitions are taken once an SDK worker connects; "
+                "Ctrl-C stops it"
             )
             await stop.wait()
             announce("stopping: releasing partitions (again to force) ...")
@@ -82,3 +128,34 @@ def sidecar(
     with storage_errors():
         asyncio.run(run())
     announce("stopped.")
+
+
+def _token(path: Path | None) -> str | None:
+    """The bearer token: from --token-file or DURABLEHUB_SIDECAR_TOKEN (not both), or None."""
+    from durablehub.sidecar.auth import TOKEN_ENV, read_token
+
+    from_env = os.environ.get(TOKEN_ENV)
+    if path is None:
+        return read_token(from_env, source=TOKEN_ENV)
+    if from_env:
+        raise ConfigurationError(f"both {TOKEN_ENV} and --token-file are set: use one")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read --token-file {path}: {exc.strerror or exc}") from None
+    token = read_token(text, source=f"--token-file {path}")
+    if token is None:
+        raise ConfigurationError(f"--token-file {path} is empty")
+    return token
+
+
+def _tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> TlsFiles | None:
+    from durablehub.sidecar.auth import TlsFiles
+
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ConfigurationError("--tls-client-ca needs --tls-cert and --tls-key (the server's own)")
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
+    return TlsFiles(cert, key, client_ca)

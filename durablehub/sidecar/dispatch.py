@@ -19,7 +19,7 @@ import itertools
 import logging
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,7 +100,8 @@ class _Work:
 
 
 class WorkDispatcher:
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[int], None] | None = None) -> None:
+        self._on_change = on_change  # called with the number of streams connected, on each change
         self._pending: deque[_Work] = deque()
         self._streams: dict[int, WorkerStream] = {}
         self._by_token: dict[str, _Work] = {}
@@ -140,6 +141,8 @@ class WorkDispatcher:
         self._streams[stream.id] = stream
         _LOG.info("SDK worker stream %d connected (%d connected)", stream.id, len(self._streams))
         self._pump()
+        if self._on_change is not None:
+            self._on_change(len(self._streams))
         return stream
 
     def disconnect(self, stream: WorkerStream) -> None:
@@ -157,6 +160,8 @@ class WorkDispatcher:
             len(self._streams),
         )
         self._pump()
+        if self._on_change is not None:
+            self._on_change(len(self._streams))
 
     def complete(self, token: str, answer: Any) -> None:
         """Resolve the work given out under ``token``.

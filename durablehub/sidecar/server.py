@@ -4,26 +4,38 @@ gRPC server (``TaskHubSidecarService``) they and the SDK clients talk to.
 Per task hub it runs one ``Worker`` -- partitions by blob lease, balancing with every other
 worker and sidecar of the hub, the reference's commit order, duplicates, poison, timers, the
 cache -- built on ``RemoteCode`` instead of an ``App``, plus an ``AsyncDurableClient`` for the
-client RPCs. The hub is the one of the settings; a call whose ``taskhub`` metadata (sent by
-the Durable Task Scheduler clients) names another hub of the same account gets that hub,
-started on first use.
+client RPCs. The hubs are the one of the settings and those of ``task_hubs``, all made and
+opened at start; a call whose ``taskhub`` metadata (sent by the Durable Task Scheduler
+clients) names any other is refused (PERMISSION_DENIED), so no call makes a hub.
+
+A hub's worker starts in standby: it takes partitions and work items only while at least one
+SDK worker is connected to run their code (the first ``GetWorkItems`` stream activates it, a
+balance pass at once; the last one leaving releases them), so a sidecar never holds instances
+that nothing can run. The sidecar is ``ready`` while every hub it serves has a worker.
+
+Who may call is ``auth``: TLS and/or a bearer token, required beyond loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from durablehub.async_client import AsyncDurableClient
 from durablehub.errors import ConfigurationError
 from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
+from durablehub.sidecar.auth import TlsFiles, TokenInterceptor, check_exposure
 from durablehub.sidecar.dispatch import WorkDispatcher
 from durablehub.sidecar.protocol import grpc, stubs
 from durablehub.sidecar.remote import RemoteCode
@@ -35,6 +47,10 @@ __all__ = ["Sidecar"]
 
 _LOG = logging.getLogger("durablehub.sidecar")
 HUB_METADATA = "taskhub"
+# With no SDK worker left, the work in flight cannot be answered: the partitions' episodes and
+# the activities get this long to finish what they are committing, then their messages go back.
+_STANDBY_DRAIN_SECONDS = 1.0
+_RETRY_SECONDS = 1.0  # after a failed activation or release (storage unreachable, ...)
 
 
 @dataclass
@@ -43,13 +59,23 @@ class _Hub:
     dispatcher: WorkDispatcher
     worker: Worker
     client: AsyncDurableClient
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # SDK workers came or went
+    active: bool = False  # the worker takes partitions and work items
+    follower: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.active and self.dispatcher.connected > 0
 
 
 class Sidecar:
     """Serve ``TaskHubSidecarService`` on ``host:port`` for the hub of ``settings``.
 
-    ``port=0`` picks a free port (``.port`` says which once started). Use as a context manager,
-    sync (a background thread runs the event loop) or async.
+    ``port=0`` picks a free port (``.port`` says which once started). ``task_hubs`` are further
+    hubs of the account served to calls whose ``taskhub`` metadata names them. ``token``: every
+    call must carry ``authorization: Bearer <token>``; ``tls``: TLS (mutual with a client CA).
+    A host other than loopback needs one of them. Use as a context manager, sync (a background
+    thread runs the event loop) or async.
     """
 
     def __init__(
@@ -61,6 +87,9 @@ class Sidecar:
         options: WorkerOptions | None = None,
         worker_id: str | None = None,
         stop_grace_seconds: float = 5.0,
+        task_hubs: Iterable[str] = (),
+        token: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -68,8 +97,10 @@ class Sidecar:
         self.options = options or WorkerOptions()
         self.worker_id = worker_id or f"sidecar-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._grace = stop_grace_seconds
+        self.task_hubs = list(dict.fromkeys([settings.task_hub, *task_hubs], None))  # ordered, unique
+        self._token = token
+        self._tls = tls
         self._hubs: dict[str, _Hub] = {}
-        self._starting: dict[str, asyncio.Task[_Hub]] = {}
         self._server: grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -77,17 +108,59 @@ class Sidecar:
     # ----------------------------------------------------------------------- async API
 
     async def start_async(self) -> None:
-        await self._hub(self.settings.task_hub)  # a wrong key or partition count fails here
-        server = grpc.aio.server()
+        """Check exposure, bind the port, make and open every hub (in standby), then serve.
+
+        Raises:
+            ConfigurationError: beyond loopback without TLS or a token, a port taken, a hub
+                name invalid, a TLS file unreadable (nothing was made in storage yet).
+        """
+        check_exposure(self.host, token=self._token, tls=self._tls)
+        for name in self.task_hubs:
+            validate_hub_name(name)  # ConfigurationError naming the rule
+        if len({name.lower() for name in self.task_hubs}) != len(self.task_hubs):
+            raise ConfigurationError(f"task hub names differ only in case: {self.task_hubs}")
+        # SO_REUSEPORT (gRPC's default) would let a second sidecar share the port silently.
+        server = grpc.aio.server(
+            interceptors=[TokenInterceptor(self._token)] if self._token else None,
+            options=[("grpc.so_reuseport", 0)],
+        )
         stubs.add_TaskHubSidecarServiceServicer_to_server(SidecarService(self._hub_for), server)
+        address = f"{self.host}:{self.port}"
         try:
-            self.port = server.add_insecure_port(f"{self.host}:{self.port}")
-        except RuntimeError as exc:
+            if self._tls is not None:
+                self.port = server.add_secure_port(address, self._tls.credentials())
+            else:
+                self.port = server.add_insecure_port(address)
+        except RuntimeError:
+            raise ConfigurationError(
+                f"cannot listen on {address}: {_why_not(self.host, self.port)}"
+            ) from None
+        try:
+            for name in self.task_hubs:
+                await self._start_hub(name)  # a wrong key or partition count fails here
+        except BaseException:
             await self._stop_hubs()
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+            raise
         await server.start()
         self._server = server
-        _LOG.info("sidecar listening on %s:%d for %s", self.host, self.port, self.settings.describe())
+        _LOG.info(
+            "sidecar listening on %s:%d (%s) for %s%s; not ready until an SDK worker connects",
+            self.host,
+            self.port,
+            self.security,
+            self.settings.describe(),
+            f" and hubs {self.task_hubs[1:]}" if len(self.task_hubs) > 1 else "",
+        )
+
+    @property
+    def security(self) -> str:
+        """How calls are checked, in words (for logs)."""
+        parts = []
+        if self._tls is not None:
+            parts.append("mutual TLS" if self._tls.client_ca else "TLS")
+        if self._token:
+            parts.append("bearer token")
+        return " and ".join(parts) or "plain text, no authentication: loopback only"
 
     async def stop_async(self) -> None:
         """Stop taking calls (streams end, so SDK workers reconnect elsewhere), then stop each
@@ -103,6 +176,10 @@ class Sidecar:
         hubs = list(self._hubs.values())
         self._hubs.clear()
         for hub in hubs:
+            if hub.follower is not None:
+                hub.follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hub.follower
             await hub.worker.stop_async()
             await hub.client.close()
 
@@ -115,37 +192,76 @@ class Sidecar:
 
     async def _hub_for(self, context: grpc.aio.ServicerContext) -> _Hub:
         value = dict(context.invocation_metadata() or ()).get(HUB_METADATA)
-        name = value.decode() if isinstance(value, bytes) else value
-        try:
-            return await self._hub(name or self.settings.task_hub)
-        except ConfigurationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise
-
-    async def _hub(self, name: str) -> _Hub:
-        key = name.lower()  # hub names are case-insensitive in storage
-        hub = self._hubs.get(key)
-        if hub is not None:
-            return hub
-        task = self._starting.get(key)
-        if task is None:
-            task = self._starting[key] = asyncio.create_task(self._start_hub(name))
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._starting.pop(key, None)
+        name = (value.decode() if isinstance(value, bytes) else value) or self.settings.task_hub
+        hub = self._hubs.get(name.lower())  # hub names are case-insensitive in storage
+        if hub is None:
+            try:
+                validate_hub_name(name)
+            except ConfigurationError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            served = ", ".join(repr(n) for n in self.task_hubs)
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"task hub {name!r} (the call's {HUB_METADATA!r} metadata) is not served here: "
+                f"this sidecar serves {served}",
+            )
+        assert hub is not None  # abort raised otherwise
+        return hub
 
     async def _start_hub(self, name: str) -> _Hub:
-        validate_hub_name(name)  # ConfigurationError naming the rule
         settings = self.settings.model_copy(update={"task_hub": name})
-        dispatcher = WorkDispatcher()
+        changed = asyncio.Event()
+        dispatcher = WorkDispatcher(on_change=lambda _connected: changed.set())
         code = RemoteCode(dispatcher, asyncio.get_running_loop())
-        worker = Worker(code, settings, options=self.options, worker_id=self.worker_id)
+        worker = Worker(code, settings, options=self.options, worker_id=self.worker_id, standby=True)
         await worker.start_async()
-        hub = _Hub(settings, dispatcher, worker, AsyncDurableClient(settings))
+        hub = _Hub(settings, dispatcher, worker, AsyncDurableClient(settings), changed=changed)
         self._hubs[name.lower()] = hub
+        hub.follower = asyncio.create_task(self._follow_workers(hub), name=f"sidecar workers of {name}")
         return hub
+
+    async def _follow_workers(self, hub: _Hub) -> None:
+        """Activate the hub's worker while an SDK worker is connected, standby otherwise."""
+        name = hub.settings.task_hub
+        while True:
+            await hub.changed.wait()
+            hub.changed.clear()
+            wanted = hub.dispatcher.connected > 0
+            if wanted == hub.active:
+                continue
+            started = time.monotonic()
+            try:
+                if wanted:
+                    await hub.worker.activate_async()
+                else:
+                    await hub.worker.standby_async(drain_timeout=_STANDBY_DRAIN_SECONDS)
+            except Exception:
+                _LOG.exception(
+                    "sidecar: %s hub %r failed; retrying", "activating" if wanted else "releasing", name
+                )
+                await asyncio.sleep(_RETRY_SECONDS)
+                hub.changed.set()
+                continue
+            hub.active = wanted
+            if wanted:
+                _LOG.info(
+                    "sidecar ready on hub %r: an SDK worker is connected; %d partitions owned %.3f s later",
+                    name,
+                    len(hub.worker.owned_partitions),
+                    time.monotonic() - started,
+                )
+            else:
+                _LOG.info(
+                    "sidecar not ready on hub %r: no SDK worker connected; partitions and work items "
+                    "given back in %.3f s",
+                    name,
+                    time.monotonic() - started,
+                )
+
+    @property
+    def ready(self) -> bool:
+        """Every hub served has an SDK worker connected and takes its partitions (for probes)."""
+        return bool(self._hubs) and all(hub.ready for hub in self._hubs.values())
 
     @property
     def workers_connected(self) -> int:
@@ -196,3 +312,15 @@ class Sidecar:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _why_not(host: str, port: int) -> str:
+    """Why gRPC could not bind ``host:port``, found by trying with a plain socket."""
+    try:
+        with socket.create_server((host.strip("[]"), port)):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} is taken (another process listens on it)"
+        return exc.strerror or str(exc)
+    return "gRPC could not bind it"

@@ -59,9 +59,7 @@ def _sidecar(
         yield port, process, log
 
 
-def _exits(
-    settings: TaskHubSettings, tmp_path: Path, *args: str, **env: str
-) -> tuple[int | None, str]:
+def _exits(settings: TaskHubSettings, tmp_path: Path, *args: str, **env: str) -> tuple[int | None, str]:
     """Run ``durablehub sidecar ARGS``; its exit code (None: still running after 30 s) and output."""
     log = tmp_path / "refused.log"
     with durablehub_process(["sidecar", *args], settings, log, **env) as process:
@@ -101,7 +99,9 @@ def test_a_token_is_checked_on_every_call(settings: TaskHubSettings, tmp_path: P
             finally:
                 stranger.close()
         with grpc.insecure_channel(address) as channel:  # a rogue worker stream
-            stream = stubs.TaskHubSidecarServiceStub(channel).GetWorkItems(pb.GetWorkItemsRequest(), timeout=10)
+            stream = stubs.TaskHubSidecarServiceStub(channel).GetWorkItems(
+                pb.GetWorkItemsRequest(), timeout=10
+            )
             with pytest.raises(grpc.RpcError) as rogue:
                 next(stream)
             assert rogue.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -118,7 +118,13 @@ def test_a_token_is_checked_on_every_call(settings: TaskHubSettings, tmp_path: P
         assert TOKEN not in log.read_text()
 
 
-def _certificate(tmp_path: Path, name: str, *, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None, ca: bool = False) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _certificate(
+    tmp_path: Path,
+    name: str,
+    *,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+    ca: bool = False,
+) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -197,9 +203,9 @@ def test_tls_and_mutual_tls_with_the_sdk(settings: TaskHubSettings, tmp_path: Pa
 def test_a_second_sidecar_on_a_taken_port_fails(settings: TaskHubSettings, tmp_path: Path) -> None:
     with Sidecar(settings, port=0) as first:
         with pytest.raises(ConfigurationError, match=rf"port {first.port} is taken"):
-            Sidecar(settings.model_copy(update={"task_hub": f"{settings.task_hub}b"}), port=first.port).start()
+            Sidecar(
+                settings.model_copy(update={"task_hub": f"{settings.task_hub}b"}), port=first.port
+            ).start()
         code, output = _exits(settings, tmp_path, "--port", str(first.port))
         assert code not in (None, 0), f"a second sidecar served port {first.port}:\n{output}"
         assert f"port {first.port} is taken" in output, output
-
-
