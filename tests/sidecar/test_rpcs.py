@@ -108,21 +108,3 @@ def test_an_invalid_taskhub_in_the_metadata_is_refused(stub) -> None:
     call = stub.GetInstance
     request = pb.GetInstanceRequest(instanceId="i")
     assert _code(call, request, metadata=[("taskhub", "no-such_hub!")]) == grpc.StatusCode.INVALID_ARGUMENT
-
-
-def test_the_taskhub_metadata_selects_another_hub_of_the_account(
-    address: str, sdk_client: dt_client.TaskHubGrpcClient, settings: TaskHubSettings
-) -> None:
-    from tests.conftest import new_hub_name
-
-    other = new_hub_name()
-    other_client = dt_client.TaskHubGrpcClient(host_address=address, metadata=[("taskhub", other)])
-    try:
-        other_client.schedule_new_orchestration("Elsewhere", instance_id="in-other-hub")
-        assert sdk_client.get_orchestration_state("in-other-hub") is None  # not in the default hub
-        state = other_client.get_orchestration_state("in-other-hub")
-        assert state is not None and state.name == "Elsewhere"
-        with DurableClient(settings.model_copy(update={"task_hub": other})) as client:
-            assert client.get_orchestration_state("in-other-hub") is not None
-    finally:
-        other_client.close()

@@ -199,27 +199,27 @@ def test_prometheus_endpoint_of_a_sidecar(hub: TaskHub, tmp_path: Path) -> None:
         DurableClient(settings) as client,
     ):
         scrape = _scraper(http, sidecar, log)
-        owned = _until(
-            scrape,
-            lambda s: sum(_values(s, "durablehub_partitions_owned").values()) == taken,
-            "every partition owned",
-        )
-        assert _values(owned, "durablehub_partitions_takeovers_total") == {frozenset(): taken}
         sdk = worker_module.TaskHubGrpcWorker(host_address=f"127.0.0.1:{port}")
         sdk.add_orchestrator(greeting)
         sdk.add_activity(hello)
-        sdk.start()
+        sdk.start()  # a sidecar takes partitions once an SDK worker is connected
         try:
+            owned = _until(
+                scrape,
+                lambda s: sum(_values(s, "durablehub_partitions_owned").values()) == taken,
+                "every partition owned",
+            )
+            assert _values(owned, "durablehub_partitions_takeovers_total") == {frozenset(): taken}
             iid = client.schedule_new_orchestration("greeting", input="Lima")
             state = client.wait_for_orchestration_completion(iid, timeout=60)
+            assert state.runtime_status is OrchestrationStatus.COMPLETED, log.read_text()
+            after = _until(  # before the SDK worker leaves (and the partitions with it)
+                scrape,
+                lambda s: bool(_values(s, "durablehub_activity_duration_seconds_count", name="hello")),
+                "the activity's duration",
+            )
         finally:
             sdk.stop()
-        assert state.runtime_status is OrchestrationStatus.COMPLETED, log.read_text()
-        after = _until(
-            scrape,
-            lambda s: bool(_values(s, "durablehub_activity_duration_seconds_count", name="hello")),
-            "the activity's duration",
-        )
     assert _values(after, "durablehub_activity_duration_seconds_count", name="hello") == {
         frozenset({("name", "hello")}): 1
     }
