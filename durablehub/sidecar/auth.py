@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from durablehub.errors import ConfigurationError
 from durablehub.http.hosts import is_loopback
+from durablehub.sidecar.health import HEALTH_METHODS
 from durablehub.sidecar.protocol import grpc
 
 __all__ = ["TOKEN_ENV", "TlsFiles", "TokenInterceptor", "check_exposure", "read_token"]
@@ -26,9 +27,6 @@ _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 _AUTHORIZATION = "authorization"
 _SCHEME = "bearer "
-# Probes cannot send a token (Kubernetes' gRPC probe sends no metadata); health says nothing
-# about the hub's data.
-_OPEN_METHODS = ("/grpc.health.v1.Health/",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +96,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         self._expected = token.encode()
 
     def _allowed(self, details: grpc.HandlerCallDetails) -> bool:
-        method = details.method or ""
-        if method.startswith(_OPEN_METHODS):
+        if (details.method or "").startswith(HEALTH_METHODS):  # probes send no metadata
             return True
         for key, value in details.invocation_metadata or ():
             if key != _AUTHORIZATION:

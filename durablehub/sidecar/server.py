@@ -37,6 +37,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 from durablehub.sidecar.auth import TlsFiles, TokenInterceptor, check_exposure
 from durablehub.sidecar.dispatch import WorkDispatcher
+from durablehub.sidecar.health import Health
 from durablehub.sidecar.protocol import grpc, stubs
 from durablehub.sidecar.remote import RemoteCode
 from durablehub.sidecar.service import SidecarService
@@ -102,6 +103,7 @@ class Sidecar:
         self._tls = tls
         self._hubs: dict[str, _Hub] = {}
         self._server: grpc.aio.Server | None = None
+        self._health: Health | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,6 +127,8 @@ class Sidecar:
             options=[("grpc.so_reuseport", 0)],
         )
         stubs.add_TaskHubSidecarServiceServicer_to_server(SidecarService(self._hub_for), server)
+        self._health = Health(server)
+        await self._health.set_ready(False)
         address = f"{self.host}:{self.port}"
         try:
             if self._tls is not None:
@@ -165,6 +169,8 @@ class Sidecar:
     async def stop_async(self) -> None:
         """Stop taking calls (streams end, so SDK workers reconnect elsewhere), then stop each
         hub's worker gracefully: partitions drained and released, held messages handed back."""
+        if self._health is not None:
+            await self._health.stop()
         if self._server is not None:
             await self._server.stop(self._grace)
             self._server = None
@@ -243,6 +249,8 @@ class Sidecar:
                 hub.changed.set()
                 continue
             hub.active = wanted
+            if self._health is not None:
+                await self._health.set_ready(self.ready)
             if wanted:
                 _LOG.info(
                     "sidecar ready on hub %r: an SDK worker is connected; %d partitions owned %.3f s later",

@@ -14,6 +14,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 from durabletask import client as dt_client
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from durablehub.settings import TaskHubSettings
 from durablehub.sidecar import Sidecar
@@ -81,8 +82,18 @@ def test_an_allow_list_serves_each_hub_it_names(settings: TaskHubSettings) -> No
             other.close()
 
 
+def _health(address: str) -> str:
+    """The sidecar's status on the standard gRPC health service."""
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="TaskHubSidecarService"), timeout=10
+        )
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
 def test_partitions_are_taken_while_a_worker_is_connected_and_given_back_after(
     sidecar: Sidecar,
+    address: str,
     sdk_worker: SdkWorkerFactory,
     sdk_client: dt_client.TaskHubGrpcClient,
     settings: TaskHubSettings,
@@ -91,7 +102,7 @@ def test_partitions_are_taken_while_a_worker_is_connected_and_given_back_after(
     assert worker is not None
     time.sleep(FAST.balance_interval_seconds + 1)  # a balance pass had its chance
     assert worker.owned_partitions == [] and _leased(settings) == [], "partitions taken with no SDK worker"
-    assert not sidecar.ready
+    assert not sidecar.ready and _health(address) == "NOT_SERVING"
     iid = sdk_client.schedule_new_orchestration(sdk_apps.fan_out, input=2)  # client RPCs still work
     state = sdk_client.get_orchestration_state(iid)
     assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.PENDING
@@ -103,10 +114,12 @@ def test_partitions_are_taken_while_a_worker_is_connected_and_given_back_after(
     taken = time.monotonic() - started
     print(f"from the SDK worker's start to {settings.partition_count} partitions owned: {taken:.3f} s")
     assert taken < 2.0, f"partitions taken {taken:.1f} s after the first worker connected"
-    assert sidecar.ready
+    _until(lambda: sidecar.ready, "the sidecar to say it is ready")
+    assert _health(address) == "SERVING"
     done = sdk_client.wait_for_orchestration_completion(iid, timeout=30)
     assert done is not None and done.runtime_status == dt_client.OrchestrationStatus.COMPLETED
 
     sdk.stop()
     _until(lambda: _leased(settings) == [], "the leases to be released after the last worker left")
-    assert worker.owned_partitions == [] and not sidecar.ready
+    _until(lambda: not sidecar.ready, "the sidecar to say it is not ready")
+    assert worker.owned_partitions == [] and _health(address) == "NOT_SERVING"

@@ -24,6 +24,7 @@ from durabletask import client as dt_client
 from durabletask import worker as dt_worker
 from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from durablehub.azurite import free_port
 from durablehub.errors import ConfigurationError
@@ -98,6 +99,9 @@ def test_a_token_is_checked_on_every_call(settings: TaskHubSettings, tmp_path: P
                 assert "bearer token" in str(refused.value.details())
             finally:
                 stranger.close()
+        with grpc.insecure_channel(address) as channel:  # probes need no token
+            probe = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert probe.status == health_pb2.HealthCheckResponse.NOT_SERVING  # no SDK worker yet
         with grpc.insecure_channel(address) as channel:  # a rogue worker stream
             stream = stubs.TaskHubSidecarServiceStub(channel).GetWorkItems(
                 pb.GetWorkItemsRequest(), timeout=10
