@@ -213,3 +213,32 @@ def test_a_second_sidecar_on_a_taken_port_fails(settings: TaskHubSettings, tmp_p
         code, output = _exits(settings, tmp_path, "--port", str(first.port))
         assert code not in (None, 0), f"a second sidecar served port {first.port}:\n{output}"
         assert f"port {first.port} is taken" in output, output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--tls-cert", "{dir}/server.crt"], {}, "TLS needs both --tls-cert and --tls-key"),
+        (["--tls-client-ca", "{dir}/server.crt"], {}, "--tls-client-ca needs --tls-cert and --tls-key"),
+        (["--tls-cert", "{dir}/missing.crt", "--tls-key", "{dir}/server.crt"], {}, "cannot read --tls-cert"),
+        (["--tls-cert", "{dir}/token", "--tls-key", "{dir}/server.crt"], {}, "is not a PEM file"),
+        ([], {"DURABLEHUB_SIDECAR_TOKEN": "short"}, "shorter than 16 characters"),
+        (["--token-file", "{dir}/empty"], {}, "is empty"),
+        (["--token-file", "{dir}/token"], {"DURABLEHUB_SIDECAR_TOKEN": TOKEN}, "use one"),
+    ],
+)
+def test_bad_trust_settings_are_one_clear_line(
+    settings: TaskHubSettings, tmp_path: Path, args: list[str], env: dict[str, str], said: str
+) -> None:
+    _certificate(tmp_path, "server")
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "empty").write_text("\n")
+    options = [arg.format(dir=tmp_path) for arg in args]
+    code, output = _exits(
+        settings, tmp_path, "--host", "0.0.0.0", "--port", str(free_port()), *options, **env
+    )
+    assert code == 1, output
+    assert said in output, output
+    assert "Traceback" not in output and TOKEN not in output, output
+    with TaskHub(settings) as hub:
+        assert hub.leases.read_task_hub_info() is None
