@@ -3,6 +3,7 @@
 Needs the ``sidecar`` extra (``pip install 'durablehub[sidecar]'``).
 """
 
+from durablehub.sidecar.auth import TlsFiles
 from durablehub.sidecar.server import Sidecar
 
-__all__ = ["Sidecar"]
+__all__ = ["Sidecar", "TlsFiles"]
