@@ -98,7 +98,10 @@ class Sidecar:
         self.options = options or WorkerOptions()
         self.worker_id = worker_id or f"sidecar-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._grace = stop_grace_seconds
-        self.task_hubs = list(dict.fromkeys([settings.task_hub, *task_hubs], None))  # ordered, unique
+        served: dict[str, str] = {}  # hub names are case-insensitive in storage
+        for name in [settings.task_hub, *task_hubs]:
+            served.setdefault(name.lower(), name)
+        self.task_hubs = list(served.values())
         self._token = token
         self._tls = tls
         self._hubs: dict[str, _Hub] = {}
@@ -119,8 +122,6 @@ class Sidecar:
         check_exposure(self.host, token=self._token, tls=self._tls)
         for name in self.task_hubs:
             validate_hub_name(name)  # ConfigurationError naming the rule
-        if len({name.lower() for name in self.task_hubs}) != len(self.task_hubs):
-            raise ConfigurationError(f"task hub names differ only in case: {self.task_hubs}")
         # SO_REUSEPORT (gRPC's default) would let a second sidecar share the port silently.
         server = grpc.aio.server(
             interceptors=[TokenInterceptor(self._token)] if self._token else None,
@@ -169,6 +170,7 @@ class Sidecar:
     async def stop_async(self) -> None:
         """Stop taking calls (streams end, so SDK workers reconnect elsewhere), then stop each
         hub's worker gracefully: partitions drained and released, held messages handed back."""
+        await self._stop_followers()  # the streams ending now must not start a standby
         if self._health is not None:
             await self._health.stop()
         if self._server is not None:
@@ -178,15 +180,20 @@ class Sidecar:
             hub.dispatcher.close()
         await self._stop_hubs()
 
-    async def _stop_hubs(self) -> None:
-        hubs = list(self._hubs.values())
-        self._hubs.clear()
-        for hub in hubs:
+    async def _stop_followers(self) -> None:
+        for hub in self._hubs.values():
             if hub.follower is not None:
                 hub.follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await hub.follower
-            await hub.worker.stop_async()
+                hub.follower = None
+
+    async def _stop_hubs(self) -> None:
+        await self._stop_followers()
+        hubs = list(self._hubs.values())
+        self._hubs.clear()
+        for hub in hubs:
+            await hub.worker.stop_async()  # after a switch under way, which it waits for
             await hub.client.close()
 
     async def __aenter__(self) -> Sidecar:
@@ -236,11 +243,15 @@ class Sidecar:
             if wanted == hub.active:
                 continue
             started = time.monotonic()
+            switch = (
+                hub.worker.activate_async()
+                if wanted
+                else hub.worker.standby_async(drain_timeout=_STANDBY_DRAIN_SECONDS)
+            )
             try:
-                if wanted:
-                    await hub.worker.activate_async()
-                else:
-                    await hub.worker.standby_async(drain_timeout=_STANDBY_DRAIN_SECONDS)
+                # Shielded: a stop cancels this follower, not a switch half done (the worker's
+                # stop then waits for it, and releases whatever it took).
+                await asyncio.shield(switch)
             except Exception:
                 _LOG.exception(
                     "sidecar: %s hub %r failed; retrying", "activating" if wanted else "releasing", name

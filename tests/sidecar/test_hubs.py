@@ -14,6 +14,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 from durabletask import client as dt_client
+from durabletask import worker as dt_worker
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from durablehub.settings import TaskHubSettings
@@ -123,3 +124,16 @@ def test_partitions_are_taken_while_a_worker_is_connected_and_given_back_after(
     _until(lambda: _leased(settings) == [], "the leases to be released after the last worker left")
     _until(lambda: not sidecar.ready, "the sidecar to say it is not ready")
     assert worker.owned_partitions == [] and _health(address) == "NOT_SERVING"
+
+
+def test_a_sidecar_stopped_with_a_worker_connected_releases_its_partitions(settings: TaskHubSettings) -> None:
+    with Sidecar(settings, port=0, options=FAST) as sidecar:
+        sdk = sdk_apps.register(dt_worker.TaskHubGrpcWorker(host_address=f"127.0.0.1:{sidecar.port}"))
+        sdk.start()
+        try:
+            _until(lambda: sidecar.ready, "the sidecar to be ready")
+            assert len(_leased(settings)) == settings.partition_count
+            sidecar.stop()  # the SDK worker is still connected
+            assert _leased(settings) == [], "a stop must release the leases, not leave them to expire"
+        finally:
+            sdk.stop()
