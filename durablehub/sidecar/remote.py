@@ -25,7 +25,7 @@ from durablehub.engine.rewind import rewind_plan
 from durablehub.entities.batch import OperationOutcome
 from durablehub.entities.entity_id import EntityInstanceId
 from durablehub.entities.messages import OPERATION_EVENT, RequestMessage
-from durablehub.models import OrchestrationStatus
+from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, RewoundEpisode, failed_episode
 from durablehub.sidecar import translate as tr
 from durablehub.sidecar.dispatch import WorkDispatcher
@@ -151,7 +151,11 @@ class RemoteEntity:
         request = tr.entity_batch_request(entity_id, operation, request_id, state, input)
         submit = self._dispatcher.submit("entity", entity_id.entity, None, pb.WorkItem(entityRequest=request))
         answer: pb.EntityBatchResult = asyncio.run_coroutine_threadsafe(submit, self._loop).result()
-        return tr.operation_outcome(answer)
+        try:
+            return tr.operation_outcome(answer)
+        except tr.TranslationError as exc:  # the operation fails once, as one that raised would
+            _LOG.error("entity %s, operation %r: %s", entity_id, operation, exc)
+            return OperationOutcome(failure=FailureDetails.from_exception(exc))
 
 
 def _dropped(past: Sequence[ev.HistoryEvent], kept: Sequence[pb.HistoryEvent]) -> set[int]:

@@ -41,6 +41,7 @@ from durablehub.entities.messages import (
     scheduled_event_name,
 )
 from durablehub.entities.metadata import EntityMetadata
+from durablehub.instance_ids import check_instance_id, check_new_instance_id
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.sidecar.protocol import pb
 from durablehub.state import OrchestrationState
@@ -453,10 +454,61 @@ class EntitySender:
 def action_from_proto(message: pb.OrchestratorAction, *, sender: EntitySender | None = None) -> Action:
     """The engine's action for an SDK's ``OrchestratorAction``; entity requests need ``sender``.
 
+    An SDK worker's answer is checked like a client's call: ids, names, times and statuses it
+    could not have produced from durablehub's own rules are refused, naming the field.
+
     Raises:
-        TranslationError: a kind durablehub does not serve (named), or an empty action.
+        TranslationError: a kind durablehub does not serve (named), an empty action, or a
+            malformed one (naming the field, e.g. ``createSubOrchestration.instanceId``).
     """
     kind = message.WhichOneof("orchestratorActionType")
+    try:
+        return _action(kind, message, sender)
+    except TranslationError:
+        raise
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:  # a check not named below
+        raise TranslationError(f"action {message.id} ({kind}) is malformed: {exc}") from None
+
+
+def _field(path: str, check: Any, value: Any) -> Any:
+    """``check(value)``, its ValueError as a TranslationError naming ``path``."""
+    try:
+        return check(value)
+    except (ValueError, TypeError) as exc:
+        raise TranslationError(f"{path}: {exc}") from None
+
+
+def _name(path: str, value: str) -> str:
+    if not value.strip():
+        raise TranslationError(f"{path} must be a non-empty name, got {value!r}")
+    return value
+
+
+def _time(message: Any, path: str, *, required: bool) -> datetime | None:
+    """A timestamp field as a datetime; unset is None (refused when ``required``)."""
+    name = path.rsplit(".", 1)[-1]
+    if not message.HasField(name):
+        if required:
+            raise TranslationError(f"{path} is missing")
+        return None
+    try:
+        return to_datetime(getattr(message, name))
+    except (ValueError, OverflowError) as exc:
+        raise TranslationError(f"{path} is not a time durablehub can store: {exc}") from None
+
+
+# How an orchestration may end; RUNNING, PENDING or SUSPENDED would leave it running forever.
+_FINAL_STATUSES = frozenset(
+    {
+        OrchestrationStatus.COMPLETED,
+        OrchestrationStatus.FAILED,
+        OrchestrationStatus.TERMINATED,
+        OrchestrationStatus.CONTINUED_AS_NEW,
+    }
+)
+
+
+def _action(kind: str | None, message: pb.OrchestratorAction, sender: EntitySender | None) -> Action:
     m: Any  # the chosen action, one message type per case below
     i = message.id
     match kind:
@@ -465,26 +517,48 @@ def action_from_proto(message: pb.OrchestratorAction, *, sender: EntitySender | 
         case "scheduleTask":
             m = message.scheduleTask
             return ScheduleTask(
-                id=i, name=m.name, input=text(m, "input"), version=text(m, "version"), tags=_tags(m)
+                id=i,
+                name=_name("scheduleTask.name", m.name),
+                input=text(m, "input"),
+                version=text(m, "version"),
+                tags=_tags(m),
             )
         case "createTimer":
-            return CreateTimer(id=i, fire_at=to_datetime(message.createTimer.fireAt))
+            fire_at = _time(message.createTimer, "createTimer.fireAt", required=True)
+            assert fire_at is not None
+            return CreateTimer(id=i, fire_at=fire_at)
         case "createSubOrchestration":
             m = message.createSubOrchestration
             return CreateSubOrchestration(
                 id=i,
-                name=m.name,
-                instance_id=m.instanceId,
+                name=_name("createSubOrchestration.name", m.name),
+                # The rule a client's start and durablehub's own orchestrations follow.
+                instance_id=_field("createSubOrchestration.instanceId", check_new_instance_id, m.instanceId),
                 input=text(m, "input"),
                 version=text(m, "version"),
             )
         case "sendEvent":
             m = message.sendEvent
-            return SendEvent(id=i, instance_id=m.instance.instanceId, name=m.name, data=text(m, "data"))
+            return SendEvent(
+                id=i,
+                instance_id=_field("sendEvent.instance.instanceId", check_instance_id, m.instance.instanceId),
+                name=_name("sendEvent.name", m.name),
+                data=text(m, "data"),
+            )
         case "completeOrchestration":
             m = message.completeOrchestration
-            status = status_from_proto(m.orchestrationStatus)
-            carried = tuple(event_from_proto(e) for e in m.carryoverEvents)
+            status = _field(
+                "completeOrchestration.orchestrationStatus", status_from_proto, m.orchestrationStatus
+            )
+            if status not in _FINAL_STATUSES:
+                raise TranslationError(
+                    f"completeOrchestration.orchestrationStatus is {status.name}; an orchestration "
+                    "ends COMPLETED, FAILED, TERMINATED or CONTINUED_AS_NEW"
+                )
+            carried = tuple(
+                _field(f"completeOrchestration.carryoverEvents[{n}]", event_from_proto, e)
+                for n, e in enumerate(m.carryoverEvents)
+            )
             if any(not isinstance(e, ev.EventRaised) for e in carried):
                 raise TranslationError("continue-as-new can carry over only eventRaised events")
             as_new = status is OrchestrationStatus.CONTINUED_AS_NEW
@@ -495,11 +569,17 @@ def action_from_proto(message: pb.OrchestratorAction, *, sender: EntitySender | 
                 failure_details=_failure_of(m),
                 new_input=text(m, "result") if as_new else None,
                 new_version=text(m, "newVersion"),
-                carryover_events=carried,  # type: ignore[arg-type]
+                carryover_events=carried,
             )
         case None:
             raise TranslationError("an OrchestratorAction without an action")
     raise TranslationError(f"durablehub does not serve the {kind} action yet")
+
+
+def _entity_id(path: str, value: str) -> str:
+    """An entity's instance id as sent (``@name@key``), checked as durablehub's own are."""
+    _field(path, EntityInstanceId.parse, value)
+    return value
 
 
 def _entity_request(action_id: int, m: pb.SendEntityMessageAction, sender: EntitySender) -> SendEvent:
@@ -510,33 +590,43 @@ def _entity_request(action_id: int, m: pb.SendEntityMessageAction, sender: Entit
     kind = m.WhichOneof("EntityMessageType")
     if kind == "entityUnlockSent":
         u = m.entityUnlockSent
-        release = ReleaseMessage(parent_instance_id=parent.instance_id, id=u.criticalSectionId)
-        return SendEvent(
-            id=action_id, instance_id=u.targetInstanceId.value, name=RELEASE_EVENT, data=release.to_json()
+        target = _entity_id("entityUnlockSent.targetInstanceId", u.targetInstanceId.value)
+        release = ReleaseMessage(
+            parent_instance_id=parent.instance_id,
+            id=_name("entityUnlockSent.criticalSectionId", u.criticalSectionId),
         )
+        return SendEvent(id=action_id, instance_id=target, name=RELEASE_EVENT, data=release.to_json())
     if kind == "entityLockRequested":
         lock = m.entityLockRequested
+        lockset = tuple(
+            _field(f"entityLockRequested.lockSet[{n}]", EntityInstanceId.parse, e)
+            for n, e in enumerate(lock.lockSet)
+        )
+        if not 0 <= lock.position < len(lockset):
+            raise TranslationError(
+                f"entityLockRequested.position is {lock.position}; the lock set has {len(lockset)} entities"
+            )
         target = lock.lockSet[lock.position]
         timestamp, predecessor = label(sender.last_sent, target, sender.now)
         request = RequestMessage(
-            id=lock.criticalSectionId,
+            id=_name("entityLockRequested.criticalSectionId", lock.criticalSectionId),
             parent_instance_id=parent.instance_id,
             parent_execution_id=parent.execution_id,
             timestamp=timestamp,
             predecessor=predecessor,
-            lockset=tuple(EntityInstanceId.parse(e) for e in lock.lockSet),
+            lockset=lockset,
             position=lock.position,
         )
         return SendEvent(id=action_id, instance_id=target, name=OPERATION_EVENT, data=request.to_json())
     if kind in ("entityOperationCalled", "entityOperationSignaled"):
         op = getattr(m, kind)
-        target = op.targetInstanceId.value
-        due = _when(op, "scheduledTime")
+        target = _entity_id(f"{kind}.targetInstanceId", op.targetInstanceId.value)
+        due = _time(op, f"{kind}.scheduledTime", required=False)
         timestamp = predecessor = datetime(1, 1, 1, tzinfo=UTC)  # a due signal is not in the chain
         if due is None:
             timestamp, predecessor = label(sender.last_sent, target, sender.now)
         request = RequestMessage(
-            id=op.requestId,
+            id=_name(f"{kind}.requestId", op.requestId),
             operation=op.operation,
             input=text(op, "input"),
             is_signal=kind == "entityOperationSignaled",
@@ -565,7 +655,12 @@ def entity_batch_request(
 
 
 def operation_outcome(batch: pb.EntityBatchResult) -> OperationOutcome:
-    """The outcome of the one operation an ``EntityBatchRequest`` carried."""
+    """The outcome of the one operation an ``EntityBatchRequest`` carried.
+
+    Raises:
+        TranslationError: a malformed answer (naming the field): the operation then fails,
+            as an operation that raised would.
+    """
     if batch.HasField("failureDetails"):  # the whole batch failed
         return OperationOutcome(failure=failure_from_proto(batch.failureDetails))
     if len(batch.results) != 1:
@@ -574,22 +669,28 @@ def operation_outcome(batch: pb.EntityBatchResult) -> OperationOutcome:
     if result.HasField("failure"):
         return OperationOutcome(failure=failure_from_proto(result.failure.failureDetails))
     actions: list[SignalAction | StartOrchestrationAction] = []
-    for action in batch.actions:
+    for n, action in enumerate(batch.actions):
+        path = f"actions[{n}]"
         if action.HasField("sendSignal"):
             signal = action.sendSignal
             actions.append(
                 SignalAction(
-                    target=EntityInstanceId.parse(signal.instanceId),
-                    operation=signal.name,
+                    target=_field(f"{path}.sendSignal.instanceId", EntityInstanceId.parse, signal.instanceId),
+                    operation=_name(f"{path}.sendSignal.name", signal.name),
                     input=text(signal, "input"),
-                    signal_time=_when(signal, "scheduledTime"),
+                    signal_time=_time(signal, f"{path}.sendSignal.scheduledTime", required=False),
                 )
             )
         elif action.HasField("startNewOrchestration"):
             start = action.startNewOrchestration
+            instance_id = _field(
+                f"{path}.startNewOrchestration.instanceId", check_new_instance_id, start.instanceId
+            )
             actions.append(
                 StartOrchestrationAction(
-                    name=start.name, instance_id=start.instanceId, input=text(start, "input")
+                    name=_name(f"{path}.startNewOrchestration.name", start.name),
+                    instance_id=instance_id,
+                    input=text(start, "input"),
                 )
             )
     return OperationOutcome(
