@@ -4,6 +4,7 @@ Needs the ``sidecar`` extra (``pip install 'durablehub[sidecar]'``).
 """
 
 from durablehub.sidecar.auth import TlsFiles
+from durablehub.sidecar.limits import SidecarLimits
 from durablehub.sidecar.server import Sidecar
 
-__all__ = ["Sidecar", "TlsFiles"]
+__all__ = ["Sidecar", "SidecarLimits", "TlsFiles"]

@@ -10,6 +10,13 @@ completion on one is refused, so no work is answered twice. A completion repeate
 already answered is accepted and ignored. The runtime keeps the work's queue message invisible
 meanwhile (``ControlQueueProcessor``, ``ActivityRunner``), so if this process dies the message
 reappears for another sidecar or worker of the hub.
+
+A stream that stops reading looks alive to the transport (gRPC buffers megabytes for it), so
+work given to a stream has a deadline: an orchestration or entity work item (and an activity,
+if ``activity_timeout`` is set) unanswered past it, on a stream that has answered nothing since
+it was given, means the stream stopped reading. The stream is dropped as if it had gone away
+(its tokens stale, its work to the others) and its RPC is cancelled. A stream whose queue of
+unwritten items is full is given nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
@@ -62,9 +70,9 @@ def _filter(filters: Collection[Any], *, entities: bool = False) -> _Filter:
 class WorkerStream:
     """One connected SDK worker's ``GetWorkItems`` stream."""
 
-    def __init__(self, stream_id: int, request: pb.GetWorkItemsRequest) -> None:
+    def __init__(self, stream_id: int, request: pb.GetWorkItemsRequest, *, queue_limit: int = 0) -> None:
         self.id = stream_id
-        self.items: asyncio.Queue[pb.WorkItem] = asyncio.Queue()
+        self.items: asyncio.Queue[pb.WorkItem] = asyncio.Queue(maxsize=queue_limit)
         filters = request.workItemFilters if request.HasField("workItemFilters") else None
         self._filters: dict[Kind, _Filter] = {
             "orchestration": _filter(filters.orchestrations if filters else ()),
@@ -79,9 +87,12 @@ class WorkerStream:
         }
         self.outstanding: dict[str, _Work] = {}
         self.closed = False
+        self.last_heard = time.monotonic()  # connected, or its last completion or abandon
+        self.dropped: str | None = None  # why the dispatcher dropped it (it stopped reading)
+        self.on_drop: Callable[[], None] | None = None  # ends its RPC (set by the RPC handler)
 
     def takes(self, work: _Work) -> bool:
-        if self.closed or not self._filters[work.kind].accepts(work.name, work.version):
+        if self.closed or self.items.full() or not self._filters[work.kind].accepts(work.name, work.version):
             return False
         limit = self._limits[work.kind]
         return not limit or sum(1 for w in self.outstanding.values() if w.kind == work.kind) < limit
@@ -97,11 +108,30 @@ class _Work:
     token: str | None = None
     stream: WorkerStream | None = None
     dispatches: int = 0
+    given_at: float = 0.0
+    deadline: asyncio.TimerHandle | None = None
 
 
 class WorkDispatcher:
-    def __init__(self, on_change: Callable[[int], None] | None = None) -> None:
-        self._on_change = on_change  # called with the number of streams connected, on each change
+    """``item_timeout``/``activity_timeout``: seconds before work unanswered on a silent stream
+    drops that stream (None: never); ``queue_limit``: unwritten items per stream (0: no limit);
+    ``on_change``: called with the number of streams connected, on each change."""
+
+    def __init__(
+        self,
+        *,
+        item_timeout: float | None = None,
+        activity_timeout: float | None = None,
+        queue_limit: int = 0,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self._on_change = on_change
+        self._timeouts: dict[Kind, float | None] = {
+            "orchestration": item_timeout,
+            "entity": item_timeout,
+            "activity": activity_timeout,
+        }
+        self._queue_limit = queue_limit
         self._pending: deque[_Work] = deque()
         self._streams: dict[int, WorkerStream] = {}
         self._by_token: dict[str, _Work] = {}
@@ -137,7 +167,7 @@ class WorkDispatcher:
     # -------------------------------------------------------------------- the RPC side
 
     def connect(self, request: pb.GetWorkItemsRequest) -> WorkerStream:
-        stream = WorkerStream(next(self._ids), request)
+        stream = WorkerStream(next(self._ids), request, queue_limit=self._queue_limit)
         self._streams[stream.id] = stream
         _LOG.info("SDK worker stream %d connected (%d connected)", stream.id, len(self._streams))
         self._pump()
@@ -147,6 +177,8 @@ class WorkDispatcher:
 
     def disconnect(self, stream: WorkerStream) -> None:
         """The stream ended: its unanswered work goes to other streams, or waits for one."""
+        if stream.closed:
+            return  # dropped already
         stream.closed = True
         self._streams.pop(stream.id, None)
         orphans = list(stream.outstanding.values())
@@ -175,6 +207,7 @@ class WorkDispatcher:
             if token in self._answered:
                 return  # a repeated completion: answered already
             raise StaleCompletionError(token)
+        self._heard(work)
         self._revoke(work)
         self._remember(token)
         if not work.future.done():
@@ -195,6 +228,7 @@ class WorkDispatcher:
             if token in self._answered:
                 return
             raise StaleCompletionError(token)
+        self._heard(work)
         self._revoke(work)
 
         def again() -> None:
@@ -234,15 +268,42 @@ class WorkDispatcher:
         token = uuid.uuid4().hex
         work.token, work.stream = token, stream
         work.dispatches += 1
+        work.given_at = time.monotonic()
         self._by_token[token] = work
         stream.outstanding[token] = work
         item = pb.WorkItem()
         item.CopyFrom(work.item)
         item.completionToken = token
         stream.items.put_nowait(item)
+        timeout = self._timeouts[work.kind]
+        if timeout is not None:
+            work.deadline = asyncio.get_running_loop().call_later(timeout, self._overdue, work, token)
+
+    def _overdue(self, work: _Work, token: str) -> None:
+        """``work`` is still unanswered under ``token``: if its stream has answered nothing since
+        it was given, the stream stopped reading (or its worker hangs): drop it."""
+        stream = work.stream
+        if work.token != token or stream is None or stream.last_heard >= work.given_at:
+            return  # answered, or the stream is alive and the work merely long
+        waited = time.monotonic() - work.given_at
+        stream.dropped = (
+            f"it answered none of its work for {waited:.0f} s (a {work.kind} work item was due); "
+            "its work goes to other streams"
+        )
+        _LOG.warning("SDK worker stream %d dropped: %s", stream.id, stream.dropped)
+        self.disconnect(stream)
+        if stream.on_drop is not None:
+            stream.on_drop()
+
+    def _heard(self, work: _Work) -> None:
+        if work.stream is not None:
+            work.stream.last_heard = time.monotonic()
 
     def _revoke(self, work: _Work) -> None:
         """Make the work's current token stale and free its stream's slot."""
+        if work.deadline is not None:
+            work.deadline.cancel()
+            work.deadline = None
         if work.token is not None:
             self._by_token.pop(work.token, None)
             if work.stream is not None:

@@ -38,6 +38,7 @@ from durablehub.settings import TaskHubSettings
 from durablehub.sidecar.auth import TlsFiles, TokenInterceptor, check_exposure
 from durablehub.sidecar.dispatch import WorkDispatcher
 from durablehub.sidecar.health import Health
+from durablehub.sidecar.limits import CallCaps, SidecarLimits
 from durablehub.sidecar.protocol import grpc, stubs
 from durablehub.sidecar.remote import RemoteCode
 from durablehub.sidecar.service import SidecarService
@@ -91,6 +92,7 @@ class Sidecar:
         task_hubs: Iterable[str] = (),
         token: str | None = None,
         tls: TlsFiles | None = None,
+        limits: SidecarLimits | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -104,6 +106,7 @@ class Sidecar:
         self.task_hubs = list(served.values())
         self._token = token
         self._tls = tls
+        self.limits = limits or SidecarLimits()
         self._hubs: dict[str, _Hub] = {}
         self._server: grpc.aio.Server | None = None
         self._health: Health | None = None
@@ -124,10 +127,11 @@ class Sidecar:
             validate_hub_name(name)  # ConfigurationError naming the rule
         # SO_REUSEPORT (gRPC's default) would let a second sidecar share the port silently.
         server = grpc.aio.server(
-            interceptors=[TokenInterceptor(self._token)] if self._token else None,
+            # The token is checked before a call counts against the caps.
+            interceptors=[*([TokenInterceptor(self._token)] if self._token else []), CallCaps(self.limits)],
             options=[("grpc.so_reuseport", 0)],
         )
-        stubs.add_TaskHubSidecarServiceServicer_to_server(SidecarService(self._hub_for), server)
+        stubs.add_TaskHubSidecarServiceServicer_to_server(SidecarService(self._hub_for, self.limits), server)
         self._health = Health(server)
         await self._health.set_ready(False)
         address = f"{self.host}:{self.port}"
@@ -224,7 +228,7 @@ class Sidecar:
     async def _start_hub(self, name: str) -> _Hub:
         settings = self.settings.model_copy(update={"task_hub": name})
         changed = asyncio.Event()
-        dispatcher = WorkDispatcher(on_change=lambda _connected: changed.set())
+        dispatcher = self.limits.dispatcher(on_change=lambda _connected: changed.set())
         code = RemoteCode(dispatcher, asyncio.get_running_loop())
         worker = Worker(code, settings, options=self.options, worker_id=self.worker_id, standby=True)
         await worker.start_async()

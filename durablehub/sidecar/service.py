@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf import empty_pb2, wrappers_pb2
 
+from durablehub import _client_core as core
 from durablehub.async_client import AsyncDurableClient
 from durablehub.engine.codec import JsonText
 from durablehub.entities.metadata import EntityQuery
@@ -29,8 +31,10 @@ from durablehub.errors import (
 from durablehub.models import OrchestrationStatus
 from durablehub.sidecar import translate as tr
 from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
+from durablehub.sidecar.limits import SidecarLimits
 from durablehub.sidecar.protocol import grpc, pb, stubs
-from durablehub.state import OrchestrationIdReusePolicy, OrchestrationQuery, PurgeResult
+from durablehub.sidecar.waits import InstanceWaits, WaitTimedOut
+from durablehub.state import OrchestrationIdReusePolicy, OrchestrationQuery, OrchestrationState, PurgeResult
 from durablehub.telemetry import tracing
 
 __all__ = ["HubRuntime", "SidecarService"]
@@ -39,7 +43,6 @@ _LOG = logging.getLogger("durablehub.sidecar")
 _HEALTH_PING_SECONDS = 30.0  # the Python SDK calls a stream silent after 120 s without a message
 _DEADLINE_MARGIN = 0.25  # s: answer a long poll before the caller's deadline, not after it
 _HISTORY_CHUNK = 100  # events per HistoryChunk
-_MAX_PAGE = 1000  # the table service's page limit
 _FINISHED = [s for s in OrchestrationStatus if s.is_terminal]
 _KEY_SEPARATOR = "|"
 
@@ -80,11 +83,31 @@ async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
 
 
 class SidecarService(stubs.TaskHubSidecarServiceServicer):
-    def __init__(self, hub_for: Callable[[grpc.aio.ServicerContext], Awaitable[HubRuntime]]) -> None:
+    def __init__(
+        self,
+        hub_for: Callable[[grpc.aio.ServicerContext], Awaitable[HubRuntime]],
+        limits: SidecarLimits | None = None,
+    ) -> None:
         self._hub_for = hub_for
+        self._limits = limits or SidecarLimits()
+        self._waits: weakref.WeakKeyDictionary[AsyncDurableClient, InstanceWaits] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def _client(self, context: grpc.aio.ServicerContext) -> AsyncDurableClient:
         return (await self._hub_for(context)).client
+
+    def _waits_of(self, client: AsyncDurableClient) -> InstanceWaits:
+        waits = self._waits.get(client)
+        if waits is None:
+
+            async def read(instance_id: str) -> OrchestrationState | None:
+                return await client.get_orchestration_state(instance_id, fetch_payloads=False)
+
+            waits = self._waits[client] = InstanceWaits(
+                read, missing_poll=self._limits.wait_missing_poll_seconds
+            )
+        return waits
 
     # ------------------------------------------------------------------------ workers
 
@@ -97,6 +120,13 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     ) -> AsyncIterator[pb.WorkItem]:
         dispatcher = (await self._hub_for(context)).dispatcher
         stream = dispatcher.connect(request)
+        task = asyncio.current_task()
+        if task is not None:
+
+            def end() -> None:  # dropped for not reading: end the RPC, even mid-write
+                task.cancel()
+
+            stream.on_drop = end
         try:
             while True:
                 try:
@@ -177,7 +207,9 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                     version=tr.text(request, "version"),
                 )
 
-        return pb.CreateInstanceResponse(instanceId=await _answer(context, start()))
+        instance_id = await _answer(context, start())
+        self._waits_of(client).poke(instance_id)  # its waiters read it now, not after their back-off
+        return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def GetInstance(
         self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
@@ -196,36 +228,47 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     async def WaitForInstanceStart(
         self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetInstanceResponse:
-        client = await self._client(context)
-        return await self._wait(request, context, client.wait_for_orchestration_start, "start")
+        return await self._wait(request, context, core.is_started, "start")
 
     async def WaitForInstanceCompletion(
         self, request: pb.GetInstanceRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetInstanceResponse:
-        client = await self._client(context)
-        return await self._wait(request, context, client.wait_for_orchestration_completion, "complete")
+        return await self._wait(request, context, core.is_complete, "complete")
 
     async def _wait(
         self,
         request: pb.GetInstanceRequest,
         context: grpc.aio.ServicerContext,
-        wait: Callable[..., Awaitable[Any]],
+        reached: Callable[[OrchestrationStatus | None], bool],
         goal: str,
     ) -> pb.GetInstanceResponse:
-        """Poll as the durablehub client does (from 50 ms, backing off to 1 s) until the goal
-        or the caller's deadline; a call without a deadline waits as long as it stays open."""
+        """Wait on the instance's shared poll (``InstanceWaits``) until the goal, the caller's
+        deadline or the sidecar's ceiling (``max_wait_seconds``), whichever comes first. At the
+        caller's deadline, an instance that does not exist is answered ``exists=False``; at
+        the ceiling, or for one that exists, DEADLINE_EXCEEDED (the SDKs raise TimeoutError)."""
+        client = await self._client(context)
+        if not request.instanceId:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "instanceId must not be empty")
+        ceiling = self._limits.max_wait_seconds
         remaining = context.time_remaining()
-        timeout = None if remaining is None else max(remaining - _DEADLINE_MARGIN, 0.0)
-        fetch = request.getInputsAndOutputs
+        caller = None if remaining is None else max(remaining - _DEADLINE_MARGIN, 0.0)
+        timeout = ceiling if caller is None else min(caller, ceiling)
         try:
-            state = await _answer(context, wait(request.instanceId, fetch_payloads=fetch, timeout=timeout))
-        except TimeoutError:
-            client = await self._client(context)
-            if await client.get_orchestration_state(request.instanceId, fetch_payloads=False) is None:
+            await self._waits_of(client).wait(request.instanceId, reached, timeout)
+        except WaitTimedOut as exc:
+            if timeout < ceiling and exc.last is None:  # the shared poll's last read: no extra read
                 return pb.GetInstanceResponse(exists=False)
+            limit = "" if timeout < ceiling else f" (the sidecar's ceiling on a wait is {ceiling:g} s)"
             await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"instance {request.instanceId!r} did not {goal} in time"
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"instance {request.instanceId!r} did not {goal} in time{limit}",
             )
+        fetch = request.getInputsAndOutputs
+        state = await _answer(
+            context, client.get_orchestration_state(request.instanceId, fetch_payloads=fetch)
+        )
+        if state is None:  # purged in between
+            return pb.GetInstanceResponse(exists=False)
         return pb.GetInstanceResponse(
             exists=True, orchestrationState=tr.state_to_proto(state, payloads=fetch)
         )
@@ -330,11 +373,14 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     async def QueryInstances(
         self, request: pb.QueryInstancesRequest, context: grpc.aio.ServicerContext
     ) -> pb.QueryInstancesResponse:
+        """A page of at most ``max_page_size`` instances, trimmed to the reply size limit (the
+        page is read again at the size that fits, for the continuation token of the rest)."""
         client = await self._client(context)
         q = request.query
+        most = self._limits.max_page_size
 
-        async def query() -> Any:
-            return await client.query_orchestrations(
+        def query(size: int) -> Awaitable[Any]:
+            return client.query_orchestrations(
                 OrchestrationQuery(
                     created_time_from=tr.to_datetime(q.createdTimeFrom)
                     if q.HasField("createdTimeFrom")
@@ -342,19 +388,39 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                     created_time_to=tr.to_datetime(q.createdTimeTo) if q.HasField("createdTimeTo") else None,
                     runtime_status=[tr.status_from_proto(v) for v in q.runtimeStatus] or None,
                     instance_id_prefix=tr.text(q, "instanceIdPrefix") or None,
-                    page_size=min(q.maxInstanceCount, _MAX_PAGE) if q.maxInstanceCount > 0 else _MAX_PAGE,
+                    page_size=size,
                     fetch_inputs_and_outputs=q.fetchInputsAndOutputs,
                     continuation_token=tr.text(q, "continuationToken") or None,
                 )
             )
 
-        page = await _answer(context, query())
-        return pb.QueryInstancesResponse(
-            orchestrationState=[
-                tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs) for state in page.items
-            ],
-            continuationToken=tr.string_value(page.continuation_token),
+        page = await _answer(
+            context, query(min(q.maxInstanceCount, most) if q.maxInstanceCount > 0 else most)
         )
+        states = [tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs) for state in page.items]
+        fit = await self._fitting(context, states, "instance")
+        if fit < len(states):
+            page = await _answer(context, query(fit))
+            states = states[:fit]
+        return pb.QueryInstancesResponse(
+            orchestrationState=states, continuationToken=tr.string_value(page.continuation_token)
+        )
+
+    async def _fitting(self, context: grpc.aio.ServicerContext, items: list[Any], what: str) -> int:
+        """How many of ``items`` fit in one reply (at least one, or the call is refused)."""
+        budget, count = self._limits.max_reply_bytes - 1024, 0  # room for the token and framing
+        for item in items:
+            budget -= item.ByteSize() + 8
+            if budget < 0:
+                break
+            count += 1
+        if count == 0 and items:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"one {what} takes {items[0].ByteSize()} bytes, more than a reply may carry "
+                f"({self._limits.max_reply_bytes}); ask without inputs, outputs or state",
+            )
+        return count
 
     async def ListInstanceIds(
         self, request: pb.ListInstanceIdsRequest, context: grpc.aio.ServicerContext
@@ -368,7 +434,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         states = await _answer(
             context,
             client.get_all_orchestration_states(
-                OrchestrationQuery(runtime_status=[s for s in statuses if s.is_terminal], page_size=_MAX_PAGE)
+                OrchestrationQuery(runtime_status=[s for s in statuses if s.is_terminal], page_size=1000)
             ),
         )
         keys = sorted(
@@ -382,7 +448,10 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         if after:
             cursor = tuple(after.split(_KEY_SEPARATOR, 1))
             keys = [key for key in keys if key > cursor]
-        size = request.pageSize if request.pageSize > 0 else 100
+        limits = self._limits
+        size = (
+            min(request.pageSize, limits.max_page_size) if request.pageSize > 0 else limits.default_page_size
+        )
         page = keys[:size]
         last = _KEY_SEPARATOR.join(page[-1]) if page and len(keys) > size else None
         return pb.ListInstanceIdsResponse(
@@ -397,8 +466,10 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             request.instanceId, execution_id=tr.text(request, "executionId")
         )
         events = [tr.event_to_proto(e) for e in await _answer(context, history)]
-        for start in range(0, len(events), _HISTORY_CHUNK):
-            yield pb.HistoryChunk(events=events[start : start + _HISTORY_CHUNK])
+        while events:  # chunks of at most _HISTORY_CHUNK events, and within the reply size limit
+            count = await self._fitting(context, events[:_HISTORY_CHUNK], "history event")
+            chunk, events = events[:count], events[count:]
+            yield pb.HistoryChunk(events=chunk)
 
     # ------------------------------------------------------------------ entities
 
@@ -430,20 +501,36 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     ) -> pb.QueryEntitiesResponse:
         client = await self._client(context)
         q = request.query
-        size = q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else 100
-        query = EntityQuery(
-            instance_id_starts_with=tr.text(q, "instanceIdStartsWith") or None,
-            last_modified_from=tr.to_datetime(q.lastModifiedFrom) if q.HasField("lastModifiedFrom") else None,
-            last_modified_to=tr.to_datetime(q.lastModifiedTo) if q.HasField("lastModifiedTo") else None,
-            include_state=q.includeState,
-            include_transient=q.includeTransient,
-            page_size=min(size, _MAX_PAGE),
-            continuation_token=tr.text(q, "continuationToken") or None,
+        limits = self._limits
+        size = (
+            q.pageSize.value if q.HasField("pageSize") and q.pageSize.value > 0 else limits.default_page_size
         )
-        page = await _answer(context, client.query_entities(query))
+
+        def query(size: int) -> Awaitable[Any]:
+            return client.query_entities(
+                EntityQuery(
+                    instance_id_starts_with=tr.text(q, "instanceIdStartsWith") or None,
+                    last_modified_from=tr.to_datetime(q.lastModifiedFrom)
+                    if q.HasField("lastModifiedFrom")
+                    else None,
+                    last_modified_to=tr.to_datetime(q.lastModifiedTo)
+                    if q.HasField("lastModifiedTo")
+                    else None,
+                    include_state=q.includeState,
+                    include_transient=q.includeTransient,
+                    page_size=size,
+                    continuation_token=tr.text(q, "continuationToken") or None,
+                )
+            )
+
+        page = await _answer(context, query(min(size, limits.max_page_size)))
+        entities = [tr.entity_to_proto(e) for e in page.items]
+        fit = await self._fitting(context, entities, "entity")
+        if fit < len(entities):
+            page = await _answer(context, query(fit))
+            entities = entities[:fit]
         return pb.QueryEntitiesResponse(
-            entities=[tr.entity_to_proto(e) for e in page.items],
-            continuationToken=tr.string_value(page.continuation_token),
+            entities=entities, continuationToken=tr.string_value(page.continuation_token)
         )
 
     async def CleanEntityStorage(

@@ -135,3 +135,48 @@ async def test_closing_cancels_the_work_nobody_can_answer_any_more() -> None:
         d.complete(item.completionToken, "too late")
     with pytest.raises(asyncio.CancelledError):  # and so is work submitted after it
         await d.submit("activity", "c", None, _activity("c"))
+
+
+def _orchestration(instance_id: str) -> pb.WorkItem:
+    return pb.WorkItem(orchestratorRequest=pb.OrchestratorRequest(instanceId=instance_id))
+
+
+async def test_a_full_stream_queue_is_given_nothing_more() -> None:
+    d = WorkDispatcher(queue_limit=2)
+    unread = d.connect(_request())  # nothing takes its items off its queue
+    work = [asyncio.create_task(d.submit("activity", "a", None, _activity("a", i))) for i in range(3)]
+    await asyncio.sleep(0)
+    assert unread.items.qsize() == 2 and d.waiting == 1
+    reader = d.connect(_request())
+    assert (await _next(reader)).activityRequest.taskId == 2
+    for task in work:
+        task.cancel()
+
+
+async def test_a_stream_that_answers_nothing_past_the_deadline_is_dropped() -> None:
+    d = WorkDispatcher(item_timeout=0.2)
+    silent = d.connect(_request())
+    ended: list[int] = []
+    silent.on_drop = lambda: ended.append(silent.id)
+    pending = asyncio.create_task(d.submit("orchestration", "o", None, _orchestration("i1")))
+    stale = await _next(silent)
+    reader = d.connect(_request())
+    item = await _next(reader)  # after the deadline, from the dropped stream
+    assert ended == [silent.id] and silent.dropped and d.connected == 1
+    with pytest.raises(StaleCompletionError):
+        d.complete(stale.completionToken, "late")
+    d.complete(item.completionToken, "ok")
+    assert await pending == "ok"
+
+
+async def test_a_stream_that_answers_other_work_keeps_a_long_item() -> None:
+    d = WorkDispatcher(item_timeout=0.2)
+    busy = d.connect(_request())
+    long = asyncio.create_task(d.submit("orchestration", "o", None, _orchestration("long")))
+    first = await _next(busy)
+    short = asyncio.create_task(d.submit("orchestration", "o", None, _orchestration("short")))
+    d.complete((await _next(busy)).completionToken, "short")  # it answers: it is reading
+    await asyncio.sleep(0.4)
+    assert d.connected == 1 and busy.dropped is None
+    d.complete(first.completionToken, "long")
+    assert (await long, await short) == ("long", "short")
