@@ -72,6 +72,7 @@ class RemoteCode:
         )
         try:
             actions = tuple(tr.action_from_proto(a, sender=sender) for a in response.actions)
+            tr.check_action_ids(actions)
         except tr.TranslationError as exc:
             _LOG.error("instance %r: %s", work.instance_id, exc)
             return EpisodeDone(result=failed_episode(exc, next_id=work.next_action_id))

@@ -13,7 +13,7 @@ are timezone-aware UTC here and ``google.protobuf.Timestamp`` there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -574,6 +574,24 @@ def _action(kind: str | None, message: pb.OrchestratorAction, sender: EntitySend
         case None:
             raise TranslationError("an OrchestratorAction without an action")
     raise TranslationError(f"durablehub does not serve the {kind} action yet")
+
+
+def check_action_ids(actions: Sequence[Action]) -> None:
+    """An episode's new actions each record a history event under their id: two sharing one
+    would make one event stand for both on replay.
+
+    Raises:
+        TranslationError: two actions share an id (named).
+    """
+    seen: set[int] = set()
+    for n, action in enumerate(actions):
+        if isinstance(action, CompleteOrchestration):
+            continue
+        if action.id in seen:
+            raise TranslationError(
+                f"actions[{n}].id {action.id} is the id of an earlier action of the same answer"
+            )
+        seen.add(action.id)
 
 
 def _entity_id(path: str, value: str) -> str:

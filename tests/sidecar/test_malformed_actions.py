@@ -127,16 +127,28 @@ _MALFORMED: dict[str, tuple[pb.OrchestratorAction, str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(_MALFORMED))
+_MALFORMED_ANSWERS: dict[str, tuple[list[pb.OrchestratorAction], str]] = {
+    case: ([action], field) for case, (action, field) in _MALFORMED.items()
+}
+_MALFORMED_ANSWERS["two actions with one id"] = (
+    [
+        pb.OrchestratorAction(id=1, scheduleTask=pb.ScheduleTaskAction(name="A")),
+        pb.OrchestratorAction(id=1, scheduleTask=pb.ScheduleTaskAction(name="B")),
+    ],
+    "actions[1].id",
+)
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED_ANSWERS))
 def test_a_malformed_action_fails_its_instance_once_naming_the_field(
     case: str, raw_worker: RawWorker, sdk_client: dt_client.TaskHubGrpcClient
 ) -> None:
-    action, field = _MALFORMED[case]
+    actions, field = _MALFORMED_ANSWERS[case]
     iid = sdk_client.schedule_new_orchestration("Crafted", instance_id="crafted-1")
     item = raw_worker.next_for(iid, timeout=30)
     assert item is not None, "the sidecar never offered the episode"
     raw_worker.stub.CompleteOrchestratorTask(
-        pb.OrchestratorResponse(instanceId=iid, completionToken=item.completionToken, actions=[action]),
+        pb.OrchestratorResponse(instanceId=iid, completionToken=item.completionToken, actions=actions),
         timeout=10,
     )
     state = sdk_client.wait_for_orchestration_completion(iid, timeout=30)
