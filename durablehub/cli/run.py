@@ -116,8 +116,15 @@ def worker(
     settings = settings.model_copy(update={"retry_total": 3})
     start_metrics(metrics_port, metrics_host, settings)
 
+    supervisor = os.getppid() if PROCESS_ENV in os.environ else None
+
     def on_signal(signum: int) -> None:
         if stop.is_set():  # the second one: the user does not want to wait
+            if supervisor is not None and os.getppid() == supervisor:
+                # A signal to the whole process group (coreutils timeout, systemd's KillMode,
+                # Ctrl-C) reaches this child and then comes again from the supervisor: one stop.
+                # Forcing is the supervisor's job (a second signal to it kills its children).
+                return
             typer.echo(f"{signal.Signals(signum).name} again: exiting now, without finishing", err=True)
             exit_now(128 + signum)
         stop.set()
@@ -129,7 +136,8 @@ def worker(
         async with Worker(user_app, settings) as running:
             announce(f"worker {running.worker_id} running on task hub {settings.task_hub!r}; Ctrl-C stops it")
             await stop.wait()
-            announce("stopping: finishing in-flight work and releasing partitions (again to force) ...")
+            force = "" if supervisor is not None else " (again to force)"  # else: the supervisor forces
+            announce(f"stopping: finishing in-flight work and releasing partitions{force} ...")
         return running
 
     stop = asyncio.Event()

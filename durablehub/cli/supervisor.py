@@ -6,7 +6,10 @@ with its own worker id, so they balance the partitions through the blob leases e
 workers on different machines do. The supervisor only starts them, restarts one that dies
 (logged; a child that keeps dying within seconds of its start is restarted after a growing
 pause), forwards SIGTERM/Ctrl-C so that every child drains and releases its partitions, and
-exits at once (128 + signal) on a second signal. The children write to the supervisor's
+exits at once (128 + signal), killing the children, on a second signal. A signal sent to the
+whole process group (coreutils ``timeout``, systemd's default ``KillMode``, Ctrl-C in a
+terminal) reaches each child twice, directly and forwarded: a child under a supervisor takes
+that as one stop and leaves forcing to the supervisor. The children write to the supervisor's
 stdout and stderr, each log line tagged with its process number: one log.
 """
 

@@ -90,6 +90,45 @@ def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drain
         time.sleep(0.1)
 
 
+def test_one_sigterm_to_the_process_group_drains_every_process(hub: TaskHub, tmp_path: Path) -> None:
+    """coreutils ``timeout`` and systemd's default KillMode signal the whole group: each child
+    gets the group's SIGTERM and then the supervisor's forwarded one. That is one stop, not two."""
+    settings = hub.settings
+    assert settings.connection_string is not None
+    log = tmp_path / "supervisor.log"
+    with log.open("wb") as out:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "durablehub", "worker", "tests.e2e.apps:app", "--processes", "2"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "AzureWebJobsStorage": settings.connection_string.get_secret_value(),
+                "DURABLEHUB_TASK_HUB": settings.task_hub,
+                "DURABLEHUB_PARTITION_COUNT": str(settings.partition_count),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as under `timeout` or a systemd unit
+        )
+    try:
+        wait_until(lambda: len(owners(hub)) == 2, 90, "two worker processes owning partitions")
+        os.killpg(supervisor.pid, signal.SIGTERM)
+        assert supervisor.wait(timeout=90) == 0, log.read_text()
+        text = log.read_text()
+        assert "SIGTERM again" not in text and "again to force" not in text, text
+        assert "exit codes [0, 0]" in text, text
+        assert owners(hub) == set(), "every partition released on the way out"
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+        for pid in child_pids(log):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
 def test_a_bad_process_count_is_one_line() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "durablehub", "worker", "tests.e2e.apps:app", "--processes", "many"],
