@@ -90,6 +90,11 @@ class Task(ABC, Generic[T]):
         return self._is_complete
 
     @property
+    def is_completed(self) -> bool:
+        """Durable Functions' name of ``is_complete``."""
+        return self._is_complete
+
+    @property
     def is_failed(self) -> bool:
         """True if the task completed with a failure."""
         return self._exception is not None
@@ -155,16 +160,38 @@ class CompletableTask(Task[T]):
 
 
 class TimerTask(CompletableTask[None]):
-    """Completes when the durable timer fires (after every step of a chained long timer)."""
+    """Completes when the durable timer fires (after every step of a chained long timer).
+
+    ``cancel()`` is Durable Functions' timeout pattern (``if not timeout.is_completed:
+    timeout.cancel()``): the orchestration stops caring about the timer and may finish without
+    waiting for it. Nothing is recorded (the timer was created and still fires; replay calls
+    ``cancel()`` at the same point again), so a cancelled timer simply never completes: its
+    ``TimerFired`` is ignored and no further step of a long timer is created.
+    """
 
     def __init__(self, fire_at: datetime) -> None:
         super().__init__()
         self._fire_at = fire_at
+        self._cancelled = False
 
     @property
     def fire_at(self) -> datetime:
         """When the timer fires, as naive UTC."""
         return self._fire_at
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once ``cancel()`` has cancelled the timer."""
+        return self._cancelled
+
+    def cancel(self) -> bool:
+        """Stop waiting for the timer. Returns False, changing nothing, if it has already
+        fired (durabletask's ``cancel``; Durable Functions raises there, and its samples check
+        ``is_completed`` first, so both styles work)."""
+        if self._is_complete:
+            return False
+        self._cancelled = True
+        return True
 
 
 class RetryableTask(CompletableTask[T]):

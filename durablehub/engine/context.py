@@ -421,6 +421,8 @@ class ReplayContext(OrchestrationContext):
         timer = self._timers.pop(timer_id, None)
         if timer is None:
             return False
+        if timer.task is not None and timer.task.is_cancelled:
+            return True  # known and expected: the orchestration stopped waiting for it
         if timer.step_fire_at < timer.final_fire_at:
             timer.step_fire_at = min(timer.step_fire_at + LONG_TIMER_STEP, timer.final_fire_at)
             self._add_timer_step(timer)

@@ -33,7 +33,7 @@ from durablehub.engine.determinism import CONFIRMING_EVENTS
 from durablehub.engine.patches import patches_recorded
 from durablehub.errors import NonDeterminismError, OrchestrationStateError
 from durablehub.models import FailureDetails
-from durablehub.task import Orchestrator, Task
+from durablehub.task import Orchestrator, Task, TimerTask
 
 __all__ = ["EpisodeResult", "OrchestrationExecutor"]
 
@@ -266,6 +266,11 @@ class OrchestrationExecutor:
             raise TypeError(
                 f"orchestrator {self._ctx.name!r} yielded {yielded!r}; yield the tasks returned by "
                 "ctx.call_activity, ctx.create_timer, ..., when_all or when_any"
+            )
+        if isinstance(yielded, TimerTask) and yielded.is_cancelled:
+            raise ValueError(
+                f"orchestrator {self._ctx.name!r} yielded a cancelled timer, which never completes; "
+                "yield it before cancelling it, or do not cancel it"
             )
         self._awaiting = yielded
 

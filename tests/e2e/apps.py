@@ -100,6 +100,18 @@ def approval(ctx: dh.OrchestrationContext, timeout_seconds: int):
 
 
 @app.orchestrator
+def approval_cancelling_its_timer(ctx: dh.OrchestrationContext, timeout_seconds: int):
+    """Durable Functions' timeout sample, as written there: the timer is cancelled once the event wins."""
+    timeout_task = ctx.create_timer(timedelta(seconds=timeout_seconds))
+    event = ctx.wait_for_external_event("Approval")
+    winner = yield dh.when_any([event, timeout_task])
+    if not timeout_task.is_completed:
+        timeout_task.cancel()
+    approved = event.get_result() if winner is event else None
+    return {"approved": approved, "timer_cancelled": timeout_task.is_cancelled}
+
+
+@app.orchestrator
 def book_trip(ctx: dh.OrchestrationContext, spec: dict[str, str]):
     """A saga: book three things; if one fails, undo the ones that succeeded, in reverse."""
     log = spec["path"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,24 @@ def test_human_interaction_event_wins(client: DurableClient, two_workers: Worker
 def test_human_interaction_timeout_wins(client: DurableClient, two_workers: WorkerProcesses) -> None:
     state = run(client, "approval", 2)
     assert state.get_output() == {"approved": None, "timed_out": True}
+
+
+def test_a_cancelled_timer_does_not_hold_the_instance_and_its_late_firing_is_ignored(
+    client: DurableClient, workers: WorkerProcesses
+) -> None:
+    workers.start(1)
+    iid = client.schedule_new_orchestration("approval_cancelling_its_timer", input=3)
+    client.wait_for_orchestration_start(iid, timeout=30)
+    client.raise_orchestration_event(iid, "Approval", data="yes")
+    state = client.wait_for_orchestration_completion(iid, timeout=30)
+    assert state.runtime_status == DONE, (state.failure_details, workers.logs())
+    assert state.get_output() == {"approved": "yes", "timer_cancelled": True}
+    history = client.get_orchestration_history(iid)
+    time.sleep(5)  # the timer fires 3 s after the start, on a finished instance
+    after = client.get_orchestration_state(iid)
+    assert after is not None and after.runtime_status == DONE and after.get_output() == state.get_output()
+    assert len(client.get_orchestration_history(iid)) == len(history)
+    assert "Traceback" not in workers.logs()
 
 
 def test_event_raised_before_the_wait_is_kept(client: DurableClient, two_workers: WorkerProcesses) -> None:

@@ -17,6 +17,7 @@ from .simulator import Driver
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
 
 
 def completed(id: int, result: str | None) -> CompleteOrchestration:
@@ -124,6 +125,103 @@ def test_create_timer_refuses_other_types() -> None:
     completion = h.replay(orch, new=[h.started("Bad")]).completion
     assert completion is not None and completion.failure_details is not None
     assert completion.failure_details.error_type == "builtins.TypeError"
+
+
+# --- cancelled timers (Durable Functions' timeout pattern) ---
+
+
+def approval(ctx: OrchestrationContext, _: None):
+    timeout = ctx.create_timer(timedelta(hours=1))
+    approved = ctx.wait_for_external_event("Approval")
+    winner = yield when_any([approved, timeout])
+    if not timeout.is_completed:  # every Durable Functions sample of a timeout
+        timeout.cancel()
+    return "approved" if winner is approved else "timed out"
+
+
+def test_the_durable_functions_timeout_sample_completes_without_waiting_for_its_timer() -> None:
+    driver = Driver(approval)
+    assert driver.episode(h.started("Approval")).actions == (CreateTimer(id=0, fire_at=T0 + HOUR),)
+    done = driver.episode(h.event_raised("Approval", True), at=T0 + SECOND)
+    assert done.actions == (completed(1, '"approved"'),) and done.is_complete
+    # The timer still fires later; the finished instance ignores it.
+    late = driver.episode(h.timer_fired(0, T0 + HOUR), at=T0 + HOUR)
+    assert late.actions == () and late.is_complete
+
+
+def test_the_timeout_sample_times_out_when_its_timer_fires_first() -> None:
+    driver = Driver(approval)
+    driver.episode(h.started("Approval"))
+    done = driver.episode(h.timer_fired(0, T0 + HOUR), at=T0 + HOUR)
+    assert done.actions == (completed(1, '"timed out"'),)
+
+
+def test_a_cancelled_timer_never_completes_and_its_firing_is_ignored() -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    def orch(ctx: OrchestrationContext, _: None):
+        timer = ctx.create_timer(timedelta(hours=1))
+        yield ctx.call_activity("A")
+        cancelled = timer.cancel()
+        seen.append((cancelled, timer.is_cancelled))
+        yield ctx.wait_for_external_event("Done")
+        seen.append((timer.is_complete, timer.is_cancelled))
+        return "done"
+
+    driver = Driver(orch)
+    assert driver.episode(h.started("Cancel")).actions == (
+        CreateTimer(id=0, fire_at=T0 + HOUR),
+        ScheduleTask(id=1, name="A"),
+    )
+    assert driver.episode(h.task_completed(1), at=T0 + SECOND).actions == ()
+    fired = driver.episode(h.timer_fired(0, T0 + HOUR), at=T0 + HOUR)
+    assert fired.actions == () and not fired.is_complete
+    done = driver.episode(h.event_raised("Done"), at=T0 + 2 * HOUR)
+    assert done.actions == (completed(2, '"done"'),)
+    assert seen[-1] == (False, True)  # still not complete after its TimerFired
+    assert (True, True) in seen
+
+
+def test_a_cancelled_long_timer_chains_no_further_step() -> None:
+    def orch(ctx: OrchestrationContext, _: None):
+        nap = ctx.create_timer(timedelta(days=10))
+        yield ctx.call_activity("A")
+        nap.cancel()
+        yield ctx.wait_for_external_event("Done")
+        return "done"
+
+    driver = Driver(orch)
+    driver.episode(h.started("LongCancel"))
+    driver.episode(h.task_completed(1), at=T0 + SECOND)
+    step = driver.episode(h.timer_fired(0, T0 + 3 * DAY), at=T0 + 3 * DAY)
+    assert step.actions == ()  # no CreateTimer for days 3 to 6
+    assert driver.episode(h.event_raised("Done"), at=T0 + 4 * DAY).actions == (completed(2, '"done"'),)
+
+
+def test_cancelling_a_fired_timer_is_a_no_op_that_says_so() -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    def orch(ctx: OrchestrationContext, _: None):
+        timer = ctx.create_timer(timedelta(hours=1))
+        yield timer
+        seen.append((timer.cancel(), timer.is_cancelled))
+        return "done"
+
+    driver = Driver(orch)
+    driver.episode(h.started("Fired"))
+    assert driver.episode(h.timer_fired(0, T0 + HOUR), at=T0 + HOUR).actions == (completed(1, '"done"'),)
+    assert seen[-1] == (False, False)
+
+
+def test_waiting_on_a_cancelled_timer_fails_the_instance_saying_why() -> None:
+    def orch(ctx: OrchestrationContext, _: None):
+        timer = ctx.create_timer(timedelta(hours=1))
+        timer.cancel()
+        yield timer
+
+    completion = h.replay(orch, new=[h.started("WaitCancelled")]).completion
+    assert completion is not None and completion.failure_details is not None
+    assert "cancelled timer" in completion.failure_details.message
 
 
 # --- retries ---
