@@ -39,6 +39,7 @@ from durablehub.errors import (
 )
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
+from durablehub.runtime.unknown import UnknownFunctionStrategy
 from durablehub.settings import TaskHubSettings
 from durablehub.state import (
     OrchestrationIdReusePolicy,
@@ -101,6 +102,7 @@ __all__ = [
     "TaskFailedError",
     "TaskHubNotFoundError",
     "TaskHubSettings",
+    "UnknownFunctionStrategy",
     "VersionFailureStrategy",
     "VersionMatchStrategy",
     "VersioningOptions",

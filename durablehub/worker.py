@@ -69,7 +69,9 @@ class Worker:
         if versioning is not None:  # given here, it replaces the options' (and DURABLEHUB_*) fields
             self.options = self.options.with_versioning(versioning)
         self.code: UserCode = (
-            InProcessCode(app, self.options, max_payload_bytes=settings.max_payload_bytes)
+            InProcessCode(
+                app, self.options, max_payload_bytes=settings.max_payload_bytes, task_hub=settings.task_hub
+            )
             if isinstance(app, App)
             else app
         )

@@ -28,11 +28,11 @@ from datetime import timedelta
 from durablehub.engine import history as ev
 from durablehub.errors import PoisonMessageError
 from durablehub.models import FailureDetails
-from durablehub.runtime.hosting import UserCode
+from durablehub.runtime.hosting import InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
-from durablehub.runtime.retries import retry_transient
+from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import envelope, quarantine
 from durablehub.taskhub.aio.hub import AsyncTaskHub
@@ -160,6 +160,12 @@ class ActivityRunner:
         scheduled = item.message.event
         assert isinstance(scheduled, ev.TaskScheduled)  # checked by problem_on_work_items
         target = item.message.task_message.orchestration_instance  # type: ignore[union-attr]
+        if isinstance(self._code, InProcessCode) and self._code.rejects_activity(scheduled.name):
+            # No code for it here (runtime/unknown.py, REJECT): back to the queue for another worker.
+            delay = abandon_delay(self._options.abandon_delay_seconds, item.dequeue_count)
+            with contextlib.suppress(Exception):  # else it is visible again when its hold ends
+                await self._hub.work_items.update_visibility(item, timedelta(seconds=delay))
+            return
         holder = {"item": item}
         renewer = asyncio.create_task(self._keep_invisible(holder))
         try:

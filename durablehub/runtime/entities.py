@@ -113,9 +113,9 @@ class EntityRunner:
         try:
             target: Any = self._target_of(entity_id.entity)
             missing = ""
-        except LookupError as exc:
+        except LookupError as exc:  # the code host has said so once per name (runtime/unknown.py)
             target, missing = None, str(exc)
-            _LOG.warning("%s: %s", instance_id, missing)
+            _LOG.debug("%s: %s", instance_id, missing)
         now = datetime.now(UTC)
         batch = functools.partial(
             run_entity_batch,

@@ -32,7 +32,8 @@ from durablehub.errors import ActivityTimeoutError, OrchestratorTimeoutError
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.threads import UserCodeThreads
-from durablehub.runtime.versions import VersionGate
+from durablehub.runtime.unknown import UnknownFunctions, UnknownFunctionStrategy
+from durablehub.runtime.versions import EpisodeRejected, VersionGate
 from durablehub.task import ActivityContext
 from durablehub.taskhub.offload import async_in_thread, async_offload
 from durablehub.telemetry import tracing
@@ -144,16 +145,40 @@ class InProcessCode:
     left behind.
     """
 
-    def __init__(self, app: App, options: WorkerOptions, *, max_payload_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        options: WorkerOptions,
+        *,
+        max_payload_bytes: int | None = None,
+        task_hub: str | None = None,
+    ) -> None:
         self.app = app
         self._options = options
+        # Names the App lacks: failed or handed back (DURABLEHUB_UNKNOWN_FUNCTION_STRATEGY).
+        self.unknown = UnknownFunctions(options.unknown_function_strategy, task_hub=task_hub)
         self._max_payload_bytes = max_payload_bytes  # an activity's result above it fails its task
         self._codec = SizeLimitedCodec(JSON_CODEC, max_payload_bytes)  # and an orchestrator's payloads
         self.threads = UserCodeThreads("durablehub-orchestrator")  # entity batches share them
         self._activity_threads = UserCodeThreads("durablehub-activity")
 
     def entity_target(self, name: str) -> Any:
-        return self.app.get_entity(name).target
+        try:
+            return self.app.get_entity(name).target
+        except LookupError as exc:
+            if self.unknown.met("entity", name):
+                raise EpisodeRejected(str(exc), said=True) from None
+            raise
+
+    def rejects_activity(self, name: str) -> bool:
+        """True if the App has no activity ``name`` and its work items are to be handed back."""
+        if self.unknown.strategy is not UnknownFunctionStrategy.REJECT:
+            return False  # it runs, and fails naming what is registered
+        try:
+            self.app.get_activity(name)
+        except LookupError:
+            return self.unknown.met("activity", name)
+        return False
 
     def close(self) -> None:
         self.threads.close()
@@ -217,6 +242,8 @@ class InProcessCode:
         except UnknownVersionError:
             raise
         except LookupError as exc:
+            if self.unknown.met("orchestrator", name):
+                raise EpisodeRejected(str(exc), said=True) from None
             return _missing_orchestrator(str(exc))
 
     async def run_activity(
@@ -237,7 +264,11 @@ class InProcessCode:
         )
         name, text, limit = scheduled.name, scheduled.input, self._max_payload_bytes
         try:
-            registered = self.app.get_activity(name)
+            try:
+                registered = self.app.get_activity(name)
+            except LookupError:
+                self.unknown.met("activity", name)  # said once; the task fails naming what exists
+                raise
             # JSON of a large payload would stall the loop (and lease renewal): it runs on the
             # activity's thread, or on the codec pool for an async activity.
             if registered.is_async:

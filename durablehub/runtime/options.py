@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from durablehub.runtime.unknown import UnknownFunctionStrategy
 from durablehub.versioning import VersionFailureStrategy, VersioningOptions, VersionMatchStrategy
 
 
@@ -61,8 +62,13 @@ class WorkerOptions(BaseSettings):
     default_version: str | None = None
     version_match_strategy: VersionMatchStrategy = VersionMatchStrategy.NONE
     version_failure_strategy: VersionFailureStrategy = VersionFailureStrategy.REJECT
+    # An orchestration, activity or entity the App does not register (durablehub.runtime.unknown):
+    # fail it (the default) or reject it (hand it back for a worker that has the code).
+    unknown_function_strategy: UnknownFunctionStrategy = UnknownFunctionStrategy.FAIL
 
-    @field_validator("version_match_strategy", "version_failure_strategy", mode="before")
+    @field_validator(
+        "version_match_strategy", "version_failure_strategy", "unknown_function_strategy", mode="before"
+    )
     @classmethod
     def _any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

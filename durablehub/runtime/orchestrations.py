@@ -38,7 +38,7 @@ from durablehub.runtime.delivery import Delivery, Handovers
 from durablehub.runtime.entities import EntityRunner
 from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
-from durablehub.runtime.retries import retry_transient
+from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.runtime.rewinding import messages_for_children
 from durablehub.runtime.threads import UserCodeThreads
 from durablehub.runtime.versions import EpisodeRejected, VersionGate
@@ -202,6 +202,13 @@ class OrchestrationRunner:
         if is_entity_instance_id(instance_id):  # --- entities: durablehub.runtime.entities ---
             try:
                 delete, abandon = await self.entities.process(instance_id, messages, later)
+            except EpisodeRejected as rejected:  # no code for the entity here: nothing is written
+                _LOG.debug("handing back the messages of entity %r: %s", instance_id, rejected.reason)
+                dequeued = max(m.dequeue_count for m in messages)
+                delay = abandon_delay(self._options.abandon_delay_seconds, dequeued)
+                return EpisodeOutcome(
+                    delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay
+                )
             except Exception:
                 self.entities.cache.drop(instance_id)
                 raise
@@ -240,7 +247,7 @@ class OrchestrationRunner:
                     return EpisodeOutcome(delete=delete, abandon=abandon)
                 await self._rewind(state, rewind, later)
             except EpisodeRejected as rejected:
-                delay = self.versions.rejected(started, rejected.reason)
+                delay = self.versions.rejected(started, rejected.reason, said=rejected.said)
                 return EpisodeOutcome(
                     delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay
                 )
@@ -271,7 +278,7 @@ class OrchestrationRunner:
         except EpisodeRejected as rejected:  # the versioning policy: nothing is written
             started = new_start or state.started
             assert started is not None
-            delay = self.versions.rejected(started, rejected.reason)
+            delay = self.versions.rejected(started, rejected.reason, said=rejected.said)
             return EpisodeOutcome(delete=[], abandon=[m.message_id for m in messages], rejected_delay=delay)
         except CheckpointConflictError:
             _LOG.warning("instance %r was committed by another worker; abandoning this episode", instance_id)

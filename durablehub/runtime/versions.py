@@ -34,9 +34,10 @@ _REMEMBERED = 10_000  # instances whose rejections are counted (for the delay an
 class EpisodeRejected(Exception):
     """The episode must not run on this worker; its messages go back untouched."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, said: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.said = said  # already logged (once per name): not again per instance
 
 
 def version_failed_episode(reason: str, *, next_id: int) -> EpisodeResult:
@@ -70,17 +71,21 @@ class VersionGate:
             return version_failed_episode(reason, next_id=next_id)
         raise EpisodeRejected(reason)
 
-    def rejected(self, started: ev.ExecutionStarted, reason: str) -> int:
+    def rejected(self, started: ev.ExecutionStarted, reason: str, *, said: bool = False) -> int:
         """Note a rejection of ``started``'s execution; the seconds its messages stay hidden.
 
         The first rejection of an execution is logged as a warning, later ones at debug level:
-        a REJECT can last until the next deployment."""
+        a REJECT can last until the next deployment. ``said``: the caller has logged the cause
+        already (``durablehub.runtime.unknown``), so every rejection is at debug level."""
         instance = started.orchestration_instance
         execution, count = self._rejected.pop(instance.instance_id, (None, 0))
         count = count + 1 if execution == instance.execution_id else 1
         self._rejected[instance.instance_id] = (instance.execution_id, count)
         while len(self._rejected) > _REMEMBERED:
             self._rejected.popitem(last=False)
+        if said:
+            _LOG.debug("handing back the messages of instance %r: %s", instance.instance_id, reason)
+            return abandon_delay(self._base_delay, count)
         log = _LOG.warning if count == 1 else _LOG.debug
         log(
             "not running instance %r (orchestrator %r) on this worker: %s; its messages are handed "
