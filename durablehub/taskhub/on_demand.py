@@ -36,7 +36,7 @@ class Resource:
     missing_code: str
 
     def is_missing(self, exc: BaseException) -> bool:
-        """``exc`` says this resource does not exist (not a missing row, blob or message)."""
+        """``exc`` says this resource does not exist (not a missing row or message in it)."""
         return isinstance(exc, ResourceNotFoundError) and error_code(exc) == self.missing_code
 
     def still_missing(self) -> TaskHubNotFoundError:
@@ -72,6 +72,15 @@ def queue(name: str) -> Resource:
 
 def table(name: str) -> Resource:
     return Resource("table", name, "TableNotFound")
+
+
+def container(name: str) -> Resource:
+    return Resource("container", name, "ContainerNotFound")
+
+
+def blob(container: str, name: str) -> Resource:
+    """A blob the hub is made with (a partition's lease), not a payload that comes and goes."""
+    return Resource("blob", f"{container}/{name}", "BlobNotFound")
 
 
 def made_on_demand(resource: Resource, write: Callable[[], T], make: Callable[[], None]) -> T:
