@@ -32,6 +32,7 @@ from durablehub.runtime.hosting import InProcessCode, UserCode
 from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.resend import due_for_fresh_copy, send_fresh_copy
 from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import envelope, quarantine
@@ -66,6 +67,7 @@ class ActivityRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._poller = IdlePoller.of_worker(options)
         self.executed = 0
+        self.rejected = 0  # hand-backs of work items whose activity this worker lacks (REJECT)
         self.tracker = Tracker(hub.settings.task_hub)
         self.unfinished = 0  # activities still running when a stop gave up waiting for them
 
@@ -162,9 +164,8 @@ class ActivityRunner:
         target = item.message.task_message.orchestration_instance  # type: ignore[union-attr]
         if isinstance(self._code, InProcessCode) and self._code.rejects_activity(scheduled.name):
             # No code for it here (runtime/unknown.py, REJECT): back to the queue for another worker.
-            delay = abandon_delay(self._options.abandon_delay_seconds, item.dequeue_count)
-            with contextlib.suppress(Exception):  # else it is visible again when its hold ends
-                await self._hub.work_items.update_visibility(item, timedelta(seconds=delay))
+            self.rejected += 1
+            await self._hand_back_rejected(item)
             return
         holder = {"item": item}
         renewer = asyncio.create_task(self._keep_invisible(holder))
@@ -195,6 +196,23 @@ class ActivityRunner:
             await self._answer(holder, scheduled, target, response, time.monotonic() - began)
         finally:
             self._reporting -= 1
+
+    async def _hand_back_rejected(self, item: ReceivedMessage) -> None:
+        """Hand back a work item this worker has no code for; past half the poison limit as a
+        fresh copy (``runtime/resend.py``), so that it waits for a worker with the code however
+        long that takes instead of failing its task as a poison message."""
+        delay = abandon_delay(self._options.abandon_delay_seconds, item.dequeue_count)
+        queue = self._hub.work_items
+        if due_for_fresh_copy(item, self._options.max_dequeue_count) and await send_fresh_copy(
+            self._hub, queue, item, delay=delay
+        ):
+            try:
+                await retry_transient(lambda: queue.delete_message(item), what="deleting a work item")
+            except Exception as exc:  # the copy is then a duplicate: its instance drops the answer
+                outage_of(self._hub).failed(f"could not delete work item {item.message_id}", exc)
+            return
+        with contextlib.suppress(Exception):  # else it is visible again when its hold ends
+            await queue.update_visibility(item, timedelta(seconds=delay))
 
     async def _answer(
         self,

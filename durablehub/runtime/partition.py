@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.runtime.orchestrations import EpisodeOutcome, OrchestrationRunner
 from durablehub.runtime.outage import outage_of
 from durablehub.runtime.polling import IdlePoller
+from durablehub.runtime.resend import due_for_fresh_copy, send_fresh_copy
 from durablehub.runtime.retries import abandon_delay, retry_transient
 from durablehub.runtime.supervision import report_failure, supervise
 from durablehub.taskhub import quarantine
@@ -234,29 +234,18 @@ class ControlQueueProcessor:
             )
 
     async def _release_rejected(self, message_ids: list[str], *, delay: int) -> None:
-        """Hand back the messages of an episode the versioning policy rejected.
-
-        A rejection may last until the next deployment, and this process's count of deliberate
-        hand-backs does not travel with a partition: a message dequeued half the poison limit
-        is sent again as a fresh copy (same body, dequeue count 0) and the original deleted, so
-        that no worker ever takes it for a poison message. If the delete fails, the copy is a
-        duplicate, which the instance drops like any other redelivery."""
-        fresh_after = max(self._options.max_dequeue_count // 2, 1)
+        """Hand back the messages of an episode the versioning policy rejected. A rejection may
+        last until the next deployment, and this process's count of deliberate hand-backs does
+        not travel with a partition: past half the poison limit a message is sent again fresh
+        (``runtime/resend.py``)."""
         again: list[str] = []
         for message_id in message_ids:
             message = self._held.get(message_id)
-            if message is None or message.dequeue_count < fresh_after:
-                again.append(message_id)
-                continue
-            try:
-                await retry_transient(
-                    functools.partial(
-                        self._queue.send_raw, message.body, visible_after=timedelta(seconds=delay)
-                    ),
-                    what="sending a rejected message again",
-                )
-            except Exception as exc:
-                outage_of(self._hub).failed(f"could not send message {message_id} again", exc)
+            if (
+                message is None
+                or not due_for_fresh_copy(message, self._options.max_dequeue_count)
+                or not await send_fresh_copy(self._hub, self._queue, message, delay=delay)
+            ):
                 again.append(message_id)
                 continue
             await self._finish([message_id])

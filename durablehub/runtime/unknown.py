@@ -7,8 +7,9 @@ fails the instance, the activity's task or the entity's operations, naming what 
 ``REJECT`` hands the work back untouched, as the versioning REJECT strategy does
 (``durablehub.runtime.versions``): an orchestration's or entity's messages wait until a worker
 that has the code owns their partition (a partition's messages go to its owner only); an
-activity's work item goes back to the shared queue for any worker to take (after
-``max_dequeue_count`` hand-backs it goes to the poison queue and its task fails). Either way
+activity's work item goes back to the shared queue for any worker to take (past half
+``max_dequeue_count`` hand-backs as a fresh copy, ``runtime/resend.py``, so it is never taken
+for a poison message however long no worker has the code). Either way
 the worker says so once per name and task hub, not once per message.
 """
 

@@ -166,3 +166,34 @@ def test_reject_holds_the_operations_of_an_unknown_entity(
                 return found is not None and found.get_state() == 7
 
             _until(counted, "both signals run by the worker that has the entity")
+
+
+def test_reject_hands_an_unknown_activity_back_more_times_than_the_poison_limit(
+    settings: TaskHubSettings, client: DurableClient
+) -> None:
+    """Hand-backs count as dequeues: past half the limit the work item is sent again as a fresh
+    copy, so however long no worker has the code, it is never taken for a poison message."""
+    strict = dh.WorkerOptions(
+        max_poll_interval_seconds=0.2,
+        abandon_delay_seconds=0,
+        max_dequeue_count=2,
+        unknown_function_strategy="reject",
+    )
+    with Worker(without_code, settings, options=strict) as worker:
+        iid = client.schedule_new_orchestration("greet_loudly", input="cy")
+        runner = worker._activities  # type: ignore[union-attr]
+
+        def handed_back_eight_times() -> bool:
+            state = client.get_orchestration_state(iid)
+            assert state is not None and state.runtime_status is not dh.OrchestrationStatus.FAILED, (
+                state.failure_details if state else None
+            )
+            return runner is not None and runner.rejected >= 8
+
+        _until(handed_back_eight_times, "eight hand-backs of the unknown activity")
+    with TaskHub(settings) as hub:
+        assert hub.poison.peek().entries == [], "the unknown activity went to the poison queue"
+    with Worker(with_code, settings, options=FAST):
+        done = client.wait_for_orchestration_completion(iid, timeout=60)
+    assert done.runtime_status is dh.OrchestrationStatus.COMPLETED, done.failure_details
+    assert done.get_output() == "CY"
