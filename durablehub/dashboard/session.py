@@ -10,8 +10,8 @@ Signing out revokes the session: its id is kept (``RevokedSessions``) until the 
 have expired, so a copy of the cookie no longer works either. That list is the one server-side
 state, held by the process that served the sign-out: other processes behind the same balancer
 accept the copy until its expiry (changing the key ends it everywhere). It is bounded: only
-validly signed sessions enter it, and when ``MAX_REVOKED`` are held every session this process
-issued before then is refused (everyone signs in again) rather than one being forgotten.
+validly signed sessions enter it, and when ``MAX_REVOKED`` are held every session issued up to
+that second is refused (everyone signs in again) rather than one being forgotten.
 
 Forms carry a token equal to a second random cookie (the "double submit" pattern): a page of
 another site can make a browser post a form but can neither read nor set that cookie, so it
@@ -72,7 +72,7 @@ class RevokedSessions:
     def __init__(self, max_size: int = MAX_REVOKED) -> None:
         self.max_size = max_size
         self._expiries: dict[str, int] = {}
-        self._not_issued_before = 0  # after an overflow: every older session is refused
+        self._refused_issued_up_to = -1  # after an overflow: every session issued until then is refused
 
     def revoke(self, value: str | None, key: str, *, now: float | None = None) -> None:
         signed = _signed(value, key, now)
@@ -82,12 +82,14 @@ class RevokedSessions:
         self._expiries = {sid: exp for sid, exp in self._expiries.items() if exp >= at}
         if len(self._expiries) >= self.max_size:
             self._expiries.clear()
-            self._not_issued_before = at
+            self._refused_issued_up_to = at
         expires, session_id = signed
         self._expiries[session_id] = expires
 
     def revoked(self, expires: int, session_id: str) -> bool:
-        return session_id in self._expiries or expires - SESSION_SECONDS < self._not_issued_before
+        # <=: issue times are whole seconds, so one issued in the second of an overflow may
+        # have been revoked and cleared in it; it ends too (a sign-in then must be repeated).
+        return session_id in self._expiries or expires - SESSION_SECONDS <= self._refused_issued_up_to
 
 
 def session_valid(

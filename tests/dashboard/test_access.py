@@ -210,7 +210,18 @@ def test_the_revocation_list_is_bounded_and_never_forgets_a_revoked_session() ->
     revoked.revoke(session.new_session(KEY, now=1000), KEY, now=1001)  # full: older sessions all end
     for value in (first, second, third):
         assert not session.session_valid(value, KEY, now=1001, revoked=revoked)
-    assert session.session_valid(session.new_session(KEY, now=1001), KEY, now=1001, revoked=revoked)
+    assert session.session_valid(session.new_session(KEY, now=1002), KEY, now=1002, revoked=revoked)
+
+
+def test_an_overflow_in_the_second_a_session_was_issued_still_ends_it() -> None:
+    """Issue times are whole seconds: clearing the list must not bring back a session revoked
+    in the very second of the overflow."""
+    revoked = session.RevokedSessions(max_size=2)
+    first, second, third = (session.new_session(KEY, now=1000) for _ in range(3))
+    for value in (first, second, third):  # the third fills the list: cleared, all issued then end
+        revoked.revoke(value, KEY, now=1000)
+    for value in (first, second, third):
+        assert not session.session_valid(value, KEY, now=1000, revoked=revoked), value
 
 
 @pytest.mark.azurite
