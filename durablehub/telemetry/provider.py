@@ -59,7 +59,11 @@ def adopt_provider(provider: Any) -> bool:
     if RandomIdGenerator is None or not isinstance(generator, IdGenerator):
         return False
     if not isinstance(generator, DurableIdGenerator):
-        provider.id_generator = DurableIdGenerator(fallback=generator)
+        try:
+            provider.id_generator = DurableIdGenerator(fallback=generator)
+        except (AttributeError, TypeError):  # a subclass that makes it read-only: left as it is
+            _LOG.debug("could not give the tracer provider durablehub's id generator", exc_info=True)
+            return False
     return True
 
 

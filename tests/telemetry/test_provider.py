@@ -63,3 +63,27 @@ def test_a_start_without_a_trace_gets_a_new_one(spans) -> None:
     assert tc.parent_of(recorded.parent_trace_context).span_id == create.span_id  # type: ignore[union-attr]
     # Recorded once: the next episode's start is left as it is.
     assert starting_execution(recorded, now=now) is recorded
+
+
+def test_a_provider_whose_id_generator_cannot_be_replaced_is_left_alone() -> None:
+    """A provider subclass may make ``id_generator`` read-only: durablehub then makes its tracer
+    as it is (and warns once, at the first span it cannot pin) instead of failing every start."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from durablehub.telemetry.provider import adopt_provider
+
+    class FrozenIds(TracerProvider):
+        @property  # type: ignore[override]
+        def id_generator(self) -> object:
+            return self.__dict__["_ids"]
+
+        @id_generator.setter
+        def id_generator(self, value: object) -> None:
+            if "_ids" in self.__dict__:
+                raise AttributeError("id_generator is read-only")
+            self.__dict__["_ids"] = value
+
+    provider = FrozenIds()
+    own = provider.id_generator
+    assert adopt_provider(provider) is False
+    assert provider.id_generator is own
