@@ -136,8 +136,7 @@ def create_app(
 
 def request_credentials(http_settings: HttpSettings) -> RequestCredentials:
     """What lifts the content-type check of ``SameOriginWrites``: the credentials the API checks."""
-    key = http_settings.key.get_secret_value() if http_settings.auth == "key" and http_settings.key else None
-    return RequestCredentials(key=key, bearer=http_settings.auth == "entra")
+    return RequestCredentials(key=http_settings.auth == "key", bearer=http_settings.auth == "entra")
 
 
 def _install_dashboard(app: FastAPI, http_settings: HttpSettings) -> None:

@@ -13,7 +13,6 @@ Pure ASGI middlewares, installed by ``create_app`` (so an app that mounts it get
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -80,8 +79,9 @@ class SameOriginWrites:
     an ``Origin`` other than this server's are refused. Browsers that send neither are caught by
     the content type: a page of another site can send only the form types and text/plain
     without asking first (a CORS preflight, which this server never grants), so those are
-    refused unless the request carries credentials no browser attaches by itself: the key
-    (``x-functions-key``, or ``code=`` equal to it) or a bearer token, as ``credentials`` says.
+    refused unless the request carries credentials no browser attaches by itself: a key
+    (``x-functions-key``, or ``code=`` on the API's paths) or a bearer token, which the routes
+    then check, as ``credentials`` says.
     A browser's session cookie is not such a credential. Other types pass to the routes, which
     take an empty body as no input and read any other as JSON (``routes.json_body``). Under
     ``form_paths`` (the dashboard's own forms) URL-encoded forms are let through to routes that
@@ -126,7 +126,7 @@ class SameOriginWrites:
             media_type = content_type.decode("latin-1").split(";")[0].strip().lower()
             if forms and media_type == FORM_TYPE:
                 return None
-            if media_type in BROWSER_FORM_TYPES and not self.credentials.carried(scope):
+            if media_type in BROWSER_FORM_TYPES and not self.credentials.carried(scope, forms=forms):
                 return 400, (
                     f"the request body must be JSON sent as application/json (or no body), got "
                     f"content type {media_type!r}; another content type is read as JSON only from a "
@@ -137,27 +137,31 @@ class SameOriginWrites:
 
 class RequestCredentials:
     """Whether a request carries credentials that a browser never attaches by itself: with
-    ``key``, the ``x-functions-key`` header or a ``code`` query parameter equal to the key;
-    with ``bearer``, an ``Authorization`` header. The routes' authentication still checks them
-    (a wrong header key is a 401 there); a cookie never counts."""
+    ``key``, the ``x-functions-key`` header, or on the API's paths a ``code`` query parameter;
+    with ``bearer``, an ``Authorization: Bearer`` header. Only their presence counts here: the
+    routes' authentication compares them, and counts wrong keys against the client's limit
+    (``attempts``), so a request's content type never tells a right key from a wrong one. A
+    cookie never counts, nor Basic credentials (a browser resends those by itself), nor
+    ``code=`` on the dashboard's form paths, whose routes read no key from the URL."""
 
-    def __init__(self, *, key: str | None = None, bearer: bool = False) -> None:
-        self.key = key.encode() if key else None
+    def __init__(self, *, key: bool = False, bearer: bool = False) -> None:
+        self.key = key
         self.bearer = bearer
 
-    def carried(self, scope: Scope) -> bool:
+    def carried(self, scope: Scope, *, forms: bool = False) -> bool:
         headers = dict(scope["headers"])
-        if self.bearer and headers.get(b"authorization", b"").strip():
-            return True
-        if self.key is None:
+        if self.bearer:
+            scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return True
+        if not self.key:
             return False
         if headers.get(KEY_HEADER.encode(), b"").strip():
             return True  # a custom header: no page of another site can send it unasked
+        if forms:
+            return False
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        # A form's action URL can hold any code=: only the right key lifts the check.
-        return any(
-            hmac.compare_digest(code.encode(), self.key) for code in query.get(KEY_QUERY_PARAMETER, [])
-        )
+        return any(code.strip() for code in query.get(KEY_QUERY_PARAMETER, []))
 
 
 class ReadOnly:

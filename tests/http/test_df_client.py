@@ -339,19 +339,39 @@ async def test_bodies_as_the_functions_host_reads_them(served: str, durable: Asy
             assert started.status_code == 202, started.text
             state = await durable.wait_for_orchestration_completion(started.json()["id"], timeout=30)
             assert state.serialized_input == '"x"' and state.serialized_output == '"x!"'
-        # A form's action URL can hold any code=: a wrong one does not lift the check.
+        # A wrong code= is a wrong key, answered (and counted) by the route's key check.
         forged = await http.post(
             start,
             content=b'"x"',
             headers={"content-type": "text/plain", "x-functions-key": ""},
             params={"code": "wrong"},
         )
-        assert forged.status_code == 400 and "must be JSON sent as application/json" in forged.json()["error"]
+        assert forged.status_code == 401 and "the key is not valid" in forged.json()["error"], forged.text
         not_json = await http.post(
             start, content=b"a=1", headers={"content-type": "application/x-www-form-urlencoded"}
         )
         assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
         assert not_json.json()["ExceptionMessage"] == not_json.json()["error"]
+
+
+async def test_code_guesses_with_a_form_type_are_wrong_keys_and_rate_limited(
+    http_hub_settings: TaskHubSettings, tmp_path: Path
+) -> None:
+    """A ``code=`` on an API path lifts the content-type check whatever its value, so that the
+    route's key check compares it and counts a wrong one: the body's type is no key oracle.
+    On the dashboard's form paths ``code=`` lifts nothing, not even the right key."""
+    env = {"DURABLEHUB_HTTP_KEY": KEY, "DURABLEHUB_HTTP_KEY_FAILURES_PER_MINUTE": "3"}
+    with serving(http_hub_settings, tmp_path / "limited.log", **env) as base:
+        plain = {"content-type": "text/plain"}
+        async with httpx.AsyncClient(base_url=base, headers=plain) as http:
+            form = await http.post("/dashboard/instances/x/terminate", content=b"{}", params={"code": KEY})
+            assert form.status_code == 400 and "application/json" in form.json()["error"], form.text
+            url = f"{API}/instances/x/terminate"
+            guesses = [await http.post(url, content=b"{}", params={"code": f"guess{i}"}) for i in range(4)]
+            assert [g.status_code for g in guesses] == [401, 401, 401, 429], [g.text for g in guesses]
+            assert "too many wrong keys" in guesses[-1].json()["error"]
+            right = await http.post(url, content=b"{}", params={"code": KEY})
+            assert right.status_code == 429, right.text  # held back, right key or not
 
 
 async def test_a_browser_cookie_does_not_lift_the_content_type_check(served: str) -> None:
@@ -405,3 +425,6 @@ async def test_a_bearer_token_lifts_the_content_type_check_and_is_still_checked(
             url, content=b'"x"', headers={**plain, "Authorization": "Bearer not-a-token"}
         )
         assert carried.status_code == 401, carried.text  # past the content-type check, not past the token's
+        # Basic credentials a browser resends by itself are no bearer token.
+        basic = await http.post(url, content=b'"x"', headers={**plain, "Authorization": "Basic dTpw"})
+        assert basic.status_code == 400 and "application/json" in basic.json()["error"], basic.text
