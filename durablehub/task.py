@@ -128,6 +128,11 @@ class Task(ABC, Generic[T]):
             raise ValueError("the task has not failed")
         return self._exception
 
+    def _never_completes(self) -> bool:
+        """True if waiting on this task would never end: a cancelled timer, or a composite that
+        needs one (the engine fails the instance rather than leave it waiting silently)."""
+        return False
+
     def _settle(self, result: Any, exception: TaskFailedError | None) -> None:
         if self._is_complete:
             raise ValueError("the task has already completed")
@@ -166,7 +171,8 @@ class TimerTask(CompletableTask[None]):
     timeout.cancel()``): the orchestration stops caring about the timer and may finish without
     waiting for it. Nothing is recorded (the timer was created and still fires; replay calls
     ``cancel()`` at the same point again), so a cancelled timer simply never completes: its
-    ``TimerFired`` is ignored and no further step of a long timer is created.
+    ``TimerFired`` is ignored and no further step of a long timer is created. Yielding it, or a
+    ``when_all`` (or all-timer ``when_any``) that needs it, fails the instance saying so.
     """
 
     def __init__(self, fire_at: datetime) -> None:
@@ -192,6 +198,9 @@ class TimerTask(CompletableTask[None]):
             return False
         self._cancelled = True
         return True
+
+    def _never_completes(self) -> bool:
+        return self._cancelled and not self._is_complete
 
 
 class RetryableTask(CompletableTask[T]):
@@ -255,6 +264,9 @@ class WhenAllTask(CompositeTask[list[T]]):
         else:
             self._settle([t.get_result() for t in self._tasks], None)
 
+    def _never_completes(self) -> bool:
+        return not self._is_complete and any(t._never_completes() for t in self._tasks)
+
 
 class WhenAnyTask(CompositeTask[Task[T]]):
     """Completes when the first child does; its result is that child task (not its value)."""
@@ -267,6 +279,9 @@ class WhenAnyTask(CompositeTask[Task[T]]):
     def _on_child_completed(self, child: Task[Any]) -> None:
         if not self._is_complete:
             self._settle(child, None)
+
+    def _never_completes(self) -> bool:  # another child may still complete it
+        return not self._is_complete and all(t._never_completes() for t in self._tasks)
 
 
 def when_all(tasks: Sequence[Task[T]]) -> WhenAllTask[T]:

@@ -33,7 +33,7 @@ from durablehub.engine.determinism import CONFIRMING_EVENTS
 from durablehub.engine.patches import patches_recorded
 from durablehub.errors import NonDeterminismError, OrchestrationStateError
 from durablehub.models import FailureDetails
-from durablehub.task import Orchestrator, Task, TimerTask
+from durablehub.task import Orchestrator, Task, WhenAllTask, WhenAnyTask
 
 __all__ = ["EpisodeResult", "OrchestrationExecutor"]
 
@@ -267,9 +267,12 @@ class OrchestrationExecutor:
                 f"orchestrator {self._ctx.name!r} yielded {yielded!r}; yield the tasks returned by "
                 "ctx.call_activity, ctx.create_timer, ..., when_all or when_any"
             )
-        if isinstance(yielded, TimerTask) and yielded.is_cancelled:
+        if yielded._never_completes():
+            what = "a cancelled timer"
+            if isinstance(yielded, WhenAllTask | WhenAnyTask):
+                what = f"{'when_all' if isinstance(yielded, WhenAllTask) else 'when_any'} that needs {what}"
             raise ValueError(
-                f"orchestrator {self._ctx.name!r} yielded a cancelled timer, which never completes; "
+                f"orchestrator {self._ctx.name!r} yielded {what}, which never completes; "
                 "yield it before cancelling it, or do not cancel it"
             )
         self._awaiting = yielded

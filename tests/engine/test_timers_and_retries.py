@@ -9,7 +9,7 @@ import pytest
 from durablehub.engine import history as ev
 from durablehub.engine.actions import CompleteOrchestration, CreateSubOrchestration, CreateTimer, ScheduleTask
 from durablehub.models import FailureDetails, OrchestrationStatus
-from durablehub.task import OrchestrationContext, RetryPolicy, TaskFailedError, when_any
+from durablehub.task import OrchestrationContext, RetryPolicy, TaskFailedError, when_all, when_any
 from durablehub.testing import history as h
 from durablehub.testing.history import T0
 
@@ -222,6 +222,39 @@ def test_waiting_on_a_cancelled_timer_fails_the_instance_saying_why() -> None:
     completion = h.replay(orch, new=[h.started("WaitCancelled")]).completion
     assert completion is not None and completion.failure_details is not None
     assert "cancelled timer" in completion.failure_details.message
+
+
+def _waits_on(build):  # type: ignore[no-untyped-def]
+    def orch(ctx: OrchestrationContext, _: None):
+        timer = ctx.create_timer(timedelta(hours=1))
+        timer.cancel()
+        yield build(ctx, timer)
+        return "done"
+
+    return orch
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda ctx, timer: when_all([ctx.call_activity("A"), timer]),
+        lambda ctx, timer: when_any([timer]),
+        lambda ctx, timer: when_any([when_all([timer]), timer]),
+        lambda ctx, timer: when_all([when_any([timer]), ctx.call_activity("A")]),
+    ],
+    ids=["when_all", "when_any_of_it_alone", "nested_any_of_all", "nested_all_of_any"],
+)
+def test_waiting_on_a_cancelled_timer_inside_when_all_or_when_any_fails_the_same_way(build) -> None:  # type: ignore[no-untyped-def]
+    completion = h.replay(_waits_on(build), new=[h.started("WaitCancelled")]).completion
+    assert completion is not None and completion.failure_details is not None, "the instance waits forever"
+    assert "cancelled timer" in completion.failure_details.message
+
+
+def test_when_any_over_a_cancelled_timer_and_another_task_completes_with_the_other() -> None:
+    orch = _waits_on(lambda ctx, timer: when_any([timer, ctx.wait_for_external_event("Go")]))
+    driver = Driver(orch)
+    assert driver.episode(h.started("AnyCancelled")).actions == (CreateTimer(id=0, fire_at=T0 + HOUR),)
+    assert driver.episode(h.event_raised("Go"), at=T0 + SECOND).actions == (completed(1, '"done"'),)
 
 
 # --- retries ---
