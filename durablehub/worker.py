@@ -123,11 +123,7 @@ class Worker:
             hub, delivery = self._hub, self._delivery
             if self._balancer is not None or hub is None or delivery is None:
                 return
-            activities = self._activities = ActivityRunner(
-                self.code, hub, self.options, report=delivery.to_instance
-            )
-            delivery.activities = activities
-            balancer = self._balancer = PartitionBalancer(
+            balancer = PartitionBalancer(
                 hub,
                 self.options,
                 self.worker_id,
@@ -135,7 +131,16 @@ class Worker:
                 on_lost=self._lost,
                 on_drain=self._drain,
             )
-            await balancer.balance()  # own partitions before returning: the first start is quick
+            try:
+                await balancer.balance()  # own partitions before returning: the first start is quick
+            except BaseException:
+                # Active only once it all runs: a retry must find nothing half done, and what
+                # this pass took (leases nobody would renew, their processors) goes back now.
+                await asyncio.shield(balancer.stop())
+                raise
+            activities = ActivityRunner(self.code, hub, self.options, report=delivery.to_instance)
+            self._balancer, self._activities = balancer, activities
+            delivery.activities = activities
             balancer.start()
             activities.start()
 
