@@ -84,9 +84,10 @@ def sidecar(
     history export, and the entity RPCs; hub creation/deletion answer UNIMPLEMENTED. Only the
     hub (and --task-hubs) is served. Partitions are taken while an SDK worker is connected.
 
-    Beyond loopback it needs TLS (--tls-cert/--tls-key, --tls-client-ca for mutual TLS) or a
-    bearer token (DURABLEHUB_SIDECAR_TOKEN or --token-file) that every call must send as
-    'authorization: Bearer <token>' metadata; it refuses to start otherwise. Ctrl-C or SIGTERM
+    Beyond loopback it needs callers authenticated: a bearer token (DURABLEHUB_SIDECAR_TOKEN
+    or --token-file) that every call must send as 'authorization: Bearer <token>' metadata, or
+    mutual TLS (--tls-cert/--tls-key with --tls-client-ca); TLS without a client CA only
+    encrypts, so it needs the token too. It refuses to start otherwise. Ctrl-C or SIGTERM
     stops it gracefully.
     """
     try:

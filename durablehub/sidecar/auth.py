@@ -4,7 +4,8 @@ Two means, either or both: TLS (``TlsFiles``: the server's certificate and key, 
 client CA, mutual TLS), and a shared bearer token checked on every call (``TokenInterceptor``:
 the ``authorization: Bearer <token>`` metadata that plain durabletask clients and workers send
 with ``metadata=[("authorization", "Bearer ...")]``). ``check_exposure`` refuses an interface
-other than loopback with neither, as ``durablehub serve`` refuses one without a key.
+other than loopback unless callers are authenticated -- by the token or by mutual TLS; server-only
+TLS encrypts but lets anyone in -- as ``durablehub serve`` refuses one without a key.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TypeVar
 
 from durablehub.errors import ConfigurationError
 from durablehub.http.hosts import is_loopback
-from durablehub.sidecar.health import HEALTH_METHODS
+from durablehub.sidecar.health import HEALTH_CHECK
 from durablehub.sidecar.protocol import grpc
 
 __all__ = ["TOKEN_ENV", "TlsFiles", "TokenInterceptor", "check_exposure", "read_token"]
@@ -74,29 +75,33 @@ def read_token(text: str | None, *, source: str) -> str | None:
 
 
 def check_exposure(host: str, *, token: str | None, tls: TlsFiles | None) -> None:
-    """Refuse to listen beyond loopback with neither TLS nor a token.
+    """Refuse to listen beyond loopback without authenticating callers: a token or mutual TLS
+    (server-only TLS encrypts, but any client that trusts the certificate gets in).
 
     Raises:
         ConfigurationError: what to set instead.
     """
-    if is_loopback(host) or token or tls:
+    if is_loopback(host) or token or (tls is not None and tls.client_ca is not None):
         return
+    how = "over TLS" if tls is not None else "in plain text"
     raise ConfigurationError(
-        f"the sidecar would take any call on {host} unauthenticated and in plain text: listen on "
-        f"loopback (127.0.0.1), or set {TOKEN_ENV} (or --token-file) for a bearer token checked "
-        "on every call, and/or --tls-cert and --tls-key (with --tls-client-ca for mutual TLS)"
+        f"the sidecar would take any call on {host} unauthenticated ({how}): listen on loopback "
+        f"(127.0.0.1), or set {TOKEN_ENV} (or --token-file) for a bearer token checked on every "
+        "call, or --tls-cert, --tls-key and --tls-client-ca for mutual TLS (TLS without a client "
+        "CA encrypts but authenticates nobody: add a token to it)"
     )
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
-    """Every call but health probes must carry ``authorization: Bearer <token>``; any other is
-    answered UNAUTHENTICATED before it reaches the service. Compared in constant time."""
+    """Every call but the health probe (``Check``) must carry ``authorization: Bearer <token>``;
+    any other is answered UNAUTHENTICATED before it reaches the service. Compared in constant
+    time. ``Watch`` is not exempt: it is a stream held open, which no call cap counts."""
 
     def __init__(self, token: str) -> None:
         self._expected = token.encode()
 
     def _allowed(self, details: grpc.HandlerCallDetails) -> bool:
-        if (details.method or "").startswith(HEALTH_METHODS):  # probes send no metadata
+        if details.method == HEALTH_CHECK:  # probes send no metadata
             return True
         for key, value in details.invocation_metadata or ():
             if key != _AUTHORIZATION:

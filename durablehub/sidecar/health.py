@@ -3,8 +3,8 @@
 SERVING once the sidecar is ready (an SDK worker is connected to every hub it serves, so its
 partitions are taken), NOT_SERVING before and after, for the whole server ("") and for
 ``TaskHubSidecarService``. Kubernetes' gRPC probe and ``grpc_health_probe`` call it without
-metadata, so the bearer token is not asked of it (``auth.TokenInterceptor``); it tells nothing
-about the hubs' data.
+metadata, so the bearer token is not asked of ``Check`` (``auth.TokenInterceptor``; it tells
+nothing about the hubs' data); ``Watch``, a stream held open, needs the token.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[i
 
 from durablehub.sidecar.protocol import SERVICE_NAME, grpc
 
-__all__ = ["HEALTH_METHODS", "Health"]
+__all__ = ["HEALTH_CHECK", "Health"]
 
-HEALTH_METHODS = "/grpc.health.v1.Health/"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"  # the probe; Watch (a stream) is not exempt
 
 
 class Health:

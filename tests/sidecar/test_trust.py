@@ -1,7 +1,8 @@
 """The sidecar's trust boundary, run as ``durablehub sidecar`` processes and called with the
-unmodified durabletask SDK over real sockets: beyond loopback it refuses to start without TLS or
-a bearer token; with a token every call without it is UNAUTHENTICATED; with TLS (and mutual TLS)
-only clients that trust its certificate (and present one it trusts) get through; a second
+unmodified durabletask SDK over real sockets: beyond loopback it refuses to start without a
+bearer token or mutual TLS (server-only TLS authenticates nobody); with a token every call without
+it is UNAUTHENTICATED; with TLS (and mutual TLS) only clients that trust its certificate (and
+present one it trusts) get through; a second
 sidecar on a taken port fails instead of sharing it."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.sidecar import sdk_apps
 from tests.telemetry.processes import durablehub_process
 
 TOKEN = "s3cret-token-of-the-test"
+TOKEN_ENV = {"DURABLEHUB_SIDECAR_TOKEN": TOKEN}  # server-only TLS needs it beyond loopback
 
 
 def _wait_serving(process: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> None:
@@ -102,6 +104,11 @@ def test_a_token_is_checked_on_every_call(settings: TaskHubSettings, tmp_path: P
         with grpc.insecure_channel(address) as channel:  # probes need no token
             probe = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert probe.status == health_pb2.HealthCheckResponse.NOT_SERVING  # no SDK worker yet
+        with grpc.insecure_channel(address) as channel:  # but a long-lived Watch stream does
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+            with pytest.raises(grpc.RpcError) as watching:
+                next(watch)
+            assert watching.value.code() == grpc.StatusCode.UNAUTHENTICATED, watching.value
         with grpc.insecure_channel(address) as channel:  # a rogue worker stream
             stream = stubs.TaskHubSidecarServiceStub(channel).GetWorkItems(
                 pb.GetWorkItemsRequest(), timeout=10
@@ -160,13 +167,31 @@ def _certificate(
     return cert_path, key_path, cert, key
 
 
-def test_tls_and_mutual_tls_with_the_sdk(settings: TaskHubSettings, tmp_path: Path) -> None:
+def test_server_only_tls_beyond_loopback_is_refused(settings: TaskHubSettings, tmp_path: Path) -> None:
+    """Server-only TLS encrypts but authenticates nobody: beyond loopback it needs a token or a
+    client CA as well."""
+    server_crt, server_key, _, _ = _certificate(tmp_path, "localhost")
+    code, output = _exits(
+        settings,
+        tmp_path,
+        *("--host", "0.0.0.0", "--port", str(free_port())),
+        *("--tls-cert", str(server_crt), "--tls-key", str(server_key)),
+    )
+    assert code not in (None, 0), f"the sidecar served 0.0.0.0 with TLS but no authentication:\n{output}"
+    assert "DURABLEHUB_SIDECAR_TOKEN" in output and "--tls-client-ca" in output, output
+    with TaskHub(settings) as hub:
+        assert hub.leases.read_task_hub_info() is None, "a refused sidecar must not make its hub"
+
+
+def test_tls_with_a_token_and_mutual_tls_with_the_sdk(settings: TaskHubSettings, tmp_path: Path) -> None:
     server_crt, server_key, _, _ = _certificate(tmp_path, "localhost")
     ca_crt, _, ca, ca_key = _certificate(tmp_path, "test-ca", ca=True)
     client_crt, client_key, _, _ = _certificate(tmp_path, "sdk-client", issuer=(ca, ca_key))
     tls = ["--host", "0.0.0.0", "--tls-cert", str(server_crt), "--tls-key", str(server_key)]
     trusted = grpc.ssl_channel_credentials(root_certificates=server_crt.read_bytes())
-    with _sidecar(settings, tmp_path, *tls) as (port, _, _):
+    # The token rides on the TLS channel as call credentials ("authorization: Bearer <token>").
+    with_token = grpc.composite_channel_credentials(trusted, grpc.access_token_call_credentials(TOKEN))
+    with _sidecar(settings, tmp_path, *tls, DURABLEHUB_SIDECAR_TOKEN=TOKEN) as (port, _, _):
         address = f"localhost:{port}"
         plain = dt_client.TaskHubGrpcClient(host_address=address)
         try:
@@ -175,9 +200,18 @@ def test_tls_and_mutual_tls_with_the_sdk(settings: TaskHubSettings, tmp_path: Pa
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         finally:
             plain.close()
-        sdk = sdk_apps.register(dt_worker.TaskHubGrpcWorker(channel=grpc.secure_channel(address, trusted)))
+        tokenless = dt_client.TaskHubGrpcClient(channel=grpc.secure_channel(address, trusted))
+        try:
+            with pytest.raises(grpc.RpcError) as refused:  # TLS alone proves nothing of the caller
+                tokenless.get_orchestration_state("x")
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            tokenless.close()
+        sdk = sdk_apps.register(
+            dt_worker.TaskHubGrpcWorker(channel=grpc.secure_channel(address, with_token))
+        )
         sdk.start()
-        client = dt_client.TaskHubGrpcClient(channel=grpc.secure_channel(address, trusted))
+        client = dt_client.TaskHubGrpcClient(channel=grpc.secure_channel(address, with_token))
         try:
             assert _run_one(client).runtime_status == dt_client.OrchestrationStatus.COMPLETED
         finally:
@@ -220,8 +254,8 @@ def test_a_second_sidecar_on_a_taken_port_fails(settings: TaskHubSettings, tmp_p
     [
         (["--tls-cert", "{dir}/server.crt"], {}, "TLS needs both --tls-cert and --tls-key"),
         (["--tls-client-ca", "{dir}/server.crt"], {}, "--tls-client-ca needs --tls-cert and --tls-key"),
-        (["--tls-cert", "{dir}/missing.crt", "--tls-key", "{dir}/server.crt"], {}, "cannot read --tls-cert"),
-        (["--tls-cert", "{dir}/token", "--tls-key", "{dir}/server.crt"], {}, "is not a PEM file"),
+        (["--tls-cert", "{dir}/missing.crt", "--tls-key", "{dir}/server.crt"], TOKEN_ENV, "cannot read --tls-cert"),
+        (["--tls-cert", "{dir}/token", "--tls-key", "{dir}/server.crt"], TOKEN_ENV, "is not a PEM file"),
         ([], {"DURABLEHUB_SIDECAR_TOKEN": "short"}, "shorter than 16 characters"),
         (["--token-file", "{dir}/empty"], {}, "is empty"),
         (["--token-file", "{dir}/token"], {"DURABLEHUB_SIDECAR_TOKEN": TOKEN}, "use one"),
