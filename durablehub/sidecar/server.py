@@ -10,10 +10,11 @@ clients) names any other is refused (PERMISSION_DENIED), so no call makes a hub.
 
 A hub's worker starts in standby: it takes partitions and work items only while at least one
 SDK worker is connected to run their code (the first ``GetWorkItems`` stream activates it, a
-balance pass at once; the last one leaving releases them), so a sidecar never holds instances
-that nothing can run. The sidecar is ``ready`` while every hub it serves has a worker.
+balance pass at once; the last one leaving releases them unless another connects within
+``STANDBY_DELAY_SECONDS``), so a sidecar never holds instances that nothing can run for long.
+The sidecar is ``ready`` while every hub it serves has a worker.
 
-Who may call is ``auth``: TLS and/or a bearer token, required beyond loopback.
+Who may call is ``auth``: beyond loopback, a bearer token or mutual TLS.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ HUB_METADATA = "taskhub"
 # the activities get this long to finish what they are committing, then their messages go back.
 _STANDBY_DRAIN_SECONDS = 1.0
 _RETRY_SECONDS = 1.0  # after a failed activation or release (storage unreachable, ...)
+# The last SDK worker leaving gives the partitions back only if none connects within this long:
+# a worker restarting or a stream's blip must not release everything and cancel work in flight.
+STANDBY_DELAY_SECONDS = 5.0
 
 
 @dataclass
@@ -243,8 +247,12 @@ class Sidecar:
         while True:
             await hub.changed.wait()
             hub.changed.clear()
+            if self._health is not None:  # ready follows the connected workers at once
+                await self._health.set_ready(self.ready)
             wanted = hub.dispatcher.connected > 0
             if wanted == hub.active:
+                continue
+            if not wanted and await self._reconnected(hub):
                 continue
             started = time.monotonic()
             switch = (
@@ -280,6 +288,24 @@ class Sidecar:
                     name,
                     time.monotonic() - started,
                 )
+
+    async def _reconnected(self, hub: _Hub) -> bool:
+        """Whether an SDK worker connects to ``hub`` within ``STANDBY_DELAY_SECONDS``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STANDBY_DELAY_SECONDS
+        while hub.dispatcher.connected == 0:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hub.changed.wait(), left)
+            hub.changed.clear()
+        if self._health is not None:
+            await self._health.set_ready(self.ready)
+        _LOG.info(
+            "sidecar: an SDK worker reconnected to hub %r; its partitions are kept", hub.settings.task_hub
+        )
+        return True
 
     @property
     def ready(self) -> bool:

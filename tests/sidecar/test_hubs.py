@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from durablehub.settings import TaskHubSettings
 from durablehub.sidecar import Sidecar
+from durablehub.sidecar.server import STANDBY_DELAY_SECONDS
 from durablehub.taskhub.hub import TaskHub
 from tests.conftest import new_hub_name
 from tests.sidecar import sdk_apps
@@ -121,9 +122,17 @@ def test_partitions_are_taken_while_a_worker_is_connected_and_given_back_after(
     assert done is not None and done.runtime_status == dt_client.OrchestrationStatus.COMPLETED
 
     sdk.stop()
-    _until(lambda: _leased(settings) == [], "the leases to be released after the last worker left")
-    _until(lambda: not sidecar.ready, "the sidecar to say it is not ready")
-    assert worker.owned_partitions == [] and _health(address) == "NOT_SERVING"
+    _until(lambda: not sidecar.ready, "the sidecar to say it is not ready", seconds=10)
+    assert _health(address) == "NOT_SERVING"  # at once, not after the standby delay
+    # Given back once no worker reconnected within the standby delay.
+    left = time.monotonic()
+    _until(
+        lambda: _leased(settings) == [],
+        "the leases to be released after the last worker left",
+        seconds=STANDBY_DELAY_SECONDS + 30,
+    )
+    print(f"leases released {time.monotonic() - left:.2f} s after the last worker left")
+    assert worker.owned_partitions == []
 
 
 def test_a_sidecar_stopped_with_a_worker_connected_releases_its_partitions(settings: TaskHubSettings) -> None:
@@ -137,3 +146,37 @@ def test_a_sidecar_stopped_with_a_worker_connected_releases_its_partitions(setti
             assert _leased(settings) == [], "a stop must release the leases, not leave them to expire"
         finally:
             sdk.stop()
+
+
+def test_a_worker_reconnecting_at_once_keeps_the_partitions(
+    sidecar: Sidecar, sdk_worker: SdkWorkerFactory, settings: TaskHubSettings
+) -> None:
+    """The last stream ending for a moment (an SDK worker restarting, a network blip) does not
+    give everything back and cancel the work in flight: standby waits for a reconnect first."""
+    worker = sidecar.worker
+    assert worker is not None
+    first = sdk_apps.register(sdk_worker())
+    first.start()
+    _until(lambda: sidecar.ready, "the sidecar to be ready")
+    fewest = [settings.partition_count]
+    watching = threading.Event()
+
+    def watch() -> None:  # the fewest partitions owned while the worker is replaced
+        while not watching.wait(0.005):
+            fewest[0] = min(fewest[0], len(worker.owned_partitions))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        first.stop()
+        _until(lambda: sidecar.workers_connected == 0, "the first SDK worker's stream to end")
+        time.sleep(0.5)  # longer than a release takes without the wait (0.05 s)
+        second = sdk_apps.register(sdk_worker())
+        second.start()
+        _until(lambda: sidecar.workers_connected > 0, "the second SDK worker to connect")
+        time.sleep(0.5)
+    finally:
+        watching.set()
+        watcher.join()
+    assert fewest[0] == settings.partition_count, f"partitions given back meanwhile: {fewest[0]} left"
+    _until(lambda: sidecar.ready, "the sidecar to be ready again", seconds=10)
