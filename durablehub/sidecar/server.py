@@ -153,6 +153,7 @@ class Sidecar:
                 await self._start_hub(name)  # a wrong key or partition count fails here
         except BaseException:
             await self._stop_hubs()
+            await _release_port(server)
             raise
         await server.start()
         self._server = server
@@ -361,6 +362,15 @@ class Sidecar:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+async def _release_port(server: grpc.aio.Server) -> None:
+    """Let go of the port a server that never served has bound: gRPC closes the listening
+    socket only on the stop of a started server (a stop before start, or dropping the object,
+    keeps it bound for the life of the process). Started with no hub: a call that slips into
+    the moment is refused."""
+    await server.start()
+    await server.stop(None)
 
 
 def _why_not(host: str, port: int) -> str:

@@ -5,6 +5,8 @@ connection and released when the last one leaves."""
 
 from __future__ import annotations
 
+import gc
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from durabletask import client as dt_client
 from durabletask import worker as dt_worker
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from durablehub.azurite import free_port
+from durablehub.errors import ConfigurationError
 from durablehub.settings import TaskHubSettings
 from durablehub.sidecar import Sidecar
 from durablehub.sidecar.server import STANDBY_DELAY_SECONDS
@@ -180,3 +184,17 @@ def test_a_worker_reconnecting_at_once_keeps_the_partitions(
         watcher.join()
     assert fewest[0] == settings.partition_count, f"partitions given back meanwhile: {fewest[0]} left"
     _until(lambda: sidecar.ready, "the sidecar to be ready again", seconds=10)
+
+
+def test_a_hub_that_fails_to_start_leaves_the_port_free(settings: TaskHubSettings) -> None:
+    """An embedded sidecar whose start fails after binding its port lets go of the port."""
+    second = settings.model_copy(update={"task_hub": new_hub_name(), "partition_count": 2})
+    with TaskHub(second) as hub:
+        hub.create()  # 2 partitions: the sidecar, configured for 4, refuses to open it
+    port = free_port()
+    sidecar = Sidecar(settings, port=port, options=FAST, task_hubs=[second.task_hub])
+    with pytest.raises(ConfigurationError, match="partition"):
+        sidecar.start()
+    gc.collect()  # a server object left behind must hold the port by reference, not by chance
+    with socket.create_server(("127.0.0.1", port)):  # OSError (address in use) while held
+        pass
