@@ -5,8 +5,11 @@ Client calls and worker calls are capped apart, so a flood of client calls can n
 connected SDK workers: ``Complete*``/``Abandon*`` (the answers the runtime is waiting for) and
 ``Hello`` are never capped; ``GetWorkItems`` streams have a cap of their own; long polls
 (``WaitForInstance*``) have theirs; every other call counts as a client unary call. A call
-beyond its cap is answered ``RESOURCE_EXHAUSTED`` at once (the SDKs' retry policies treat it
-as retryable). The defaults are listed in README.md ("Using the Durable Task SDKs", Limits).
+beyond its cap is answered ``RESOURCE_EXHAUSTED`` at once. The Python SDK does not retry that
+status (by default it retries no call; its opt-in retry policy covers UNAVAILABLE): an SDK
+worker refused a stream reconnects through its own loop after a delay; a client call over its
+cap raises to the caller. The defaults are listed in README.md ("Using the Durable Task SDKs",
+Limits).
 """
 
 from __future__ import annotations
