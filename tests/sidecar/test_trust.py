@@ -207,9 +207,7 @@ def test_tls_with_a_token_and_mutual_tls_with_the_sdk(settings: TaskHubSettings,
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         finally:
             tokenless.close()
-        sdk = sdk_apps.register(
-            dt_worker.TaskHubGrpcWorker(channel=grpc.secure_channel(address, with_token))
-        )
+        sdk = sdk_apps.register(dt_worker.TaskHubGrpcWorker(channel=grpc.secure_channel(address, with_token)))
         sdk.start()
         client = dt_client.TaskHubGrpcClient(channel=grpc.secure_channel(address, with_token))
         try:
@@ -254,7 +252,11 @@ def test_a_second_sidecar_on_a_taken_port_fails(settings: TaskHubSettings, tmp_p
     [
         (["--tls-cert", "{dir}/server.crt"], {}, "TLS needs both --tls-cert and --tls-key"),
         (["--tls-client-ca", "{dir}/server.crt"], {}, "--tls-client-ca needs --tls-cert and --tls-key"),
-        (["--tls-cert", "{dir}/missing.crt", "--tls-key", "{dir}/server.crt"], TOKEN_ENV, "cannot read --tls-cert"),
+        (
+            ["--tls-cert", "{dir}/missing.crt", "--tls-key", "{dir}/server.crt"],
+            TOKEN_ENV,
+            "cannot read --tls-cert",
+        ),
         (["--tls-cert", "{dir}/token", "--tls-key", "{dir}/server.crt"], TOKEN_ENV, "is not a PEM file"),
         ([], {"DURABLEHUB_SIDECAR_TOKEN": "short"}, "shorter than 16 characters"),
         (["--token-file", "{dir}/empty"], {}, "is empty"),
