@@ -13,10 +13,20 @@ reappears for another sidecar or worker of the hub.
 
 A stream that stops reading looks alive to the transport (gRPC buffers megabytes for it), so
 work given to a stream has a deadline: an orchestration or entity work item (and an activity,
-if ``activity_timeout`` is set) unanswered past it, on a stream that has answered nothing since
-it was given, means the stream stopped reading. The stream is dropped as if it had gone away
-(its tokens stale, its work to the others) and its RPC is cancelled. A stream whose queue of
-unwritten items is full is given nothing more.
+if ``activity_timeout`` is set) unanswered past it means the stream stopped reading when its
+RPC has not even taken the item off its queue (the write stalled), or when the stream has
+answered nothing since it was given and has no older work outstanding. A stream with older
+work unanswered is busy, not silent (the SDK runs orchestrations and activities on one thread
+pool: an item waits there behind long activities), so the item's deadline starts again. A
+dropped stream is ended as if it had gone away (its tokens stale, its work to the others) and
+its RPC is told: ``WorkerStream.next`` raises ``StreamDropped``, which the RPC answers
+UNAVAILABLE (the SDK reconnects at once). A stream whose queue of unwritten items is full is
+given nothing more.
+
+A work item larger than ``max_item_bytes`` (the 4 MiB an SDK's channel receives by default,
+less room for framing) is never given: it would end the stream of every worker it went to.
+``submit`` raises ``WorkItemTooLarge`` instead, and the runtime fails its episode, activity
+or operation once, naming the size and the limit.
 """
 
 from __future__ import annotations
@@ -33,17 +43,35 @@ from typing import Any, Literal
 
 from durablehub.sidecar.protocol import pb
 
-__all__ = ["StaleCompletionError", "WorkDispatcher", "WorkerStream"]
+__all__ = [
+    "MAX_ITEM_BYTES",
+    "StaleCompletionError",
+    "StreamDropped",
+    "WorkDispatcher",
+    "WorkItemTooLarge",
+    "WorkerStream",
+]
 
 _LOG = logging.getLogger("durablehub.sidecar")
 
 Kind = Literal["orchestration", "activity", "entity"]
 _ANSWERED_KEPT = 4096  # answered tokens remembered, so a repeated completion is harmless
 _ABANDON_DELAY = 1.0  # s before abandoned work is offered again (a rejecting worker would spin)
+# The largest work item given: a gRPC channel receives 4 MiB by default; room for framing.
+# (SidecarLimits.max_reply_bytes has the same default.)
+MAX_ITEM_BYTES = 4 * 1024 * 1024 - 64 * 1024
 
 
 class StaleCompletionError(LookupError):
     """A completion or abandon whose token is unknown: never issued, withdrawn or reissued."""
+
+
+class StreamDropped(Exception):
+    """The dispatcher dropped the stream (it stopped reading); the message says why."""
+
+
+class WorkItemTooLarge(ValueError):
+    """A work item too large for a worker's channel to receive: it is never given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +100,9 @@ class WorkerStream:
 
     def __init__(self, stream_id: int, request: pb.GetWorkItemsRequest, *, queue_limit: int = 0) -> None:
         self.id = stream_id
-        self.items: asyncio.Queue[pb.WorkItem] = asyncio.Queue(maxsize=queue_limit)
+        # Items to write, by token; None (after a drop): the RPC must end.
+        self.items: asyncio.Queue[pb.WorkItem | None] = asyncio.Queue(maxsize=queue_limit)
+        self.unsent: set[str] = set()  # tokens of items the RPC has not taken off the queue yet
         filters = request.workItemFilters if request.HasField("workItemFilters") else None
         self._filters: dict[Kind, _Filter] = {
             "orchestration": _filter(filters.orchestrations if filters else ()),
@@ -90,6 +120,30 @@ class WorkerStream:
         self.last_heard = time.monotonic()  # connected, or its last completion or abandon
         self.dropped: str | None = None  # why the dispatcher dropped it (it stopped reading)
         self.on_drop: Callable[[], None] | None = None  # ends its RPC (set by the RPC handler)
+
+    async def next(self, timeout: float) -> pb.WorkItem | None:
+        """The next item to write (None: none came within ``timeout``).
+
+        Raises:
+            StreamDropped: the dispatcher dropped this stream.
+        """
+        try:
+            item = await asyncio.wait_for(self.items.get(), timeout)
+        except TimeoutError:
+            item = None
+        if self.dropped is not None:
+            raise StreamDropped(self.dropped)
+        if item is not None:
+            self.unsent.discard(item.completionToken)
+        return item
+
+    def end(self, why: str) -> None:
+        """Dropped: the queued items are stale; wake the RPC waiting in ``next``."""
+        self.dropped = why
+        while not self.items.empty():
+            self.items.get_nowait()
+        self.unsent.clear()
+        self.items.put_nowait(None)
 
     def takes(self, work: _Work) -> bool:
         if self.closed or self.items.full() or not self._filters[work.kind].accepts(work.name, work.version):
@@ -115,7 +169,8 @@ class _Work:
 class WorkDispatcher:
     """``item_timeout``/``activity_timeout``: seconds before work unanswered on a silent stream
     drops that stream (None: never); ``queue_limit``: unwritten items per stream (0: no limit);
-    ``on_change``: called with the number of streams connected, on each change."""
+    ``max_item_bytes``: the largest work item given; ``on_change``: called with the number of
+    streams connected, on each change."""
 
     def __init__(
         self,
@@ -123,6 +178,7 @@ class WorkDispatcher:
         item_timeout: float | None = None,
         activity_timeout: float | None = None,
         queue_limit: int = 0,
+        max_item_bytes: int = MAX_ITEM_BYTES,
         on_change: Callable[[int], None] | None = None,
     ) -> None:
         self._on_change = on_change
@@ -132,6 +188,7 @@ class WorkDispatcher:
             "activity": activity_timeout,
         }
         self._queue_limit = queue_limit
+        self._max_item_bytes = max_item_bytes
         self._pending: deque[_Work] = deque()
         self._streams: dict[int, WorkerStream] = {}
         self._by_token: dict[str, _Work] = {}
@@ -153,9 +210,19 @@ class WorkDispatcher:
 
     async def submit(self, kind: Kind, name: str, version: str | None, item: pb.WorkItem) -> Any:
         """Give ``item`` to a worker and return its answer (the ``Complete*`` request).
-        Cancelling withdraws it: its token goes stale. Once closed, it is cancelled at once."""
+        Cancelling withdraws it: its token goes stale. Once closed, it is cancelled at once.
+
+        Raises:
+            WorkItemTooLarge: ``item`` is larger than a worker may receive.
+        """
         if self._closed:
             raise asyncio.CancelledError("the sidecar is stopping: no worker can run this")
+        size = item.ByteSize() + 40  # its completion token
+        if size > self._max_item_bytes:
+            raise WorkItemTooLarge(
+                f"the {kind} work item for {name!r} takes {size} bytes, more than an SDK worker "
+                f"may receive ({self._max_item_bytes} bytes): make its history, input or state smaller"
+            )
         work = _Work(kind, name, version, item, asyncio.get_running_loop().create_future())
         self._pending.append(work)
         self._pump()
@@ -274,24 +341,41 @@ class WorkDispatcher:
         item = pb.WorkItem()
         item.CopyFrom(work.item)
         item.completionToken = token
+        stream.unsent.add(token)
         stream.items.put_nowait(item)
         timeout = self._timeouts[work.kind]
         if timeout is not None:
             work.deadline = asyncio.get_running_loop().call_later(timeout, self._overdue, work, token)
 
     def _overdue(self, work: _Work, token: str) -> None:
-        """``work`` is still unanswered under ``token``: if its stream has answered nothing since
-        it was given, the stream stopped reading (or its worker hangs): drop it."""
+        """``work`` is still unanswered under ``token``. Its stream stopped reading if its RPC
+        has not taken the item yet, or if it has answered nothing since and has no older work:
+        drop it. With older work unanswered it is busy: check again after another timeout."""
         stream = work.stream
-        if work.token != token or stream is None or stream.last_heard >= work.given_at:
-            return  # answered, or the stream is alive and the work merely long
+        work.deadline = None
+        if work.token != token or stream is None:
+            return  # answered, withdrawn or given again
         waited = time.monotonic() - work.given_at
-        stream.dropped = (
-            f"it answered none of its work for {waited:.0f} s (a {work.kind} work item was due); "
-            "its work goes to other streams"
-        )
-        _LOG.warning("SDK worker stream %d dropped: %s", stream.id, stream.dropped)
+        if token in stream.unsent:
+            why = f"its RPC has not taken a {work.kind} work item off its queue for {waited:.0f} s"
+        elif stream.last_heard >= work.given_at:
+            return  # it answers other work: alive, and this work merely long
+        elif any(w.given_at < work.given_at for w in stream.outstanding.values()):
+            timeout = self._timeouts[work.kind]
+            assert timeout is not None  # the deadline that called this was set from it
+            work.deadline = asyncio.get_running_loop().call_later(timeout, self._overdue, work, token)
+            return  # busy with older work (its pool may be full): not silent
+        else:
+            why = f"it answered none of its work for {waited:.0f} s (a {work.kind} work item was due)"
+        self.drop(stream, f"{why}; its work goes to other streams")
+
+    def drop(self, stream: WorkerStream, why: str) -> None:
+        """End ``stream`` as if it had gone away; its RPC ends with ``why``."""
+        if stream.closed:
+            return
+        _LOG.warning("SDK worker stream %d dropped: %s", stream.id, why)
         self.disconnect(stream)
+        stream.end(why)
         if stream.on_drop is not None:
             stream.on_drop()
 

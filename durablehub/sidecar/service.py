@@ -30,7 +30,7 @@ from durablehub.errors import (
 )
 from durablehub.models import OrchestrationStatus
 from durablehub.sidecar import translate as tr
-from durablehub.sidecar.dispatch import StaleCompletionError, WorkDispatcher
+from durablehub.sidecar.dispatch import StaleCompletionError, StreamDropped, WorkDispatcher
 from durablehub.sidecar.limits import SidecarLimits
 from durablehub.sidecar.protocol import grpc, pb, stubs
 from durablehub.sidecar.waits import InstanceWaits, WaitTimedOut
@@ -41,6 +41,7 @@ __all__ = ["HubRuntime", "SidecarService"]
 
 _LOG = logging.getLogger("durablehub.sidecar")
 _HEALTH_PING_SECONDS = 30.0  # the Python SDK calls a stream silent after 120 s without a message
+_DROP_GRACE_SECONDS = 5.0  # a dropped stream's RPC must end by then, or it is cancelled
 _DEADLINE_MARGIN = 0.25  # s: answer a long poll before the caller's deadline, not after it
 _HISTORY_CHUNK = 100  # events per HistoryChunk
 _FINISHED = [s for s in OrchestrationStatus if s.is_terminal]
@@ -123,17 +124,23 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         task = asyncio.current_task()
         if task is not None:
 
-            def end() -> None:  # dropped for not reading: end the RPC, even mid-write
-                task.cancel()
+            def end() -> None:
+                # Dropped: ``next`` raises StreamDropped and the RPC ends UNAVAILABLE. If the RPC
+                # is stuck in a write instead, cancel it (the caller then learns nothing).
+                def cancel() -> None:
+                    if not task.done():
+                        task.cancel()
+
+                asyncio.get_running_loop().call_later(_DROP_GRACE_SECONDS, cancel)
 
             stream.on_drop = end
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(stream.items.get(), timeout=_HEALTH_PING_SECONDS)
-                except TimeoutError:
-                    item = pb.WorkItem(healthPing=pb.HealthPing())
-                yield item
+                    item = await stream.next(timeout=_HEALTH_PING_SECONDS)
+                except StreamDropped as exc:  # the SDKs reconnect at once on UNAVAILABLE
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"work-item stream dropped: {exc}")
+                yield item if item is not None else pb.WorkItem(healthPing=pb.HealthPing())
         finally:  # the worker went away (or the server stops): its work goes elsewhere
             dispatcher.disconnect(stream)
 

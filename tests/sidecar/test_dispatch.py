@@ -25,7 +25,10 @@ def _request(*, activities: tuple[str, ...] = (), max_activities: int = 0) -> pb
 
 
 async def _next(stream: dispatch.WorkerStream) -> pb.WorkItem:
-    return await asyncio.wait_for(stream.items.get(), timeout=5)
+    """The item the stream's RPC would write next (as ``GetWorkItems`` takes it)."""
+    item = await stream.next(timeout=5)
+    assert item is not None, "no work item came"
+    return item
 
 
 async def test_work_waits_for_a_worker_and_is_answered_by_token() -> None:
@@ -180,3 +183,44 @@ async def test_a_stream_that_answers_other_work_keeps_a_long_item() -> None:
     assert d.connected == 1 and busy.dropped is None
     d.complete(first.completionToken, "long")
     assert (await long, await short) == ("long", "short")
+
+
+async def test_a_busy_stream_with_older_work_keeps_a_late_item() -> None:
+    """Its pool is full of older work (a long activity, which has no deadline): the late item
+    waits in the SDK, and the stream is not silent."""
+    d = WorkDispatcher(item_timeout=0.2)
+    busy = d.connect(_request())
+    older = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    first = await _next(busy)
+    await asyncio.sleep(0.1)
+    late = asyncio.create_task(d.submit("orchestration", "o", None, _orchestration("late")))
+    second = await _next(busy)
+    await asyncio.sleep(0.6)  # past both deadlines, more than once, with nothing answered
+    assert d.connected == 1 and busy.dropped is None
+    d.complete(first.completionToken, "older")
+    d.complete(second.completionToken, "late")
+    assert (await older, await late) == ("older", "late")
+
+
+async def test_a_stream_whose_rpc_takes_nothing_is_dropped_though_busy() -> None:
+    """Items left on its queue past the deadline: its writes stalled, whatever else it does."""
+    d = WorkDispatcher(item_timeout=0.2)
+    stalled = d.connect(_request())
+    older = asyncio.create_task(d.submit("activity", "a", None, _activity("a")))
+    await _next(stalled)  # taken, never answered: busy with older work
+    late = asyncio.create_task(d.submit("orchestration", "o", None, _orchestration("late")))
+    await asyncio.sleep(0.4)  # "late" is still on its queue: the RPC stopped taking items
+    assert stalled.dropped is not None and "has not taken" in stalled.dropped and d.connected == 0
+    with pytest.raises(dispatch.StreamDropped, match="has not taken"):
+        await stalled.next(timeout=1)  # the RPC wakes and ends, naming why
+    for task in (older, late):
+        task.cancel()
+
+
+async def test_a_work_item_too_large_for_a_worker_is_refused_naming_its_size() -> None:
+    d = WorkDispatcher(max_item_bytes=1000)
+    d.connect(_request())
+    big = pb.WorkItem(activityRequest=pb.ActivityRequest(name="a", input={"value": "x" * 2000}))
+    with pytest.raises(dispatch.WorkItemTooLarge, match=r"takes \d+ bytes.*\(1000 bytes\)"):
+        await d.submit("activity", "a", None, big)
+    assert d.waiting == 0

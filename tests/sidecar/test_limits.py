@@ -5,6 +5,8 @@ sidecar on Azurite, the durabletask SDK's worker and client, and raw gRPC calls.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -208,6 +210,95 @@ def test_a_stream_that_stops_reading_loses_its_work_to_a_reading_one(settings: T
         finally:
             silent.cancel()
             worker.stop()
+            client.close()
+            ch.close()
+
+
+def slow(ctx: task.ActivityContext, n: int) -> int:
+    time.sleep(6)
+    return n
+
+
+def fan(ctx: task.OrchestrationContext, n: int):  # type: ignore[no-untyped-def]
+    results = yield task.when_all([ctx.call_activity(slow, input=i) for i in range(n)])
+    return sum(results)
+
+
+def quick(ctx: task.OrchestrationContext, _: Any) -> str:
+    return "quick"
+
+
+def test_a_busy_worker_is_not_taken_for_one_that_stopped_reading(
+    settings: TaskHubSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK runs orchestrations and activities on one thread pool: with every thread in a
+    long activity, an orchestration work item waits past the deadline in the SDK's own queue.
+    The stream is busy with older work, not silent: it keeps its work and is not dropped."""
+    caplog.set_level(logging.WARNING, logger="durablehub.sidecar")
+    with _sidecar(settings, work_item_timeout_seconds=2) as sidecar:
+        address = f"127.0.0.1:{sidecar.port}"
+        pool_of_two = dt_worker.ConcurrencyOptions(maximum_thread_pool_workers=2)
+        worker = dt_worker.TaskHubGrpcWorker(host_address=address, concurrency_options=pool_of_two)
+        for orchestrator in (fan, quick):
+            worker.add_orchestrator(orchestrator)
+        worker.add_activity(slow)
+        client = dt_client.TaskHubGrpcClient(host_address=address)
+        try:
+            worker.start()
+            fanned = client.schedule_new_orchestration(fan, input=2)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # both pool threads are now in slow activities
+                state = client.get_orchestration_state(fanned)
+                if state is not None and state.runtime_status == dt_client.OrchestrationStatus.RUNNING:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)
+            queued = client.schedule_new_orchestration(quick)
+            for iid, output in ((queued, '"quick"'), (fanned, "1")):
+                state = client.wait_for_orchestration_completion(iid, timeout=40)
+                assert state is not None and state.runtime_status == COMPLETED, state
+                assert state.serialized_output == output
+            dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+            assert not dropped, dropped
+        finally:
+            worker.stop()
+            client.close()
+
+
+def test_a_dropped_stream_ends_with_unavailable_at_once(settings: TaskHubSettings) -> None:
+    """A stream that reads its work but answers none of it is dropped, and its caller hears
+    it: UNAVAILABLE, on which the SDK reconnects at once (not after its 120 s silence)."""
+    with _sidecar(settings, work_item_timeout_seconds=1) as sidecar:
+        address = f"127.0.0.1:{sidecar.port}"
+        ch, stub = _stub(address)
+        stream = stub.GetWorkItems(pb.GetWorkItemsRequest())
+        ended: concurrent.futures.Future[grpc.RpcError | None] = concurrent.futures.Future()
+
+        def read() -> None:
+            try:
+                for _ in stream:
+                    pass
+                ended.set_result(None)
+            except grpc.RpcError as exc:
+                ended.set_result(exc)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        client = dt_client.TaskHubGrpcClient(host_address=address)
+        try:
+            deadline = time.monotonic() + 20
+            while sidecar.workers_connected < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            client.schedule_new_orchestration("Unanswered", instance_id="unanswered")
+            try:
+                error = ended.result(timeout=15)
+            except concurrent.futures.TimeoutError:
+                pytest.fail("the dropped stream is still open after 15 s")
+            assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE, error
+            assert "answered none of its work" in (error.details() or "")
+        finally:
+            stream.cancel()
+            reader.join(timeout=5)
             client.close()
             ch.close()
 
