@@ -7,7 +7,9 @@ Python SDK does not stream history) and its ``OrchestratorResponse`` becomes the
 which order, under which ETag -- is the runtime's, exactly as for an in-process ``App``.
 
 There is no deadline here: a worker that goes away gives its work back (``WorkDispatcher``),
-and work waits while no worker is connected, its messages kept invisible by the runtime.
+and work waits while no worker is connected, its messages kept invisible by the runtime. Work
+too large for a worker to receive (``WorkItemTooLarge``) fails once instead: the episode (the
+instance fails), the activity (a ``TaskFailed``) or the entity operation.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from durablehub.entities.messages import OPERATION_EVENT, RequestMessage
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.runtime.hosting import EpisodeDone, EpisodeWork, RewoundEpisode, failed_episode
 from durablehub.sidecar import translate as tr
-from durablehub.sidecar.dispatch import WorkDispatcher
+from durablehub.sidecar.dispatch import WorkDispatcher, WorkItemTooLarge
 from durablehub.sidecar.protocol import pb
 
 __all__ = ["RemoteCode"]
@@ -64,7 +66,11 @@ class RemoteCode:
 
     async def run_episode(self, work: EpisodeWork) -> EpisodeDone:
         started = work.started
-        response = await self._orchestrate(work)
+        try:
+            response = await self._orchestrate(work)
+        except WorkItemTooLarge as exc:
+            _LOG.error("instance %r: %s", work.instance_id, exc)
+            return EpisodeDone(result=failed_episode(exc, next_id=work.next_action_id))
         sender = tr.EntitySender(
             instance=started.orchestration_instance,
             now=work.new_events[0].timestamp,
@@ -84,17 +90,17 @@ class RemoteCode:
         schedules again what failed. durablehub keeps every row: the events the SDK dropped
         become ``Rewound:`` rows (``durablehub.engine.rewind``), and calls left unanswered are
         sent again as for any rewind."""
-        response = await self._orchestrate(work)
+        try:
+            response = await self._orchestrate(work)
+        except WorkItemTooLarge as exc:
+            return _rewind_failed(work, exc)
         kept = next(
             (a.rewindOrchestration for a in response.actions if a.HasField("rewindOrchestration")), None
         )
         if kept is None:
-            error = tr.TranslationError(
-                "the SDK worker answered a rewind without a rewindOrchestration action"
-            )
-            _LOG.error("instance %r: %s", work.instance_id, error)
-            return RewoundEpisode(
-                plan=None, done=EpisodeDone(result=failed_episode(error, next_id=work.next_action_id))
+            return _rewind_failed(
+                work,
+                tr.TranslationError("the SDK worker answered a rewind without a rewindOrchestration action"),
             )
         forgotten = _dropped(work.past, list(kept.newHistory))
         failed_children = {
@@ -118,9 +124,16 @@ class RemoteCode:
             parentTraceContext=tr.trace_to_proto(scheduled.parent_trace_context),
             tags=scheduled.tags or {},
         )
-        response: pb.ActivityResponse = await self.dispatcher.submit(
-            "activity", scheduled.name, scheduled.version, pb.WorkItem(activityRequest=request)
-        )
+        try:
+            response: pb.ActivityResponse = await self.dispatcher.submit(
+                "activity", scheduled.name, scheduled.version, pb.WorkItem(activityRequest=request)
+            )
+        except WorkItemTooLarge as exc:  # the activity fails once, as one that raised would
+            _LOG.error("activity %r of %r: %s", scheduled.name, target.instance_id, exc)
+            failure = FailureDetails.from_exception(exc)
+            return ev.TaskFailed(
+                task_scheduled_id=scheduled.event_id, reason=failure.message, failure_details=failure
+            )
         if response.HasField("failureDetails"):
             details = tr.failure_from_proto(response.failureDetails)
             return ev.TaskFailed(
@@ -151,12 +164,23 @@ class RemoteEntity:
     ) -> OperationOutcome:
         request = tr.entity_batch_request(entity_id, operation, request_id, state, input)
         submit = self._dispatcher.submit("entity", entity_id.entity, None, pb.WorkItem(entityRequest=request))
-        answer: pb.EntityBatchResult = asyncio.run_coroutine_threadsafe(submit, self._loop).result()
+        try:
+            answer: pb.EntityBatchResult = asyncio.run_coroutine_threadsafe(submit, self._loop).result()
+        except WorkItemTooLarge as exc:
+            _LOG.error("entity %s, operation %r: %s", entity_id, operation, exc)
+            return OperationOutcome(failure=FailureDetails.from_exception(exc))
         try:
             return tr.operation_outcome(answer)
         except tr.TranslationError as exc:  # the operation fails once, as one that raised would
             _LOG.error("entity %s, operation %r: %s", entity_id, operation, exc)
             return OperationOutcome(failure=FailureDetails.from_exception(exc))
+
+
+def _rewind_failed(work: EpisodeWork, error: Exception) -> RewoundEpisode:
+    _LOG.error("instance %r: %s", work.instance_id, error)
+    return RewoundEpisode(
+        plan=None, done=EpisodeDone(result=failed_episode(error, next_id=work.next_action_id))
+    )
 
 
 def _dropped(past: Sequence[ev.HistoryEvent], kept: Sequence[pb.HistoryEvent]) -> set[int]:

@@ -20,6 +20,7 @@ from durabletask.internal import orchestrator_service_pb2 as pb
 from durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from google.protobuf import empty_pb2, wrappers_pb2
 
+from durablehub.client import DurableClient
 from durablehub.settings import TaskHubSettings
 from durablehub.sidecar import Sidecar, SidecarLimits
 from durablehub.testing.request_log import AzuriteRequestLog
@@ -301,6 +302,34 @@ def test_a_dropped_stream_ends_with_unavailable_at_once(settings: TaskHubSetting
             reader.join(timeout=5)
             client.close()
             ch.close()
+
+
+def echo(ctx: task.OrchestrationContext, text: str) -> int:
+    return len(text)
+
+
+def test_a_work_item_too_large_for_a_worker_fails_its_instance_once(
+    settings: TaskHubSettings, sdk_worker: Any, sdk_client: dt_client.TaskHubGrpcClient, sidecar: Sidecar
+) -> None:
+    """An episode whose history is over the 4 MiB an SDK worker's channel receives is never
+    given (it would end the stream of every worker it went to): its instance fails, naming the
+    size and the limit, and the worker keeps its stream."""
+    w = sdk_worker()
+    w.add_orchestrator(echo)
+    w.add_orchestrator(doubler)
+    w.add_activity(double)
+    w.start()
+    big = "x" * (4 * 1024 * 1024 + 1000)
+    with DurableClient(settings) as client:  # an SDK client may not send that much: durablehub's may
+        iid = client.schedule_new_orchestration("echo", input=big)
+    state = sdk_client.wait_for_orchestration_completion(iid, fetch_payloads=False, timeout=30)
+    assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.FAILED, state
+    assert state.failure_details is not None
+    assert "more than an SDK worker may receive" in state.failure_details.message, state.failure_details
+    small = sdk_client.schedule_new_orchestration(doubler, input=5)
+    done = sdk_client.wait_for_orchestration_completion(small, timeout=30)
+    assert done is not None and done.runtime_status == COMPLETED and done.serialized_output == "10"
+    assert sidecar.workers_connected == 1
 
 
 # ------------------------------------------------------------------ pages and sizes
