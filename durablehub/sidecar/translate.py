@@ -41,7 +41,7 @@ from durablehub.entities.messages import (
     scheduled_event_name,
 )
 from durablehub.entities.metadata import EntityMetadata
-from durablehub.instance_ids import check_instance_id, check_new_instance_id
+from durablehub.instance_ids import check_instance_id, check_new_instance_id, check_no_control
 from durablehub.models import FailureDetails, OrchestrationStatus
 from durablehub.sidecar.protocol import pb
 from durablehub.state import OrchestrationState
@@ -481,7 +481,14 @@ def _field(path: str, check: Any, value: Any) -> Any:
 def _name(path: str, value: str) -> str:
     if not value.strip():
         raise TranslationError(f"{path} must be a non-empty name, got {value!r}")
-    return value
+    return _no_control(path, value)
+
+
+def _no_control(path: str, value: str) -> str:
+    """``value`` without control characters: names are written into log lines, where a CR or
+    LF would forge a line of its own."""
+    checked: str = _field(path, lambda v: check_no_control(v, path), value)
+    return checked
 
 
 def _time(message: Any, path: str, *, required: bool) -> datetime | None:
@@ -645,7 +652,7 @@ def _entity_request(action_id: int, m: pb.SendEntityMessageAction, sender: Entit
             timestamp, predecessor = label(sender.last_sent, target, sender.now)
         request = RequestMessage(
             id=_name(f"{kind}.requestId", op.requestId),
-            operation=op.operation,
+            operation=_no_control(f"{kind}.operation", op.operation),
             input=text(op, "input"),
             is_signal=kind == "entityOperationSignaled",
             parent_instance_id=parent.instance_id,

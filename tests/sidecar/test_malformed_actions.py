@@ -108,6 +108,33 @@ _MALFORMED: dict[str, tuple[pb.OrchestratorAction, str]] = {
         pb.OrchestratorAction(id=0, scheduleTask=pb.ScheduleTaskAction(name="")),
         "scheduleTask.name",
     ),
+    "activity name with CR/LF": (
+        pb.OrchestratorAction(id=0, scheduleTask=pb.ScheduleTaskAction(name="A\r\nCRITICAL forged")),
+        "scheduleTask.name",
+    ),
+    "sub-orchestration name with CR/LF": (
+        pb.OrchestratorAction(
+            id=0, createSubOrchestration=pb.CreateSubOrchestrationAction(name="Child\nx", instanceId="c-1")
+        ),
+        "createSubOrchestration.name",
+    ),
+    "event name with CR/LF": (
+        pb.OrchestratorAction(
+            id=0,
+            sendEvent=pb.SendEventAction(instance=pb.OrchestrationInstance(instanceId="other"), name="E\r\n"),
+        ),
+        "sendEvent.name",
+    ),
+    "entity operation name with CR/LF": (
+        _entity_message(
+            entityOperationSignaled=pb.EntityOperationSignaledEvent(
+                requestId="r-1",
+                operation="add\r\nInjected",
+                targetInstanceId=wrappers_pb2.StringValue(value="@counter@a"),
+            )
+        ),
+        "entityOperationSignaled.operation",
+    ),
     "timer without a time": (
         pb.OrchestratorAction(id=0, createTimer=pb.CreateTimerAction()),
         "createTimer.fireAt",
@@ -162,6 +189,9 @@ def test_a_malformed_action_fails_its_instance_once_naming_the_field(
 _BAD_ENTITY_ACTIONS: dict[str, pb.OperationAction] = {
     "signal to an id that is not an entity": pb.OperationAction(
         sendSignal=pb.SendSignalAction(instanceId="not-an-entity", name="add")
+    ),
+    "signal with CR/LF in its operation name": pb.OperationAction(
+        sendSignal=pb.SendSignalAction(instanceId="@counter@b", name="add\r\nforged")
     ),
     "orchestration started with a path for an id": pb.OperationAction(
         startNewOrchestration=pb.StartNewOrchestrationAction(name="Orch", instanceId="../x")
