@@ -100,17 +100,17 @@ class InstanceWaits:
             watch.wake.set()
 
     async def _poll(self, instance_id: str, watch: _Watch) -> None:
+        """Read, answer the waiters it satisfies, sleep; until cancelled. Any failure (a storage
+        outage, a state it cannot schedule from) is logged once and the poll goes on: it is
+        shared, and its end would strand every waiter until its own timeout."""
         began = monotonic()
         schedule = core.PollSchedule()
         missing_delay = core.POLL_FIRST_SECONDS
+        failed = False
         while True:
             watch.wake.clear()
             try:
                 state = await self._read(instance_id)
-            except Exception as exc:  # a storage outage: the waiters keep waiting, the poll retries
-                _LOG.warning("wait for %r: reading its status failed: %s", instance_id, exc)
-                state, delay = watch.last, self._missing_poll
-            else:
                 watch.last = state
                 for waiter in list(watch.waiters):
                     if (
@@ -125,6 +125,11 @@ class InstanceWaits:
                     age = (datetime.now(UTC) - state.created_at).total_seconds() if state.created_at else None
                     delay = schedule.after(state.runtime_status, waited=monotonic() - began, age=age)
                     missing_delay = core.POLL_FIRST_SECONDS
+                failed = False
+            except Exception as exc:  # the waiters keep waiting, the poll retries
+                if not failed:
+                    _LOG.warning("wait for %r: polling its status failed (retrying): %r", instance_id, exc)
+                failed, delay = True, self._missing_poll
             try:
                 await asyncio.wait_for(watch.wake.wait(), delay)
             except TimeoutError:
