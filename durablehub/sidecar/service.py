@@ -401,17 +401,36 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 )
             )
 
-        page = await _answer(
-            context, query(min(q.maxInstanceCount, most) if q.maxInstanceCount > 0 else most)
+        size = min(q.maxInstanceCount, most) if q.maxInstanceCount > 0 else most
+        page, states = await self._fitting_page(
+            context,
+            query,
+            size,
+            lambda state: tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs),
+            "instance",
         )
-        states = [tr.state_to_proto(state, payloads=q.fetchInputsAndOutputs) for state in page.items]
-        fit = await self._fitting(context, states, "instance")
-        if fit < len(states):
-            page = await _answer(context, query(fit))
-            states = states[:fit]
         return pb.QueryInstancesResponse(
             orchestrationState=states, continuationToken=tr.string_value(page.continuation_token)
         )
+
+    async def _fitting_page(
+        self,
+        context: grpc.aio.ServicerContext,
+        query: Callable[[int], Awaitable[Any]],
+        size: int,
+        to_proto: Callable[[Any], Any],
+        what: str,
+    ) -> tuple[Any, list[Any]]:
+        """A page of at most ``size`` items that fits in one reply, with its own continuation
+        token: a page that does not fit is read again at the size that does, and the reply is
+        that read's items (the instances may have changed in between)."""
+        while True:
+            page = await _answer(context, query(size))
+            items = [to_proto(item) for item in page.items]
+            fit = await self._fitting(context, items, what)
+            if fit == len(items):
+                return page, items
+            size = fit
 
     async def _fitting(self, context: grpc.aio.ServicerContext, items: list[Any], what: str) -> int:
         """How many of ``items`` fit in one reply (at least one, or the call is refused)."""
@@ -432,8 +451,9 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     async def ListInstanceIds(
         self, request: pb.ListInstanceIdsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListInstanceIdsResponse:
-        """Finished instances by completion time, then id (the table has no index on completion
-        time: the finished instances are read and sorted here)."""
+        """Finished instances by completion time, then id. The table has no index on completion
+        time: every page reads the finished instances (created before ``completedTimeTo``, the
+        only bound storage can apply) and sorts them here."""
         client = await self._client(context)
         statuses = [tr.status_from_proto(v) for v in request.runtimeStatus] or _FINISHED
         since = tr.to_datetime(request.completedTimeFrom) if request.HasField("completedTimeFrom") else None
@@ -441,7 +461,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         states = await _answer(
             context,
             client.get_all_orchestration_states(
-                OrchestrationQuery(runtime_status=[s for s in statuses if s.is_terminal], page_size=1000)
+                OrchestrationQuery(
+                    runtime_status=[s for s in statuses if s.is_terminal],
+                    created_time_to=until,  # created <= completed < until
+                    page_size=1000,
+                )
             ),
         )
         keys = sorted(
@@ -530,12 +554,9 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 )
             )
 
-        page = await _answer(context, query(min(size, limits.max_page_size)))
-        entities = [tr.entity_to_proto(e) for e in page.items]
-        fit = await self._fitting(context, entities, "entity")
-        if fit < len(entities):
-            page = await _answer(context, query(fit))
-            entities = entities[:fit]
+        page, entities = await self._fitting_page(
+            context, query, min(size, limits.max_page_size), tr.entity_to_proto, "entity"
+        )
         return pb.QueryEntitiesResponse(
             entities=entities, continuationToken=tr.string_value(page.continuation_token)
         )
