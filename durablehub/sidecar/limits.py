@@ -62,6 +62,7 @@ class SidecarLimits:
             item_timeout=self.work_item_timeout_seconds,
             activity_timeout=self.activity_timeout_seconds,
             queue_limit=self.stream_queue_limit,
+            max_item_bytes=self.max_reply_bytes,  # a work item is a reply of the stream
             on_change=on_change,
         )
 
