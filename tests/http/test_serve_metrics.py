@@ -57,7 +57,7 @@ def serving(tmp_path: Path, *extra: str) -> Iterator[tuple[int, int]]:
     log_path = tmp_path / f"serve-{port}.log"
     env = {"DURABLEHUB_HTTP_KEY": KEY, "DURABLEHUB_HTTP_ALLOWED_HOSTS": "*"}
     with durablehub_process(args, OFFLINE, log_path, **env) as server:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded CI machine starts it slowly
         while not answers(f"http://127.0.0.1:{port}{API}/openapi.json?code={KEY}"):
             assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
