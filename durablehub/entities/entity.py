@@ -31,6 +31,7 @@ from typing import Any
 
 from durablehub.engine.codec import JSON_CODEC, Codec, is_structured_type
 from durablehub.entities.entity_id import EntityInstanceId
+from durablehub.instance_ids import check_new_instance_id, check_no_control
 
 __all__ = ["DurableEntity", "EntityContext", "SignalAction", "StartOrchestrationAction", "find_operation"]
 
@@ -126,8 +127,9 @@ class EntityContext:
         """Start an orchestration once this operation succeeds; returns its instance id."""
         from durablehub.task import get_name  # the task module is the orchestrator's; only names come from it
 
-        name = get_name(orchestrator)
-        iid = instance_id if instance_id is not None else self._new_instance_id()
+        # The checks of a client's start: the operation fails (state unchanged), nothing is sent.
+        name = check_no_control(get_name(orchestrator), "orchestrator name")
+        iid = check_new_instance_id(instance_id) if instance_id is not None else self._new_instance_id()
         encoded = self._codec.encode(input, what=f"input of orchestration {name!r}")
         self._actions.append(StartOrchestrationAction(name=name, instance_id=iid, input=encoded))
         return iid

@@ -254,3 +254,34 @@ def test_signals_not_yet_due_go_back_to_the_queue_until_due() -> None:
     assert not result.state.exists
     due = run_entity_batch(CART, ShoppingCart, SchedulerState(), [event], now=later)
     assert json.loads(due.state.state) == ["late"]
+
+
+def starter(ctx: dh.EntityContext, value: Any) -> None:
+    ctx.set_state("started")
+    ctx.schedule_new_orchestration(value["name"], instance_id=value["id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "instance_id", "field"),
+    [
+        ("celebrate", "../../x\r\nInjected: 1", "instance id"),
+        ("celebrate", "..", "instance id"),
+        ("cele\r\nbrate", "party", "orchestrator name"),
+    ],
+)
+def test_an_entity_cannot_start_an_orchestration_a_client_could_not(
+    name: str, instance_id: str, field: str
+) -> None:
+    """The checks of a client's and an orchestration's start apply to an entity's: the operation
+    fails, its state is unchanged, and nothing is sent."""
+    entity = dh.EntityInstanceId("starter", "s")
+    result = run(
+        [op("go", {"name": name, "id": instance_id}, id="1", parent="o", signal=False)],
+        target=starter,
+        entity=entity,
+    )
+    failure = responses(result)["1"].failure_details
+    assert failure is not None and failure.error_type == "builtins.ValueError", failure
+    assert field in failure.message
+    assert not result.state.exists
+    assert not any(isinstance(m.event, ev.ExecutionStarted) for m in result.messages)
