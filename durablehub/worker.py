@@ -123,6 +123,10 @@ class Worker:
             hub, delivery = self._hub, self._delivery
             if self._balancer is not None or hub is None or delivery is None:
                 return
+            # The runner exists before the first balance: partitions taken there may run an
+            # episode at once, whose work items it is handed in memory (started after it).
+            activities = ActivityRunner(self.code, hub, self.options, report=delivery.to_instance)
+            delivery.activities = activities
             balancer = PartitionBalancer(
                 hub,
                 self.options,
@@ -137,10 +141,9 @@ class Worker:
                 # Active only once it all runs: a retry must find nothing half done, and what
                 # this pass took (leases nobody would renew, their processors) goes back now.
                 await asyncio.shield(balancer.stop())
+                delivery.activities = None
                 raise
-            activities = ActivityRunner(self.code, hub, self.options, report=delivery.to_instance)
             self._balancer, self._activities = balancer, activities
-            delivery.activities = activities
             balancer.start()
             activities.start()
 
