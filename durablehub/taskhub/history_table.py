@@ -24,6 +24,7 @@ from durablehub.taskhub import on_demand, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.table_batch import submit_transaction
+from durablehub.taskhub.tables import table_exists
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
 MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
@@ -72,15 +73,7 @@ class HistoryTable:
 
     def exists(self) -> bool:
         """One request for at most one row's key (``durablehub hub info``)."""
-        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
-        try:
-            for _page in pages:
-                break
-        except ResourceNotFoundError as exc:
-            if not self._resource.is_missing(exc):
-                raise
-            return False
-        return True
+        return table_exists(self._table, self._resource)
 
     def _query(self, filter: str, params: dict[str, Any], select: list[str] | None = None) -> list[Any]:
         """Every row ``filter`` selects; none while the table does not exist."""

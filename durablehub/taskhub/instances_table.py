@@ -21,6 +21,7 @@ from durablehub.taskhub import compression, envelope, on_demand, rows
 from durablehub.taskhub.connections import StorageClients
 from durablehub.taskhub.large_messages import LargeMessageStore
 from durablehub.taskhub.table_batch import RETRY_POST
+from durablehub.taskhub.tables import table_exists
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import bounded_map, offload
 from durablehub.taskhub.on_demand import made_on_demand
@@ -69,15 +70,7 @@ class InstancesTable:
 
     def exists(self) -> bool:
         """One request for at most one row's key (``durablehub hub info``)."""
-        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
-        try:
-            for _page in pages:
-                break
-        except ResourceNotFoundError as exc:
-            if not self._resource.is_missing(exc):
-                raise
-            return False
-        return True
+        return table_exists(self._table, self._resource)
 
     def get(self, instance_id: str, *, resolve_blobs: bool = True) -> dict[str, Any] | None:
         """The instance's row with large values downloaded, or None. ``etag`` is in ``["_etag"]``."""

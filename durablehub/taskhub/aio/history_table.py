@@ -23,6 +23,7 @@ from durablehub.taskhub import on_demand, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.table_batch import submit_transaction
+from durablehub.taskhub.aio.tables import table_exists
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key
 
 MAX_EVENTS_PER_BATCH = 99  # + the sentinel = 100 operations, the service's limit
@@ -71,15 +72,7 @@ class AsyncHistoryTable:
 
     async def exists(self) -> bool:
         """One request for at most one row's key (``durablehub hub info``)."""
-        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
-        try:
-            async for _page in pages:
-                break
-        except ResourceNotFoundError as exc:
-            if not self._resource.is_missing(exc):
-                raise
-            return False
-        return True
+        return await table_exists(self._table, self._resource)
 
     async def _query(self, filter: str, params: dict[str, Any], select: list[str] | None = None) -> list[Any]:
         """Every row ``filter`` selects; none while the table does not exist."""

@@ -20,6 +20,7 @@ from durablehub.taskhub import compression, envelope, on_demand, rows
 from durablehub.taskhub.aio.connections import AsyncStorageClients
 from durablehub.taskhub.aio.large_messages import AsyncLargeMessageStore
 from durablehub.taskhub.aio.table_batch import RETRY_POST
+from durablehub.taskhub.aio.tables import table_exists
 from durablehub.taskhub.names import TaskHubNames, escape_partition_key, unescape_partition_key
 from durablehub.taskhub.offload import async_bounded_map, async_offload
 from durablehub.taskhub.on_demand import async_made_on_demand
@@ -68,15 +69,7 @@ class AsyncInstancesTable:
 
     async def exists(self) -> bool:
         """One request for at most one row's key (``durablehub hub info``)."""
-        pages: Any = self._table.list_entities(select=["PartitionKey"], results_per_page=1).by_page()
-        try:
-            async for _page in pages:
-                break
-        except ResourceNotFoundError as exc:
-            if not self._resource.is_missing(exc):
-                raise
-            return False
-        return True
+        return await table_exists(self._table, self._resource)
 
     async def get(self, instance_id: str, *, resolve_blobs: bool = True) -> dict[str, Any] | None:
         """The instance's row with large values downloaded, or None. ``etag`` is in ``["_etag"]``."""
