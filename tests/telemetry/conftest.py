@@ -1,7 +1,9 @@
-"""One in-memory span exporter for the process (OpenTelemetry allows one global provider)."""
+"""One in-memory span exporter for the process (OpenTelemetry allows one global provider), and
+the tracking logger's records of a test."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from durablehub.telemetry.provider import DurableIdGenerator  # noqa: E402
+from durablehub.telemetry.tracking import LOGGER_NAME  # noqa: E402
+from tests.telemetry.tracking_records import Records  # noqa: E402
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -34,3 +38,14 @@ def spans() -> Iterator[InMemorySpanExporter]:
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
+
+
+@pytest.fixture
+def tracked() -> Iterator[Records]:
+    logger = logging.getLogger(LOGGER_NAME)
+    handler, level = Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)

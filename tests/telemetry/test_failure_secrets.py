@@ -4,8 +4,6 @@ FunctionFailed lines carry the error type and the masked, escaped message."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.hub import TaskHub
 from durablehub.telemetry import tracing
-from durablehub.telemetry.tracking import LOGGER_NAME
+from tests.telemetry.tracking_records import Records
 
 pytestmark = pytest.mark.azurite
 
@@ -38,26 +36,6 @@ def reserve_inventory(ctx: dh.ActivityContext, _: Any) -> None:
 @app.orchestrator(name="PlaceOrder")
 def place_order(ctx: dh.OrchestrationContext, _: Any) -> Any:
     yield ctx.call_activity("ReserveInventory")
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def tracked() -> Iterator[Records]:
-    logger = logging.getLogger(LOGGER_NAME)
-    handler, level = Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _place_order(settings: TaskHubSettings, hub: TaskHub) -> int:

@@ -5,8 +5,6 @@ asked for."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,44 +14,16 @@ from durablehub.models import OrchestrationStatus
 from durablehub.runtime.options import WorkerOptions
 from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.hub import TaskHub
-from durablehub.telemetry.tracking import LOGGER_NAME, PAYLOADS_SETTING, REPLAY_SETTING
+from durablehub.telemetry.tracking import PAYLOADS_SETTING, REPLAY_SETTING
 from durablehub.worker import Worker
 from tests.telemetry.apps import app
+from tests.telemetry.tracking_records import Records
 
 pytestmark = pytest.mark.azurite
 
 SECRET = "card-4242"
 FIELDS = {"instanceId", "executionId", "functionName", "functionType", "state", "isReplay", "hubName"}
 FIELDS |= {"sequenceNumber", "event"}
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, instance_id: str) -> list[dict[str, Any]]:
-        return [vars(r) for r in list(self.records) if getattr(r, "instanceId", None) == instance_id]
-
-    def wait_for(self, check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 60  # a bound for a broken run, not a measurement
-        while not check():
-            assert time.monotonic() < deadline, f"no {what} in {[vars(r) for r in self.records]}"
-            time.sleep(0.05)
-
-
-@pytest.fixture
-def tracked() -> Iterator[Records]:
-    logger = logging.getLogger(LOGGER_NAME)
-    handler, level = Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _events(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
