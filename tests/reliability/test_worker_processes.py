@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import durablehub as dh
 from durablehub.client import DurableClient
+from durablehub.settings import TaskHubSettings
 from durablehub.taskhub.hub import TaskHub
 from tests.e2e.conftest import wait_until
 
@@ -30,14 +32,11 @@ def child_pids(log: Path) -> list[int]:
     return [int(p) for p in re.findall(r"worker process \d+ started \(pid (\d+)\)", log.read_text())]
 
 
-def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drains_both(
-    hub: TaskHub, tmp_path: Path
-) -> None:
-    settings = hub.settings
+def start_supervisor(settings: TaskHubSettings, log: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """``durablehub worker --processes 2`` on the hub of ``settings``, its output in ``log``."""
     assert settings.connection_string is not None
-    log = tmp_path / "supervisor.log"
     with log.open("wb") as out:
-        supervisor = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "durablehub", "worker", "tests.e2e.apps:app", "--processes", "2"],
             cwd=ROOT,
             env={
@@ -48,7 +47,16 @@ def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drain
             },
             stdout=out,
             stderr=subprocess.STDOUT,
+            **popen,
         )
+
+
+def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drains_both(
+    hub: TaskHub, tmp_path: Path
+) -> None:
+    settings = hub.settings
+    log = tmp_path / "supervisor.log"
+    supervisor = start_supervisor(settings, log)
     try:
         wait_until(lambda: len(owners(hub)) == 2, 90, "two worker processes owning partitions")
         first = owners(hub)
@@ -93,23 +101,9 @@ def test_two_processes_share_the_hub_a_killed_one_is_restarted_and_sigterm_drain
 def test_one_sigterm_to_the_process_group_drains_every_process(hub: TaskHub, tmp_path: Path) -> None:
     """coreutils ``timeout`` and systemd's default KillMode signal the whole group: each child
     gets the group's SIGTERM and then the supervisor's forwarded one. That is one stop, not two."""
-    settings = hub.settings
-    assert settings.connection_string is not None
     log = tmp_path / "supervisor.log"
-    with log.open("wb") as out:
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "durablehub", "worker", "tests.e2e.apps:app", "--processes", "2"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "AzureWebJobsStorage": settings.connection_string.get_secret_value(),
-                "DURABLEHUB_TASK_HUB": settings.task_hub,
-                "DURABLEHUB_PARTITION_COUNT": str(settings.partition_count),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as under `timeout` or a systemd unit
-        )
+    # Its own process group, as under `timeout` or a systemd unit.
+    supervisor = start_supervisor(hub.settings, log, start_new_session=True)
     try:
         wait_until(lambda: len(owners(hub)) == 2, 90, "two worker processes owning partitions")
         os.killpg(supervisor.pid, signal.SIGTERM)
